@@ -1,0 +1,3 @@
+from metaloihi.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""The one place that imports Lava: lazily, quietly, and with one clear error when it is absent."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import sys
+import warnings
+
+LAVA_HINT = (
+    "Lava (lava-nc 0.10.0, lava-dl 0.6.0) is needed for this and runs on Python 3.10 only; "
+    "you are on Python {ver}. Use the project's environment (`./run ...`, which creates a 3.10 "
+    "venv), or `pip install 'metaloihi[lava]'` into a Python 3.10 environment."
+)
+
+
+class LavaUnavailable(ImportError):
+    """Raised when a Lava-backed feature is used where Lava cannot be imported."""
+
+
+def _quiet_import(name: str):
+    # lava-dl prints CUDA / Prophesee / torchvision warnings on import: keep them off the terminal.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return importlib.import_module(name)
+
+
+def require_lava(module: str = "lava.magma.core.run_configs"):
+    """Import and return a Lava module, or raise LavaUnavailable with what to do."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        return _quiet_import(module)
+    except ImportError as err:
+        ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+        raise LavaUnavailable(LAVA_HINT.format(ver=ver) + f" (import of {module!r} failed: {err})") \
+            from err
+    except Exception as err:  # Lava 0.10 fails with a TypeError, not ImportError, on 3.11+
+        ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+        raise LavaUnavailable(LAVA_HINT.format(ver=ver) + f" (import of {module!r} failed: "
+                              f"{type(err).__name__}: {err})") from err
+
+
+def lava_available() -> bool:
+    try:
+        require_lava()
+        return True
+    except LavaUnavailable:
+        return False
