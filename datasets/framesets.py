@@ -84,16 +84,26 @@ class PairedFrameDataset(_ClassIndex):
         h, w = (h - 2 * self.crop) // self.pool, (w - 2 * self.crop) // self.pool
         return (t, c, h, 2 * w)
 
-    def _half(self, idx) -> np.ndarray:
-        f = self.base.frames(idx)
-        if self.crop:
-            f = f[..., self.crop:-self.crop, self.crop:-self.crop]
-        return pool_frames(f, self.pool)
+    def _halves(self) -> np.ndarray:
+        """Every base sample cropped and pooled, computed once (pooling per task was the
+        sampler's bottleneck): [N_base, T, 2, h, w] uint8."""
+        if getattr(self, "_half_cache", None) is None:
+            used = np.unique(self.pairs)
+            t, c, h, w = self.frame_shape
+            cache = np.zeros((len(self.base), t, c, h, w // 2), np.uint8)
+            for lo in range(0, len(used), 256):
+                idx = used[lo:lo + 256]
+                f = self.base.frames(idx)
+                if self.crop:
+                    f = f[..., self.crop:-self.crop, self.crop:-self.crop]
+                cache[idx] = pool_frames(f, self.pool)
+            self._half_cache = cache
+        return self._half_cache
 
     def frames(self, indices) -> np.ndarray:
         idx = np.asarray(indices)
-        return np.concatenate([self._half(self.pairs[idx, 0]), self._half(self.pairs[idx, 1])],
-                              axis=-1)
+        halves = self._halves()
+        return np.concatenate([halves[self.pairs[idx, 0]], halves[self.pairs[idx, 1]]], axis=-1)
 
 
 def split_pools(labels: np.ndarray, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:

@@ -1,0 +1,121 @@
+"""Readers for the real recordings in their published formats, one sample (or recording) each.
+
+N-MNIST .bin through tonic.io.read_mnist_file, ASL-DVS .mat as tonic's ASLDVS reads it, DVS128
+Gesture AEDAT 3.1 + <name>_labels.csv, N-Omniglot AEDAT4 + csv of sample boundaries. All
+return EVENT_DTYPE arrays; every failure is a UserError naming the file.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from metaloihi.datasets.aedat import read_aedat4, read_aedat31
+from metaloihi.datasets.events import EVENT_DTYPE, as_events
+from metaloihi.errors import UserError
+
+NMNIST_SIZE = (34, 34)
+GESTURE_SIZE = (128, 128)
+ASL_SIZE = (240, 180)
+DAVIS346_SIZE = (346, 260)
+
+
+def read_nmnist_bin(path) -> np.ndarray:
+    """One N-MNIST sample: 5 bytes per event (x, y, polarity bit + 23-bit timestamp in us)."""
+    from tonic.io import read_mnist_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    size = path.stat().st_size
+    if size % 5:
+        raise UserError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
+                        "(truncated?)")
+    ev = as_events(read_mnist_file(str(path), dtype=EVENT_DTYPE), str(path))
+    if len(ev) and (ev["x"].max() >= NMNIST_SIZE[0] or ev["y"].max() >= NMNIST_SIZE[1]):
+        raise UserError(f"{path}: pixel ({ev['x'].max()}, {ev['y'].max()}) outside the 34x34 "
+                        "N-MNIST sensor (not an N-MNIST file?)")
+    return ev
+
+
+def read_asl_mat(path) -> np.ndarray:
+    """One ASL-DVS sample (.mat with column vectors ts, x, y, pol); y flipped as tonic does."""
+    import scipy.io
+
+    path = Path(path)
+    try:
+        m = scipy.io.loadmat(str(path))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except Exception as err:  # noqa: BLE001 - scipy raises many types for damaged files
+        raise UserError(f"{path}: not a readable MATLAB .mat file ({type(err).__name__}: {err})") \
+            from None
+    missing = [k for k in ("ts", "x", "y", "pol") if k not in m]
+    if missing:
+        raise UserError(f"{path}: ASL-DVS .mat lacks variables {missing}; expected ts, x, y, pol")
+    cols = [np.asarray(m[k]).ravel() for k in ("ts", "x", "y", "pol")]
+    if len({len(c) for c in cols}) != 1:
+        raise UserError(f"{path}: ts, x, y, pol lengths differ {[len(c) for c in cols]}")
+    ts, x, y, pol = cols
+    ev = np.empty(len(ts), EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"], ev["p"] = ts, x, ASL_SIZE[1] - 1 - y.astype(np.int64), pol > 0
+    return ev
+
+
+def _csv_rows(path, n_cols: int, what: str) -> list[list[int]]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {what} file not found")
+    rows = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            row = [c.strip() for c in row if c.strip()]
+            if not row:
+                continue
+            try:
+                vals = [int(float(c)) for c in row]
+            except ValueError:
+                if i == 0:
+                    continue  # header line
+                raise UserError(f"{path}: line {i + 1} {row!r} is not numeric; expected {what}")\
+                    from None
+            if len(vals) < n_cols:
+                raise UserError(f"{path}: line {i + 1} has {len(vals)} columns; expected {n_cols}")
+            rows.append(vals)
+    return rows
+
+
+def read_gesture_recording(aedat_path) -> list[tuple[np.ndarray, int]]:
+    """A DVS128 Gesture recording (userXX_<light>.aedat + userXX_<light>_labels.csv) ->
+    [(events of one gesture with t from its start, class 0..10)], classes as tonic's DVSGesture."""
+    aedat_path = Path(aedat_path)
+    labels_path = aedat_path.with_name(aedat_path.stem + "_labels.csv")
+    rows = _csv_rows(labels_path, 3, "class,startTime_usec,endTime_usec")
+    ev = read_aedat31(aedat_path)
+    out = []
+    for cls, start, end in (r[:3] for r in rows):
+        if not 1 <= cls <= 11:
+            raise UserError(f"{labels_path}: class {cls}; expected 1..11")
+        seg = ev[(ev["t"] >= start) & (ev["t"] < end)].copy()
+        seg["t"] -= start
+        out.append((seg, cls - 1))
+    return out
+
+
+def read_nomniglot_character(folder) -> list[np.ndarray]:
+    """An N-Omniglot character folder (one .aedat4 with the 20 drawings + a .csv of their
+    [index, start, end] timestamps) -> one event array per drawing, t from its start."""
+    folder = Path(folder)
+    aedats, csvs = sorted(folder.glob("*.aedat4")), sorted(folder.glob("*.csv"))
+    if len(aedats) != 1 or len(csvs) != 1:
+        raise UserError(f"{folder}: expected one .aedat4 and one .csv (N-Omniglot layout); found "
+                        f"{len(aedats)} .aedat4 and {len(csvs)} .csv")
+    ev = read_aedat4(aedats[0])
+    out = []
+    for row in _csv_rows(csvs[0], 3, "index,start,end timestamps"):
+        start, end = row[1], row[2]
+        seg = ev[(ev["t"] >= start) & (ev["t"] < end)].copy()
+        seg["t"] -= start
+        out.append(seg)
+    return out
