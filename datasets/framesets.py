@@ -113,8 +113,14 @@ def split_pools(labels: np.ndarray, fractions: dict[str, float], seed: int) -> d
     total = sum(fractions.values())
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        cuts = np.round(np.cumsum([f / total for f in fractions.values()]) * len(idx)).astype(int)
-        for (k, _), lo, hi in zip(fractions.items(), np.r_[0, cuts[:-1]], cuts):
+        counts = np.floor([f / total * len(idx) for f in fractions.values()]).astype(int)
+        counts[np.argmax(counts)] += len(idx) - counts.sum()
+        for k in range(len(counts)):  # every pool gets a sample when there are enough
+            if counts[k] == 0 and counts.max() > 1:
+                counts[np.argmax(counts)] -= 1
+                counts[k] = 1
+        cuts = np.cumsum(counts)
+        for k, lo, hi in zip(fractions, np.r_[0, cuts[:-1]], cuts):
             pools[k].append(idx[lo:hi])
     return {k: np.sort(np.concatenate(v)) for k, v in pools.items()}
 
