@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import os
 import sys
 import warnings
 
@@ -27,10 +26,21 @@ def _quiet_import(name: str):
         return importlib.import_module(name)
 
 
+def _let_lava_choose_fork() -> None:
+    # Lava's runtime calls multiprocessing.set_start_method('fork') at import, which raises if
+    # anything (numba's parallel layer, say) already fixed the start method. When that method is
+    # already 'fork', clearing the choice changes nothing and lets Lava's import succeed.
+    import multiprocessing as mp
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    if mp.get_start_method(allow_none=True) == "fork":
+        mp.context._default_context._actual_context = None
+
+
 def require_lava(module: str = "lava.magma.core.run_configs"):
     """Import and return a Lava module, or raise LavaUnavailable with what to do."""
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     try:
+        _let_lava_choose_fork()
         return _quiet_import(module)
     except ImportError as err:
         ver = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -1,0 +1,95 @@
+"""Network descriptions shared by the float and the fixed-point models.
+
+A network is a list of synapse specs, each followed by a LIF population. Tensors are in torch's
+layout: a sample is [C, H, W] (conv) or [N] (dense); conv weights are [C_out, C_in, kh, kw] and
+act as cross-correlation (the Lava builder flips them for Lava's true convolution).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from metaloihi.errors import UserError
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    in_shape: tuple[int, int, int]          # (C, H, W)
+    out_channels: int
+    kernel: tuple[int, int] = (5, 5)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.in_shape
+        oh = (h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
+        if oh <= 0 or ow <= 0:
+            raise UserError(f"conv kernel {self.kernel} with stride {self.stride} and padding "
+                            f"{self.padding} does not fit input shape {self.in_shape}")
+        return (self.out_channels, oh, ow)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_shape[0], *self.kernel)
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_shape[0] * self.kernel[0] * self.kernel[1]
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    in_features: int
+    out_features: int
+
+    @property
+    def in_shape(self) -> tuple[int]:
+        return (self.in_features,)
+
+    @property
+    def out_shape(self) -> tuple[int]:
+        return (self.out_features,)
+
+    @property
+    def weight_shape(self) -> tuple[int, int]:
+        return (self.out_features, self.in_features)
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features
+
+
+SynapseSpec = ConvSpec | DenseSpec
+
+
+def check_chain(specs: list[SynapseSpec]) -> None:
+    """Each layer's input must be the previous layer's output (dense layers flatten)."""
+    if not specs:
+        raise UserError("a network needs at least one layer")
+    for i in range(1, len(specs)):
+        prev, cur = specs[i - 1].out_shape, specs[i].in_shape
+        if isinstance(specs[i], DenseSpec):
+            ok = prod(prev) == cur[0]
+        else:
+            ok = tuple(prev) == tuple(cur)
+        if not ok:
+            raise UserError(f"layer {i} expects input {cur} but layer {i - 1} gives {prev}")
+
+
+def paper_arch(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
+               channels: tuple[int, ...] = (32, 64, 128), kernel: int = 5) -> list[SynapseSpec]:
+    """The paper's 32c5-64c5-128c5 + dense head (table 2), with each 2x2 pooling folded into
+    its conv as stride 2 ("same" padding): max pooling of spikes has no Lava/netx process and a
+    fixed average-pool conv would add a LIF population (and a step of delay) per pooling; a
+    strided conv downsamples as much and is learnt."""
+    specs: list[SynapseSpec] = []
+    shape = tuple(input_shape)
+    for ch in channels:
+        spec = ConvSpec(in_shape=shape, out_channels=ch, kernel=(kernel, kernel), stride=(2, 2),
+                        padding=(kernel // 2, kernel // 2))
+        specs.append(spec)
+        shape = spec.out_shape
+    specs.append(DenseSpec(prod(shape), ways))
+    return specs

@@ -1,0 +1,251 @@
+"""Bit-exact integer model of what Lava 0.10's fixed_pt CPU ProcessModels compute.
+
+Functional core: ``lif_step`` and ``step`` take explicit state and return new state; ``run``
+is the fast path for feed-forward networks (layer by layer over all time steps, synaptic sums
+on BLAS/torch where float represents them exactly) and agrees with ``step`` bit for bit.
+
+Semantics, read from Lava's source (not guessed):
+- Dense (PyDenseModelBitAcc): weights clipped to 8 bits by sign mode, mixed-sign weights lose
+  their LSB; the integer sum over active inputs is shifted by weight_exp (arithmetic, floor).
+- Conv (PyConvModelFixed): a true convolution (scipy.signal.convolve2d) that ignores weight_exp,
+  wrapped to 24-bit signed. Our weights are cross-correlation kernels; the builder flips them.
+- Each connection delays by one step (a_out sends the sum computed at the previous step).
+- Messages travel as int32 (a channel assignment wraps).
+- LIF (PyLifModelBitAcc): u = trunc(u * (4096 - du - 1) / 4096) + (a << 6) in int32, then
+  Lava's 24-bit wrap (a single +-2**24 correction); v = trunc(v * (4096 - dv) / 4096) + u + bias
+  in int32, clipped to +-(2**23 - 1); spike where v > vth << 6, then v = 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metaloihi.errors import UserError
+from metaloihi.sim import loihi as L
+from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec, check_chain
+
+
+@dataclass(frozen=True)
+class FixedLayer:
+    """One synapse (integer weight mantissas) followed by its LIF population."""
+
+    spec: SynapseSpec
+    weight: np.ndarray
+    neuron: L.LifFixed
+    weight_exp: int = 0          # Dense only: Lava's Conv CPU model ignores it, so Conv has none
+
+    def __post_init__(self):
+        w = np.asarray(self.weight)
+        if tuple(w.shape) != tuple(self.spec.weight_shape):
+            raise UserError(f"weight shape {tuple(w.shape)} does not match layer "
+                            f"{self.spec} (expected {self.spec.weight_shape})")
+        L._check_range("weight mantissa", w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX)
+        L._check_range("weight_exp", self.weight_exp, L.WEIGHT_EXP_MIN, L.WEIGHT_EXP_MAX)
+        if isinstance(self.spec, ConvSpec) and self.weight_exp != 0:
+            raise UserError(f"conv weight_exp={self.weight_exp}: Lava's Conv CPU model ignores "
+                            "weight_exp, so a conv layer must carry its scale in vth (use 0)")
+        object.__setattr__(self, "weight", w.astype(np.int64))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.spec.out_shape))
+
+
+Network = list[FixedLayer]
+
+
+def wrap_signed(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap of int64 values to `bits` bits."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def decay(x: np.ndarray, factor: int) -> np.ndarray:
+    """x * factor / 4096 rounded toward zero (Lava's sign-magnitude right shift)."""
+    p = x * factor
+    return np.sign(p) * (np.abs(p) >> L.DECAY_BITS)
+
+
+def dense_effective_weights(w: np.ndarray) -> np.ndarray:
+    """Lava's clip + truncation of Dense weights by sign mode (mixed: LSB dropped)."""
+    w = np.asarray(w, dtype=np.int64)
+    if w.min() >= 0:                       # excitatory
+        return np.clip(w, 0, L.WEIGHT_MANT_MAX)
+    if w.max() <= 0:                       # inhibitory
+        return -np.clip(-w, 0, L.WEIGHT_MANT_MAX)
+    w = np.clip(w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX)
+    return (w >> 1) << 1                   # mixed: one mantissa bit goes to the sign
+
+
+def _exact_dtype(layer: FixedLayer, weight: np.ndarray) -> torch.dtype:
+    # Sums of |w| <= fan_in * max|w| are exact in float32 below 2**24 (float64: 2**53).
+    bound = layer.spec.fan_in * int(np.abs(weight).max(initial=0))
+    return torch.float32 if bound < 2 ** 24 else torch.float64
+
+
+def _as_tensor(x) -> torch.Tensor:
+    return x if torch.is_tensor(x) else torch.from_numpy(np.ascontiguousarray(x))
+
+
+def accumulate(layer: FixedLayer, spikes, in_hwc: bool = False, out_hwc: bool = False
+               ) -> torch.Tensor:
+    """Exact integer synaptic sums (as float) of binary spikes [B, *in_shape] -> [B, n_out],
+    before the connection's shift and wrap. Conv inputs/outputs may be in (H, W, C) neuron
+    order instead of torch's (C, H, W): the channels-last layout is mkldnn's fast path."""
+    spec = layer.spec
+    s = _as_tensor(spikes)
+    b = s.shape[0]
+    if isinstance(spec, DenseSpec):
+        w = dense_effective_weights(layer.weight)
+        dt = _exact_dtype(layer, w)
+        return s.reshape(b, -1).to(dt) @ torch.from_numpy(w.T.copy()).to(dt)
+    w = layer.weight
+    dt = _exact_dtype(layer, w)
+    c, h, wd = spec.in_shape
+    if in_hwc:
+        s = s.reshape(b, h, wd, c).permute(0, 3, 1, 2).to(dt)
+    else:
+        s = s.reshape(b, c, h, wd).to(dt).contiguous(memory_format=torch.channels_last)
+    acc = F.conv2d(s, torch.from_numpy(w).to(dt).contiguous(memory_format=torch.channels_last),
+                   stride=spec.stride, padding=spec.padding)
+    return acc.permute(0, 2, 3, 1).reshape(b, -1) if out_hwc else acc.reshape(b, -1)
+
+
+def _shift_and_wrap(layer: FixedLayer) -> tuple[int, int]:
+    """(weight_exp shift, wrap bits) that the connection applies to its integer sum."""
+    if isinstance(layer.spec, DenseSpec):
+        return layer.weight_exp, L.CHANNEL_BITS
+    return 0, L.CONV_ACC_BITS
+
+
+def synaptic_sum(layer: FixedLayer, spikes) -> np.ndarray:
+    """What the connection process computes from binary input spikes [B, *in_shape]: int64
+    activations [B, n_out] as they arrive at the neurons (shifted, wrapped)."""
+    acc = accumulate(layer, spikes).numpy().astype(np.int64)
+    shift, bits = _shift_and_wrap(layer)
+    acc = acc << shift if shift > 0 else acc >> (-shift)
+    return wrap_signed(acc, bits)
+
+
+@dataclass(frozen=True)
+class LifState:
+    u: np.ndarray       # int64 [B, n]
+    v: np.ndarray
+
+
+def lif_step(state: LifState, neuron: L.LifFixed, a_in: np.ndarray) -> tuple[LifState, np.ndarray]:
+    """One Loihi 2 CUBA-LIF update on int64 arrays [B, n]; returns (new state, bool spikes)."""
+    act = wrap_signed(a_in << L.ACT_SHIFT, 32)
+    d = wrap_signed(decay(state.u, L.DECAY_UNITY - (neuron.du + L.DU_OFFSET)) + act, 32)
+    lim = L.UV_LIMIT
+    u = np.where(d > lim, d - 2 * lim, np.where(d <= -lim, d + 2 * lim, d))
+    v = wrap_signed(decay(state.v, L.DECAY_UNITY - neuron.dv) + u + neuron.effective_bias, 32)
+    v = np.clip(v, -lim + 1, lim - 1)
+    spikes = v > neuron.effective_vth
+    v = np.where(spikes, 0, v)
+    return LifState(u=u, v=v), spikes
+
+
+@dataclass(frozen=True)
+class NetState:
+    """Per layer: neuron state and the connection's buffered activation (the one-step delay)."""
+
+    neurons: tuple[LifState, ...]
+    a_buf: tuple[np.ndarray, ...]
+
+
+def init_state(net: Network, batch: int) -> NetState:
+    zeros = [np.zeros((batch, layer.n_out), dtype=np.int64) for layer in net]
+    return NetState(neurons=tuple(LifState(z, z.copy()) for z in zeros),
+                    a_buf=tuple(z.copy() for z in zeros))
+
+
+def step(state: NetState, net: Network, x_t: np.ndarray) -> tuple[NetState, list[np.ndarray]]:
+    """One time step of the whole network, as Lava's processes do it in one step: every
+    connection sends last step's sum and computes this step's from the spikes it receives."""
+    s = np.asarray(x_t)
+    neurons, bufs, out = [], [], []
+    for layer, ns, buf in zip(net, state.neurons, state.a_buf):
+        new_buf = synaptic_sum(layer, s)
+        ns, s = lif_step(ns, layer.neuron, buf)
+        neurons.append(ns)
+        bufs.append(new_buf)
+        out.append(s)
+    return NetState(tuple(neurons), tuple(bufs)), out
+
+
+def check_network(net: Network, x_shape: tuple[int, ...]) -> None:
+    check_chain([layer.spec for layer in net])
+    want = tuple(net[0].spec.in_shape)
+    got = tuple(x_shape[2:])
+    flat_ok = isinstance(net[0].spec, DenseSpec) and int(np.prod(got)) == want[0]
+    if got != want and not flat_ok:
+        raise UserError(f"input shape {got} per step does not match the network's {want} "
+                        "(expected input [batch, steps, *shape])")
+
+
+def _hwc_to_chw(a: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    b, t = a.shape[:2]
+    c, h, w = shape
+    return a.reshape(b, t, h, w, c).transpose(0, 1, 4, 2, 3).reshape(b, t, -1)
+
+
+def run(net: Network, x: np.ndarray, record_uv: bool = False) -> dict[str, list[np.ndarray]]:
+    """Run a feed-forward network on binary input spikes x [B, T, *in_shape].
+
+    Returns {"spikes": [per layer bool [B, T, n]]} and, with record_uv, "u" and "v" (int64
+    [B, T, n], after the step's update and reset, as a Lava Monitor reads them). Neuron order
+    is torch's flatten order of out_shape. Identical to iterating ``step``, only faster.
+    """
+    from metaloihi.sim.kernels import conv_taps, layer_scan
+
+    x = np.asarray(x)
+    if x.ndim < 3:
+        raise UserError(f"input must be [batch, steps, *shape], got shape {x.shape}")
+    check_network(net, x.shape)
+    b, t = x.shape[:2]
+    rec: dict[str, list[np.ndarray]] = {"spikes": [], "u": [], "v": []}
+    s = (x != 0).astype(np.uint8)
+    hwc = False                          # is s in (H, W, C) neuron order?
+    if isinstance(net[0].spec, ConvSpec):
+        s, hwc = np.ascontiguousarray(s.transpose(0, 1, 3, 4, 2)), True
+    s = s.reshape(b, t, -1)
+    empty2, empty3 = np.zeros((1, 1), np.int32), np.zeros((1, 1, 1), np.int32)
+    for i, layer in enumerate(net):
+        spec, neuron, n = layer.spec, layer.neuron, layer.n_out
+        bias = np.broadcast_to(neuron.effective_bias, (n,)).astype(np.int64)
+        if isinstance(spec, ConvSpec):
+            c, h, w = spec.in_shape
+            oc, oh, ow = spec.out_shape
+            taps = conv_taps((h, w), (oh, ow), spec.kernel, spec.stride, spec.padding)
+            w_conv = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).reshape(
+                c, spec.kernel[0] * spec.kernel[1], oc)).astype(np.int32)
+            w_dense = empty2
+            bias = bias.reshape(oc, oh, ow).transpose(1, 2, 0).ravel()
+        else:
+            w_eff = dense_effective_weights(layer.weight)
+            if hwc:                      # columns to the (H, W, C) order the input arrives in
+                prev = net[i - 1].spec.out_shape
+                w_eff = w_eff.reshape(spec.out_features, *prev).transpose(0, 2, 3, 1)
+            w_dense = np.ascontiguousarray(w_eff.reshape(spec.weight_shape).T).astype(np.int32)
+            w_conv, taps = empty3, (np.zeros(1, np.int64),) * 3
+        shift, bits = _shift_and_wrap(layer)
+        spikes = np.zeros((b, t, n), np.uint8)
+        u = np.zeros((b, t, n) if record_uv else (1, 1, 1), np.int64)
+        v = np.zeros_like(u)
+        layer_scan(s, isinstance(spec, ConvSpec), w_dense, w_conv, *taps, shift, bits,
+                   L.DECAY_UNITY - neuron.du - L.DU_OFFSET, L.DECAY_UNITY - neuron.dv, bias,
+                   neuron.effective_vth, spikes, u, v, record_uv)
+        hwc = isinstance(spec, ConvSpec)
+        out = [spikes.view(bool)] + ([u, v] if record_uv else [])
+        if hwc:
+            out = [_hwc_to_chw(a, spec.out_shape) for a in out]
+        rec["spikes"].append(out[0])
+        if record_uv:
+            rec["u"].append(out[1])
+            rec["v"].append(out[2])
+        s = spikes
+    return rec

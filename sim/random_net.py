@@ -1,0 +1,35 @@
+"""Random networks with realistic activity, for tests and benchmarks: weights on the deployable
+grid, each layer's threshold calibrated so that it fires at a target rate on a given input."""
+from __future__ import annotations
+
+import numpy as np
+
+from metaloihi.sim import loihi as L
+from metaloihi.sim.arch import SynapseSpec
+from metaloihi.sim.fixed import FixedLayer, Network, run
+
+
+def random_weights(spec: SynapseSpec, rng: np.random.Generator, excitatory_bias: float = 0.2
+                   ) -> np.ndarray:
+    """Grid mantissas (even, |m| <= 254) from a Gaussian with a slight excitatory mean, so a
+    sparse input can drive the layer."""
+    z = rng.standard_normal(spec.weight_shape) + excitatory_bias
+    return L.weights_to_grid(z, scale=L.GRID_MAX / max(np.abs(z).max(), 1e-9))
+
+
+def calibrated_network(specs: list[SynapseSpec], x: np.ndarray, rate: float,
+                       rng: np.random.Generator, du: int = 409, dv: int = 409,
+                       iters: int = 14) -> Network:
+    """Build the network layer by layer, bisecting each layer's vth (in log space) until its
+    mean firing rate on input x [B, T, *shape] is close to `rate` (spikes per neuron per step)."""
+    net: Network = []
+    for spec in specs:
+        w = random_weights(spec, rng)
+        lo, hi = 0.0, np.log2(L.VTH_MAX)
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            layer = FixedLayer(spec, w, L.LifFixed(du=du, dv=dv, vth=int(2 ** mid)))
+            got = run(net + [layer], x)["spikes"][-1].mean()
+            lo, hi = (mid, hi) if got > rate else (lo, mid)
+        net.append(FixedLayer(spec, w, L.LifFixed(du=du, dv=dv, vth=int(2 ** ((lo + hi) / 2)))))
+    return net
