@@ -1,9 +1,10 @@
 """AEDAT readers with validation: 3.1 (DVS128 Gesture) and 4.0 (N-Omniglot, DV software).
 
-tonic.io reads AEDAT 3.1 packets without checking their type, size or completeness and needs the
-optional `aedat` package for 4.0; these readers check every header against the bytes present
+tonic.io reads AEDAT 3.1 packets without checking their type, size or completeness (and its
+read_dvs_ibm fails outright in tonic 1.7), and needs the optional `aedat` package for 4.0; these readers check every header against the bytes present
 and raise a UserError naming the file and the offset instead of a parser traceback. For a
-well-formed 3.1 polarity file they return exactly what tonic.io.read_dvs_ibm returns (tested).
+well-formed 3.1 polarity file they return what tonic.io's packet reader and read_dvs_ibm's bit
+layout give (tested).
 """
 from __future__ import annotations
 

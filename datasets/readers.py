@@ -32,7 +32,9 @@ def read_nmnist_bin(path) -> np.ndarray:
     if size % 5:
         raise UserError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
                         "(truncated?)")
-    ev = as_events(read_mnist_file(str(path), dtype=EVENT_DTYPE), str(path))
+    # tonic fills fields positionally in x, y, t, p order: pass its NMNIST dtype, then convert
+    xytp = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+    ev = as_events(read_mnist_file(str(path), dtype=xytp), str(path))
     if len(ev) and (ev["x"].max() >= NMNIST_SIZE[0] or ev["y"].max() >= NMNIST_SIZE[1]):
         raise UserError(f"{path}: pixel ({ev['x'].max()}, {ev['y'].max()}) outside the 34x34 "
                         "N-MNIST sensor (not an N-MNIST file?)")
