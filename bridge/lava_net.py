@@ -87,8 +87,10 @@ class _Lava:
         self.Loihi2SimCfg = require_lava("lava.magma.core.run_configs").Loihi2SimCfg
 
 
-def build(net: Network, x: np.ndarray, record_uv: bool) -> tuple[LavaGraph, _Lava]:
-    """Processes for one sample x [T, *in_shape] (binary spikes), with Monitors per layer."""
+def build(net: Network, x: np.ndarray, record_uv: bool, probe: str = "all"
+          ) -> tuple[LavaGraph, _Lava]:
+    """Processes for one sample x [T, *in_shape] (binary spikes), with Monitors on every
+    layer (probe="all") or on the output layer only (probe="last")."""
     lava = _Lava()
     steps = x.shape[0]
     in_shape = tuple(x.shape[1:])
@@ -104,9 +106,11 @@ def build(net: Network, x: np.ndarray, record_uv: bool) -> tuple[LavaGraph, _Lav
         out_shape = tuple(layer.spec.out_shape)
         lif = _neuron(layer, out_shape, lava)
         syn.a_out.connect(lif.a_in)
-        mons = {"spikes": lava.Monitor()}
-        mons["spikes"].probe(lif.s_out, steps)
-        if record_uv:
+        mons = {}
+        if probe == "all" or layer is net[-1]:
+            mons["spikes"] = lava.Monitor()
+            mons["spikes"].probe(lif.s_out, steps)
+        if record_uv and mons:
             for var in ("u", "v"):
                 mons[var] = lava.Monitor()
                 mons[var].probe(getattr(lif, var), steps)
@@ -117,18 +121,31 @@ def build(net: Network, x: np.ndarray, record_uv: bool) -> tuple[LavaGraph, _Lav
     return graph, lava
 
 
-def run_in_lava(net: Network, x: np.ndarray, record_uv: bool = True) -> dict[str, list]:
+def run_in_lava(net: Network, x: np.ndarray, record_uv: bool = True, probe: str = "all",
+                timings: dict | None = None) -> dict[str, list]:
     """Run one sample x [T, *in_shape] in Lava (Loihi2SimCfg, fixed_pt). Returns the same
-    structure as sim.fixed.run with batch 1: {"spikes"/"u"/"v": per layer [1, T, n]}."""
+    structure as sim.fixed.run with batch 1: {"spikes"/"u"/"v": per probed layer [1, T, n]}.
+    If `timings` is given, it receives the seconds of the first step (which includes Lava's
+    compile and process start-up) and of the remaining T-1 steps."""
+    import time
+
     x = np.asarray(x)
     check_network(net, (1, *x.shape))
-    graph, lava = build(net, x, record_uv)
+    graph, lava = build(net, x, record_uv, probe)
     steps = x.shape[0]
     rec: dict[str, list] = {"spikes": [], "u": [], "v": []}
+    cfg = lava.Loihi2SimCfg(select_tag="fixed_pt")
     try:
-        graph.source.run(condition=lava.RunSteps(num_steps=steps),
-                         run_cfg=lava.Loihi2SimCfg(select_tag="fixed_pt"))
+        t0 = time.perf_counter()
+        graph.source.run(condition=lava.RunSteps(num_steps=1), run_cfg=cfg)
+        t1 = time.perf_counter()
+        if steps > 1:
+            graph.source.run(condition=lava.RunSteps(num_steps=steps - 1), run_cfg=cfg)
+        if timings is not None:
+            timings.update(first_step_s=t1 - t0, rest_s=time.perf_counter() - t1)
         for layer, lif, mons in zip(net, graph.neurons, graph.monitors):
+            if not mons:
+                continue
             shape = tuple(layer.spec.out_shape)
             for name, mon in mons.items():
                 target = "s_out" if name == "spikes" else name
