@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("aborted", err=True)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence
-        import click
-        if isinstance(err, click.exceptions.ClickException):
+        if hasattr(err, "show") and hasattr(err, "exit_code"):   # click's usage errors
             err.show()
             sys.exit(1)
         import traceback
