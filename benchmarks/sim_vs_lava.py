@@ -50,9 +50,9 @@ def main() -> None:
     lava_out = run_in_lava(net, x[0], record_uv=False, probe="last", timings=lava_t)
     lava_per_step = lava_t["rest_s"] / (args.steps - 1)
     lava_sample = lava_per_step * args.steps
-    sim_one = best_of(lambda: fixed.run(net, x[:1]), reps=5)
-    sim_out = fixed.run(net, x[:1])
-    sim_batch = best_of(lambda: fixed.run(net, x), reps=3) / args.batch
+    sim_one = best_of(lambda: fixed.run(net, x[:1], layers="last"), reps=5)
+    sim_out = fixed.run(net, x[:1], layers="last")
+    sim_batch = best_of(lambda: fixed.run(net, x, layers="last"), reps=3) / args.batch
     identical = bool(np.array_equal(lava_out["spikes"][0], sim_out["spikes"][-1]))
     rates = [float(s.mean()) for s in fixed.run(net, x[:8])["spikes"]]
 

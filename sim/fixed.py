@@ -193,13 +193,17 @@ def _hwc_to_chw(a: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return a.reshape(b, t, h, w, c).transpose(0, 1, 4, 2, 3).reshape(b, t, -1)
 
 
-def run(net: Network, x: np.ndarray, record_uv: bool = False) -> dict[str, list[np.ndarray]]:
+def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all"
+        ) -> dict[str, list[np.ndarray]]:
     """Run a feed-forward network on binary input spikes x [B, T, *in_shape].
 
     Returns {"spikes": [per layer bool [B, T, n]]} and, with record_uv, "u" and "v" (int64
-    [B, T, n], after the step's update and reset, as a Lava Monitor reads them). Neuron order
-    is torch's flatten order of out_shape. Identical to iterating ``step``, only faster.
+    [B, T, n], after the step's update and reset, as a Lava Monitor reads them), for every
+    layer (layers="all") or the output layer only ("last"). Neuron order is torch's flatten
+    order of out_shape. Identical to iterating ``step``, only faster.
     """
+    if layers not in ("all", "last"):
+        raise UserError(f"layers must be 'all' or 'last', got {layers!r}")
     from metaloihi.sim.kernels import conv_taps, layer_scan
 
     x = np.asarray(x)
@@ -240,6 +244,9 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False) -> dict[str, list[
                    L.DECAY_UNITY - neuron.du - L.DU_OFFSET, L.DECAY_UNITY - neuron.dv, bias,
                    neuron.effective_vth, spikes, u, v, record_uv)
         hwc = isinstance(spec, ConvSpec)
+        s = spikes
+        if layers == "last" and i < len(net) - 1:
+            continue
         out = [spikes.view(bool)] + ([u, v] if record_uv else [])
         if hwc:
             out = [_hwc_to_chw(a, spec.out_shape) for a in out]
@@ -247,5 +254,4 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False) -> dict[str, list[
         if record_uv:
             rec["u"].append(out[1])
             rec["v"].append(out[2])
-        s = spikes
     return rec

@@ -29,7 +29,7 @@ def calibrated_network(specs: list[SynapseSpec], x: np.ndarray, rate: float,
         for _ in range(iters):
             mid = (lo + hi) / 2
             layer = FixedLayer(spec, w, L.LifFixed(du=du, dv=dv, vth=int(2 ** mid)))
-            got = run(net + [layer], x)["spikes"][-1].mean()
+            got = run(net + [layer], x, layers="last")["spikes"][-1].mean()
             lo, hi = (mid, hi) if got > rate else (lo, mid)
         net.append(FixedLayer(spec, w, L.LifFixed(du=du, dv=dv, vth=int(2 ** ((lo + hi) / 2)))))
     return net
