@@ -69,4 +69,5 @@ def run_demo(seed: int = 0, steps: int = 100, lava_samples: int = 2) -> dict:
                      f"{np.mean(lava_s) / sim_s:.0f}x" if lava_s else ""))
     if lava_s and not all_same:
         raise RuntimeError("sim/ and Lava disagree on the demo network: please report this")
-    return {"sim_s_per_sample": sim_s, "lava_s_per_sample": lava_s, "identical": all_same}
+    return {"sim_s_per_sample": sim_s, "lava_s_per_sample": lava_s, "identical": all_same,
+            "output_spikes": int(ours["spikes"][-1].sum())}
