@@ -90,11 +90,9 @@ def _as_tensor(x) -> torch.Tensor:
     return x if torch.is_tensor(x) else torch.from_numpy(np.ascontiguousarray(x))
 
 
-def accumulate(layer: FixedLayer, spikes, in_hwc: bool = False, out_hwc: bool = False
-               ) -> torch.Tensor:
+def accumulate(layer: FixedLayer, spikes) -> torch.Tensor:
     """Exact integer synaptic sums (as float) of binary spikes [B, *in_shape] -> [B, n_out],
-    before the connection's shift and wrap. Conv inputs/outputs may be in (H, W, C) neuron
-    order instead of torch's (C, H, W): the channels-last layout is mkldnn's fast path."""
+    before the connection's shift and wrap (the reference path: dense torch ops)."""
     spec = layer.spec
     s = _as_tensor(spikes)
     b = s.shape[0]
@@ -102,16 +100,10 @@ def accumulate(layer: FixedLayer, spikes, in_hwc: bool = False, out_hwc: bool = 
         w = dense_effective_weights(layer.weight)
         dt = _exact_dtype(layer, w)
         return s.reshape(b, -1).to(dt) @ torch.from_numpy(w.T.copy()).to(dt)
-    w = layer.weight
-    dt = _exact_dtype(layer, w)
-    c, h, wd = spec.in_shape
-    if in_hwc:
-        s = s.reshape(b, h, wd, c).permute(0, 3, 1, 2).to(dt)
-    else:
-        s = s.reshape(b, c, h, wd).to(dt).contiguous(memory_format=torch.channels_last)
-    acc = F.conv2d(s, torch.from_numpy(w).to(dt).contiguous(memory_format=torch.channels_last),
+    dt = _exact_dtype(layer, layer.weight)
+    acc = F.conv2d(s.reshape(b, *spec.in_shape).to(dt), torch.from_numpy(layer.weight).to(dt),
                    stride=spec.stride, padding=spec.padding)
-    return acc.permute(0, 2, 3, 1).reshape(b, -1) if out_hwc else acc.reshape(b, -1)
+    return acc.reshape(b, -1)
 
 
 def _shift_and_wrap(layer: FixedLayer) -> tuple[int, int]:
@@ -212,11 +204,9 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
     check_network(net, x.shape)
     b, t = x.shape[:2]
     rec: dict[str, list[np.ndarray]] = {"spikes": [], "u": [], "v": []}
-    s = (x != 0).astype(np.uint8)
-    hwc = False                          # is s in (H, W, C) neuron order?
-    if isinstance(net[0].spec, ConvSpec):
-        s, hwc = np.ascontiguousarray(s.transpose(0, 1, 3, 4, 2)), True
-    s = s.reshape(b, t, -1)
+    # binary spikes as uint8 without a copy where x is already a contiguous bool array
+    s = np.ascontiguousarray(x if x.dtype == bool else x != 0).view(np.uint8).reshape(b, t, -1)
+    hwc = False                          # is s in (H, W, C) neuron order? (x is (C, H, W))
     empty2, empty3 = np.zeros((1, 1), np.int32), np.zeros((1, 1, 1), np.int32)
     for i, layer in enumerate(net):
         spec, neuron, n = layer.spec, layer.neuron, layer.n_out
@@ -240,7 +230,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
         spikes = np.zeros((b, t, n), np.uint8)
         u = np.zeros((b, t, n) if record_uv else (1, 1, 1), np.int64)
         v = np.zeros_like(u)
-        layer_scan(s, isinstance(spec, ConvSpec), w_dense, w_conv, *taps, shift, bits,
+        layer_scan(s, not hwc, isinstance(spec, ConvSpec), w_dense, w_conv, *taps, shift, bits,
                    L.DECAY_UNITY - neuron.du - L.DU_OFFSET, L.DECAY_UNITY - neuron.dv, bias,
                    neuron.effective_vth, spikes, u, v, record_uv)
         hwc = isinstance(spec, ConvSpec)

@@ -67,16 +67,22 @@ def conv_taps(in_hw, out_hw, kernel, stride, padding):
 
 
 @nb.njit(inline="always")
-def _accumulate_conv(row, w_k, tap_ptr, tap_out, tap_k, acc):
-    # w_k: [C_in, kh*kw, C_out]; row and acc in (H, W, C) order
+def _accumulate_conv(row, in_chw, w_k, tap_ptr, tap_out, tap_k, acc):
+    # w_k: [C_in, kh*kw, C_out]; acc in (H, W, C) order; row in (H, W, C) or, for the
+    # network input, torch's (C, H, W) order (saves transposing the input)
     cin, cout = w_k.shape[0], w_k.shape[2]
+    npix = row.shape[0] // cin
     acc[:] = 0
     acc2 = acc.reshape((acc.shape[0] // cout, cout))
     for j in range(row.shape[0]):
         if not row[j]:
             continue
-        c = j % cin
-        p = j // cin
+        if in_chw:
+            c = j // npix
+            p = j - c * npix
+        else:
+            c = j % cin
+            p = j // cin
         for e in range(tap_ptr[p], tap_ptr[p + 1]):
             a = acc2[tap_out[e]]
             wrow = w_k[c, tap_k[e]]
@@ -111,7 +117,7 @@ def _lif_update(a_prev, u, v, shift, wrap_bits, fu, fv, bias, vth_eff, s_out):
 
 
 @nb.njit(parallel=True, cache=True)
-def layer_scan(in_spikes, is_conv, w_dense, w_conv, tap_ptr, tap_out, tap_k, shift, wrap_bits, fu, fv, bias,
+def layer_scan(in_spikes, in_chw, is_conv, w_dense, w_conv, tap_ptr, tap_out, tap_k, shift, wrap_bits, fu, fv, bias,
                vth_eff, spikes, u_rec, v_rec, record):
     """in_spikes [B, T, N_in] uint8 -> spikes [B, T, N_out] uint8 (and u/v [B, T, N_out])."""
     nbatch, nsteps, _ = in_spikes.shape
@@ -124,7 +130,7 @@ def layer_scan(in_spikes, is_conv, w_dense, w_conv, tap_ptr, tap_out, tap_k, shi
         a_new = np.zeros(n, np.int32)
         for t in range(nsteps):
             if is_conv:
-                _accumulate_conv(in_spikes[b, t], w_conv, tap_ptr, tap_out, tap_k, a_new)
+                _accumulate_conv(in_spikes[b, t], in_chw, w_conv, tap_ptr, tap_out, tap_k, a_new)
             else:
                 _accumulate_dense(in_spikes[b, t], w_dense, a_new)
             _lif_update(a_prev, u, v, shift, wrap_bits, fu, fv, bias, vth_eff, spikes[b, t])
