@@ -29,11 +29,16 @@ def _to_numpy(x) -> np.ndarray | float:
 
 def _float_neuron(i: int, neuron: L.LifFloat, params: dict) -> L.LifFloat:
     """Layer i's neuron as plain numbers (params entries override the LifFloat fields)."""
-    p = layer_neuron(i, neuron, params, torch.zeros(()))
+    p = layer_neuron(i, neuron, params, torch.zeros((), dtype=torch.float64))
     fields = {f: _to_numpy(getattr(p, f)) for f in ("du", "dv", "vth", "bias")}
     for f, val in fields.items():
         if not np.all(np.isfinite(val)):
             raise UserError(f"layer {i}: {f} must be finite, got {val}")
+        if f != "bias" and np.size(val) != 1:     # Lava's LIF has one du, dv, vth per population
+            raise UserError(f"layer {i}: {f} must be one number per layer, got shape "
+                            f"{np.shape(val)}")
+        if f != "bias":
+            fields[f] = float(np.ravel(val)[0])
     return L.LifFloat(**fields)
 
 

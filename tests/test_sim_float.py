@@ -354,3 +354,14 @@ def test_float_network_mapped_to_fixed_keeps_spike_counts_within_tolerance(arch)
             assert abs(float(a.mean()) - RATE) < 0.01
             assert total <= 0.10
             assert per_neuron <= (0.20 if i == len(specs) - 1 else 0.10)
+
+
+def test_mapping_reads_learnt_neuron_parameters_from_the_params_dict():
+    specs, params, neurons, _ = _small_conv_net(7)
+    learnt = dict(params, **{FL.neuron_key(1, "vth"): torch.tensor(3.0, dtype=F64),
+                             FL.neuron_key(1, "bias"): torch.full((6,), 0.125, dtype=F64)})
+    net, scales = float_to_fixed(specs, learnt, neurons)
+    assert net[1].neuron.vth == round(3.0 * scales[1])
+    assert np.all(net[1].neuron.effective_bias == round(0.125 * scales[1] * 64))
+    with pytest.raises(UserError, match=r"layer 0: vth must be one number per layer"):
+        float_to_fixed(specs, dict(params, **{FL.neuron_key(0, "vth"): torch.ones(3)}), neurons)
