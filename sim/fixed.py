@@ -207,7 +207,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
     # binary spikes as uint8 without a copy where x is already a contiguous bool array
     s = np.ascontiguousarray(x if x.dtype == bool else x != 0).view(np.uint8).reshape(b, t, -1)
     hwc = False                          # is s in (H, W, C) neuron order? (x is (C, H, W))
-    empty2, empty3 = np.zeros((1, 1), np.int32), np.zeros((1, 1, 1), np.int32)
+    empty2, empty3 = np.zeros((1, 1), np.int16), np.zeros((1, 1, 1), np.int16)
     for i, layer in enumerate(net):
         spec, neuron, n = layer.spec, layer.neuron, layer.n_out
         bias = np.broadcast_to(neuron.effective_bias, (n,)).astype(np.int64)
@@ -216,7 +216,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
             oc, oh, ow = spec.out_shape
             taps = conv_taps((h, w), (oh, ow), spec.kernel, spec.stride, spec.padding)
             w_conv = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).reshape(
-                c, spec.kernel[0] * spec.kernel[1], oc)).astype(np.int32)
+                c, spec.kernel[0] * spec.kernel[1], oc)).astype(np.int16)  # int16: half the cache footprint
             w_dense = empty2
             bias = bias.reshape(oc, oh, ow).transpose(1, 2, 0).ravel()
         else:
@@ -224,7 +224,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
             if hwc:                      # columns to the (H, W, C) order the input arrives in
                 prev = net[i - 1].spec.out_shape
                 w_eff = w_eff.reshape(spec.out_features, *prev).transpose(0, 2, 3, 1)
-            w_dense = np.ascontiguousarray(w_eff.reshape(spec.weight_shape).T).astype(np.int32)
+            w_dense = np.ascontiguousarray(w_eff.reshape(spec.weight_shape).T).astype(np.int16)
             w_conv, taps = empty3, (np.zeros(1, np.int64),) * 3
         shift, bits = _shift_and_wrap(layer)
         spikes = np.zeros((b, t, n), np.uint8)
