@@ -210,7 +210,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
     empty2, empty3 = np.zeros((1, 1), np.int16), np.zeros((1, 1, 1), np.int16)
     for i, layer in enumerate(net):
         spec, neuron, n = layer.spec, layer.neuron, layer.n_out
-        bias = np.broadcast_to(neuron.effective_bias, (n,)).astype(np.int64)
+        bias = np.broadcast_to(neuron.effective_bias, (n,)).astype(np.int32)
         if isinstance(spec, ConvSpec):
             c, h, w = spec.in_shape
             oc, oh, ow = spec.out_shape

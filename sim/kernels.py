@@ -99,13 +99,13 @@ def _lif_update(a_prev, u, v, shift, wrap_bits, fu, fv, bias, vth_eff, s_out):
         elif shift < 0:
             a = a >> (-shift)
         a = _wrap(a, wrap_bits)
-        d = _wrap(_decay(u[i], fu) + _wrap(a << 6, 32), 32)
+        d = _wrap(_decay(np.int64(u[i]), fu) + _wrap(a << 6, 32), 32)
         if d > _LIM:                     # Lava's 24-bit wrap: one correction, not a modulo
             d -= 2 * _LIM
         elif d <= -_LIM:
             d += 2 * _LIM
         u[i] = d
-        vv = _wrap(_decay(v[i], fv) + d + bias[i], 32)
+        vv = _wrap(_decay(np.int64(v[i]), fv) + d + bias[i], 32)
         if vv > _VMAX:
             vv = _VMAX
         elif vv < -_VMAX:
@@ -123,8 +123,9 @@ def layer_scan(in_spikes, in_chw, is_conv, w_dense, w_conv, tap_ptr, tap_out, ta
     nbatch, nsteps, _ = in_spikes.shape
     n = spikes.shape[2]
     for b in nb.prange(nbatch):
-        u = np.zeros(n, np.int64)
-        v = np.zeros(n, np.int64)
+        # u and v always fit int32 (u is int32-wrapped, v clipped to 24 bits): half the bytes
+        u = np.zeros(n, np.int32)
+        v = np.zeros(n, np.int32)
         # the connection's buffer (one step of delay); int32 is exact: |sum| <= fan_in * 256
         a_prev = np.zeros(n, np.int32)
         a_new = np.zeros(n, np.int32)
