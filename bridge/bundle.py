@@ -1,0 +1,262 @@
+"""The deployment bundle: one HDF5 file that lava-dl's netx loads as the frozen network, plus our
+own group for the learning head and the provenance.
+
+Layout (FORMAT below). Shapes in netx's files are written (C, H, W); netx reverses them to Lava's
+(W, H, C). Conv weights are torch's cross-correlation kernels [C_out, C_in, kh, kw]; netx flips
+and transposes them for Lava's true convolution itself (hdf5.py, create_conv).
+
+  layer/0                 type "input", shape [C, H, W] (or [N]): only the input shape, no neuron
+  layer/k (conv)          type "conv", shape [C, H, W] (output), weight int [C_out, C_in, kh, kw],
+                          stride [sh, sw], padding [ph, pw], dilation [1, 1], groups 1,
+                          bias int [W, H, C] (per neuron, Lava order: netx passes it through),
+                          neuron/{type "CUBA", iDecay = du + 1, vDecay = dv, vThMant = vth,
+                          refDelay 1}
+  layer/k (flatten)       type "flatten": before the first dense after a conv; netx connects
+                          out.transpose([2, 1, 0]).flatten(), i.e. torch's (C, H, W) order
+  layer/k (dense)         type "dense", shape [N], weight int [N, N_in] (torch order), bias int
+                          [N], neuron/{...}
+  metaloihi               attrs format; scales float64 [layers incl. head]
+  metaloihi/head          the learning head, a Dense after the last frozen layer (its input is
+                          that layer's spikes in torch flatten order, as netx's flatten gives):
+                          weight int [N, N_in] (mantissas), bias_mant int [N]; attrs weight_exp,
+                          du, dv, vth, bias_exp (Lava LIF units, not netx's), soel_threshold,
+                          soel_eta, target_on, target_off, rng_seed; labels (strings);
+                          learning_rule/ attrs (onchip/'s rule parameters)
+  metaloihi/meta          attrs, each a JSON text: source_sha256, source, split, versions,
+                          created (UTC ISO), and whatever the caller adds
+
+netx reads only layer/ (hdf5.Network._create), so our group is invisible to it. What netx does
+with our numbers: bias -> bias_mant with bias_exp 6 (the quantiser puts frozen biases there);
+iDecay - 1 -> du; Dense weights go through its optimize_weight_bits: for our grid (even
+mantissas, |m| <= 254) it picks weight << s with weight_exp = -s and num_weight_bits such that
+Lava's truncation drops only zero bits, so sum(w << s) >> s == sum(w): exactly weight_exp 0.
+(An all-zero Dense matrix makes it take log2(inf): the validator refuses one.)
+Conv has no weight exponent in netx (Lava's Conv ignores it on CPU).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from metaloihi.errors import UserError
+from metaloihi.sim import loihi as L
+from metaloihi.sim.arch import ConvSpec, DenseSpec
+from metaloihi.sim.fixed import FixedLayer, Network
+
+FORMAT = "metaloihi.bundle/1"
+NETX_BIAS_EXP = 6
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    """What the on-chip learning of the head needs besides its weights and neuron."""
+    soel_threshold: float = 1.0      # theta: an update only where |e| >= theta
+    soel_eta: float = 1.0            # step size in weight-mantissa units per (e // theta) * x
+    target_on: int = 8               # target spike count of the labelled output neuron
+    target_off: int = 0
+    rng_seed: int = 0                # the learning engine's stochastic rounding
+    labels: tuple[str, ...] = ()     # class name of output neuron i (empty: 0..N-1)
+    learning_rule: dict = field(default_factory=dict)   # onchip/'s rule: name -> number or str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    net: Network                 # frozen layers + head (last), sim.fixed layers
+    head: HeadParams
+    scales: list[float]          # per layer, mantissa units per float weight unit
+    meta: dict
+
+    @property
+    def frozen(self) -> Network:
+        return self.net[:-1]
+
+
+def _str(g: h5py.Group, name: str, value: str) -> None:
+    g.create_dataset(name, (1,), "S10", [value.encode("ascii")])   # as lava-dl's slayer writes it
+
+
+def _lava_order(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-neuron values in torch flatten order of (C, H, W) -> an array [W, H, C]."""
+    return a.reshape(shape).transpose(2, 1, 0) if len(shape) == 3 else a.reshape(shape)
+
+
+def _neuron(g: h5py.Group, layer: FixedLayer) -> None:
+    nrn = layer.neuron
+    if int(nrn.bias_exp) != NETX_BIAS_EXP and np.any(np.asarray(nrn.bias_mant) != 0):
+        raise UserError(f"frozen layer {layer.spec}: bias_exp={nrn.bias_exp}, but netx fixes the "
+                        f"bias exponent at {NETX_BIAS_EXP}; quantise with bridge.quantize")
+    n = g.create_group("neuron")
+    _str(n, "type", "CUBA")
+    n.create_dataset("iDecay", data=np.int64(nrn.du + L.DU_OFFSET))   # netx: du = iDecay - 1
+    n.create_dataset("vDecay", data=np.int64(nrn.dv))
+    n.create_dataset("vThMant", data=np.int64(nrn.vth))
+    n.create_dataset("refDelay", data=np.int64(1))
+    shape = tuple(layer.spec.out_shape)
+    bias = np.broadcast_to(np.asarray(nrn.bias_mant, np.int64), (layer.n_out,))
+    g.create_dataset("bias", data=_lava_order(np.ascontiguousarray(bias), shape).astype(np.int32))
+
+
+def _write_layer(g: h5py.Group, layer: FixedLayer) -> None:
+    spec = layer.spec
+    if layer.weight_exp != 0:
+        raise UserError(f"frozen layer {spec}: weight_exp={layer.weight_exp}; netx has no field "
+                        "for it (only the head may have one)")
+    _str(g, "type", "conv" if isinstance(spec, ConvSpec) else "dense")
+    g.create_dataset("shape", data=np.array(spec.out_shape, np.int64))
+    g.create_dataset("weight", data=layer.weight.astype(np.int16))
+    if isinstance(spec, ConvSpec):
+        g.create_dataset("stride", data=np.array(spec.stride, np.int64))
+        g.create_dataset("padding", data=np.array(spec.padding, np.int64))
+        g.create_dataset("dilation", data=np.array([1, 1], np.int64))
+        g.create_dataset("groups", data=np.int64(1))
+    _neuron(g, layer)
+
+
+def _write_head(g: h5py.Group, layer: FixedLayer, head: HeadParams) -> None:
+    if not isinstance(layer.spec, DenseSpec):
+        raise UserError(f"the head must be a dense layer, got {layer.spec}")
+    nrn = layer.neuron
+    g.create_dataset("weight", data=layer.weight.astype(np.int16))
+    g.create_dataset("bias_mant", data=np.broadcast_to(
+        np.asarray(nrn.bias_mant, np.int64), (layer.n_out,)).astype(np.int32))
+    g.attrs.update(weight_exp=int(layer.weight_exp), du=int(nrn.du), dv=int(nrn.dv),
+                   vth=int(nrn.vth), bias_exp=int(nrn.bias_exp),
+                   soel_threshold=float(head.soel_threshold), soel_eta=float(head.soel_eta),
+                   target_on=int(head.target_on), target_off=int(head.target_off),
+                   rng_seed=int(head.rng_seed))
+    labels = list(head.labels) or [str(i) for i in range(layer.n_out)]
+    g.create_dataset("labels", data=np.array(labels, dtype=h5py.string_dtype()))
+    rule = g.create_group("learning_rule")
+    for key, val in head.learning_rule.items():
+        rule.attrs[key] = val
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_meta(source: str | Path | None = None, split: dict | None = None) -> dict:
+    import torch
+
+    from metaloihi import __version__
+    try:
+        from importlib.metadata import version
+        lava_v = f"lava-nc {version('lava-nc')}, lava-dl {version('lava-dl')}"
+    except Exception:  # noqa: BLE001 - Lava is optional
+        lava_v = "absent"
+    return {"source_sha256": file_sha256(source) if source else "",
+            "source": str(source or ""), "split": split or {},
+            "versions": {"metaloihi": __version__, "lava": lava_v, "torch": torch.__version__,
+                         "h5py": h5py.__version__},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
+                 scales: list[float] | None = None, meta: dict | None = None) -> Path:
+    """Write net (frozen layers then the head) atomically: a temporary file in the same folder,
+    fsync, os.replace. An interrupted write leaves no file at `path` (or the previous one)."""
+    if len(net) < 2:
+        raise UserError(f"a bundle needs at least one frozen layer and a head, got {len(net)}")
+    head = head or HeadParams()
+    scales = [1.0] * len(net) if scales is None else [float(s) for s in scales]
+    if len(scales) != len(net):
+        raise UserError(f"{len(net)} layers but {len(scales)} scales")
+    meta = {**default_meta(), **(meta or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            layers = f.create_group("layer")
+            g = layers.create_group("0")
+            _str(g, "type", "input")
+            g.create_dataset("shape", data=np.array(net[0].spec.in_shape, np.int64))
+            k, prev_conv = 1, False
+            for layer in net[:-1]:
+                if isinstance(layer.spec, DenseSpec) and prev_conv:
+                    _str(layers.create_group(str(k)), "type", "flatten")
+                    k += 1
+                _write_layer(layers.create_group(str(k)), layer)
+                k += 1
+                prev_conv = isinstance(layer.spec, ConvSpec)
+            ours = f.create_group("metaloihi")
+            ours.attrs["format"] = FORMAT
+            ours.create_dataset("scales", data=np.array(scales, np.float64))
+            _write_head(ours.create_group("head"), net[-1], head)
+            m = ours.create_group("meta")
+            for key, val in meta.items():
+                m.attrs[key] = json.dumps(val)      # every value as JSON: one rule to read back
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# --- reading ------------------------------------------------------------------------------------
+def _torch_order(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return a.transpose(2, 1, 0).ravel() if len(shape) == 3 else a.ravel()
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Validate (bridge.validate, first violation raises UserError), then return the fixed
+    Network (frozen layers + head), the head's learning parameters, scales and metadata."""
+    from metaloihi.bridge.validate import validate_bundle
+
+    validate_bundle(path)
+    net: Network = []
+    with h5py.File(path, "r") as f:
+        layers = f["layer"]
+        shape = tuple(int(s) for s in layers["0/shape"][()])
+        for k in range(1, len(layers)):
+            g = layers[str(k)]
+            kind = g["type"][0].decode()
+            if kind == "flatten":
+                continue
+            w = g["weight"][()].astype(np.int64)
+            if kind == "conv":
+                spec = ConvSpec(in_shape=shape, out_channels=w.shape[0], kernel=tuple(w.shape[2:]),
+                                stride=tuple(int(s) for s in g["stride"][()]),
+                                padding=tuple(int(p) for p in g["padding"][()]))
+            else:
+                spec = DenseSpec(int(np.prod(shape)), w.shape[0])
+            out = tuple(spec.out_shape)
+            n = g["neuron"]
+            nrn = L.LifFixed(du=int(n["iDecay"][()]) - L.DU_OFFSET, dv=int(n["vDecay"][()]),
+                             vth=int(n["vThMant"][()]),
+                             bias_mant=_torch_order(g["bias"][()].astype(np.int64), out),
+                             bias_exp=NETX_BIAS_EXP)
+            net.append(FixedLayer(spec, w, nrn, weight_exp=0))
+            shape = out
+        ours = f["metaloihi"]
+        h = ours["head"]
+        a = h.attrs
+        w = h["weight"][()].astype(np.int64)
+        nrn = L.LifFixed(du=int(a["du"]), dv=int(a["dv"]), vth=int(a["vth"]),
+                         bias_mant=h["bias_mant"][()].astype(np.int64), bias_exp=int(a["bias_exp"]))
+        net.append(FixedLayer(DenseSpec(int(np.prod(shape)), w.shape[0]), w, nrn,
+                              weight_exp=int(a["weight_exp"])))
+        rule = {k: (v.item() if hasattr(v, "item") else v)
+                for k, v in h["learning_rule"].attrs.items()}
+        head = HeadParams(soel_threshold=float(a["soel_threshold"]),
+                          soel_eta=float(a["soel_eta"]), target_on=int(a["target_on"]),
+                          target_off=int(a["target_off"]), rng_seed=int(a["rng_seed"]),
+                          labels=tuple(s.decode() if isinstance(s, bytes) else str(s)
+                                       for s in h["labels"][()]),
+                          learning_rule=rule)
+        scales = [float(s) for s in ours["scales"][()]]
+        meta = {key: json.loads(val) for key, val in ours["meta"].attrs.items()}
+    return Bundle(net, head, scales, meta)

@@ -1,0 +1,225 @@
+"""Check a deployment bundle against Loihi 2's ranges and netx's layout; name the FIRST violation.
+
+Reads the HDF5 file directly (never through the reader, which assumes a valid file), in file
+order: structure and required fields, then per layer type, shape chain, weights (8-bit
+mantissas, then the even deployable grid), neuron (12-bit decays, 17-bit vth), bias (13-bit
+mantissa), then the head, scales and metadata. Ranges come from sim/loihi.py.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from metaloihi.bridge.bundle import FORMAT
+from metaloihi.errors import UserError
+from metaloihi.sim import loihi as L
+
+META_REQUIRED = ("source_sha256", "created", "versions")
+
+
+class _Checker:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, what: str):
+        raise UserError(f"bundle {str(self.path)!r}: {where}: {what}")
+
+    def get(self, g: h5py.Group, name: str, where: str):
+        if name not in g:
+            self.fail(where, f"required field {name!r} is missing")
+        return g[name]
+
+    def ints(self, g: h5py.Group, name: str, where: str, ndim: int | None = None) -> np.ndarray:
+        ds = self.get(g, name, where)
+        if not isinstance(ds, h5py.Dataset):
+            self.fail(f"{where}/{name}", "is a group, expected a dataset")
+        a = ds[()]
+        a = np.asarray(a)
+        if a.dtype.kind not in "iu":
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                self.fail(f"{where}/{name}", f"contains {a[~np.isfinite(a)].ravel()[0]}")
+            self.fail(f"{where}/{name}", f"must be integers, got dtype {a.dtype}")
+        if ndim is not None and a.ndim != ndim:
+            self.fail(f"{where}/{name}", f"must have {ndim} dimension(s), got shape {a.shape}")
+        return a.astype(np.int64)
+
+    def in_range(self, a, lo: int, hi: int, where: str, what: str) -> None:
+        a = np.asarray(a)
+        bad = np.argwhere((a < lo) | (a > hi))
+        if bad.size:
+            idx = tuple(int(i) for i in bad[0])
+            self.fail(where, f"{what}={int(a[idx])}{' at ' + str(list(idx)) if a.ndim else ''} "
+                             f"is out of range [{lo}, {hi}]")
+
+    def grid(self, w: np.ndarray, where: str) -> None:
+        self.in_range(w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX, where, "weight mantissa (8-bit)")
+        bad = np.argwhere((w % L.GRID_STEP != 0) | (np.abs(w) > L.GRID_MAX))
+        if bad.size:
+            idx = tuple(int(i) for i in bad[0])
+            self.fail(where, f"weight mantissa {int(w[idx])} at {list(idx)} is off the deployable "
+                             f"grid (even values in [-{L.GRID_MAX}, {L.GRID_MAX}])")
+
+    def text(self, g: h5py.Group, name: str, where: str) -> str:
+        v = self.get(g, name, where)[()]
+        v = v[0] if np.ndim(v) else v
+        return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
+
+    def scalar(self, value, where: str, lo: int, hi: int) -> int:
+        v = np.asarray(value)
+        if v.size != 1 or v.dtype.kind not in "iu":
+            self.fail(where, f"must be one integer, got {value!r}")
+        self.in_range(int(v.ravel()[0]), lo, hi, where, where.rsplit("/", 1)[-1])
+        return int(v.ravel()[0])
+
+
+def _conv_out(c: _Checker, where: str, shape, w, stride, padding):
+    _, h, wd = shape
+    kh, kw = w.shape[2:]
+    oh = (h + 2 * padding[0] - kh) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - kw) // stride[1] + 1
+    if oh <= 0 or ow <= 0:
+        c.fail(where, f"kernel {kh}x{kw} does not fit input {tuple(shape)}")
+    return (w.shape[0], oh, ow)
+
+
+def _neuron(c: _Checker, g: h5py.Group, where: str, shape: tuple) -> None:
+    n = c.get(g, "neuron", where)
+    w = f"{where}/neuron"
+    if c.text(n, "type", w) not in ("CUBA", "LOIHI"):
+        c.fail(f"{w}/type", f"neuron type {c.text(n, 'type', w)!r} is not CUBA")
+    c.scalar(c.get(n, "iDecay", w)[()], f"{w}/iDecay", L.DU_OFFSET, L.DECAY_UNITY - 1 + L.DU_OFFSET)
+    c.scalar(c.get(n, "vDecay", w)[()], f"{w}/vDecay", 0, L.DECAY_UNITY - 1)
+    c.scalar(c.get(n, "vThMant", w)[()], f"{w}/vThMant", 0, L.VTH_MAX)
+    b = c.ints(g, "bias", where)
+    want = tuple(shape[::-1]) if len(shape) == 3 else tuple(shape)
+    if b.shape != want:
+        c.fail(f"{where}/bias", f"shape {b.shape} does not match the layer's {want} "
+                                "(per neuron, Lava's (W, H, C) order)")
+    c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias", "bias mantissa (13-bit)")
+
+
+def _layers(c: _Checker, f: h5py.File) -> tuple[tuple, list[str]]:
+    layers = c.get(f, "layer", "/")
+    keys = sorted(layers.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if keys != [str(i) for i in range(len(keys))]:
+        c.fail("layer", f"layer names must be 0..{len(keys) - 1}, got {keys}")
+    if c.text(c.get(layers, "0", "layer"), "type", "layer/0") != "input":
+        c.fail("layer/0/type", "the first layer must be of type 'input'")
+    shape = tuple(c.ints(layers["0"], "shape", "layer/0", ndim=1))
+    if len(shape) not in (1, 3) or min(shape) <= 0:
+        c.fail("layer/0/shape", f"input shape {shape} must be (N,) or (C, H, W), positive")
+    kinds = []
+    for k in range(1, len(keys)):
+        where, g = f"layer/{k}", layers[str(k)]
+        kind = c.text(g, "type", where)
+        kinds.append(kind)
+        if kind == "flatten":
+            if len(shape) != 3:
+                c.fail(where, f"flatten after a flat shape {shape}")
+            nxt = layers[str(k + 1)] if str(k + 1) in layers else None
+            if nxt is None or c.text(nxt, "type", f"layer/{k + 1}") != "dense":
+                c.fail(where, "flatten must be followed by a dense layer")
+            continue
+        if kind not in ("conv", "dense"):
+            c.fail(f"{where}/type", f"layer type {kind!r} is not one of conv, dense, flatten")
+        w = c.ints(g, "weight", where, ndim=4 if kind == "conv" else 2)
+        if kind == "conv":
+            if len(shape) != 3 or w.shape[1] != shape[0]:
+                c.fail(f"{where}/weight", f"shape {w.shape} does not take input {shape}")
+            stride = c.ints(g, "stride", where, ndim=1)
+            padding = c.ints(g, "padding", where, ndim=1)
+            if len(stride) != 2 or stride.min() < 1:
+                c.fail(f"{where}/stride", f"{stride.tolist()} must be two integers >= 1")
+            if len(padding) != 2 or padding.min() < 0:
+                c.fail(f"{where}/padding", f"{padding.tolist()} must be two integers >= 0")
+            if np.any(c.ints(g, "dilation", where) != 1) or np.any(c.ints(g, "groups", where) != 1):
+                c.fail(where, "dilation and groups must be 1 (sim/ models neither)")
+            out = _conv_out(c, where, shape, w, stride, padding)
+        else:
+            if len(shape) == 3 and kinds[-2:-1] != ["flatten"]:
+                c.fail(where, f"dense after shape {shape} needs a 'flatten' layer before it")
+            if w.shape[1] != int(np.prod(shape)):
+                c.fail(f"{where}/weight", f"shape {w.shape} does not take {int(np.prod(shape))} "
+                                          f"inputs (previous layer {shape})")
+            if not np.any(w):
+                c.fail(f"{where}/weight", "all zero: netx's optimize_weight_bits cannot "
+                                          "handle an all-zero dense matrix")
+            out = (w.shape[0],)
+        got = tuple(c.ints(g, "shape", where, ndim=1))
+        if got != out:
+            c.fail(f"{where}/shape", f"{got} does not match the computed output {out}")
+        c.grid(w, f"{where}/weight")
+        _neuron(c, g, where, out)
+        shape = out
+    if not [k for k in kinds if k != "flatten"]:
+        c.fail("layer", "no frozen layers (netx needs at least one)")
+    return shape, kinds
+
+
+def _head(c: _Checker, h: h5py.Group, n_in: int) -> tuple[int, int]:
+    where = "metaloihi/head"
+    w = c.ints(h, "weight", where, ndim=2)
+    if w.shape[1] != n_in:
+        c.fail(f"{where}/weight", f"shape {w.shape} does not take the last frozen layer's "
+                                  f"{n_in} outputs")
+    c.grid(w, f"{where}/weight")
+    a = h.attrs
+    for name, lo, hi in (("weight_exp", L.WEIGHT_EXP_MIN, L.WEIGHT_EXP_MAX),
+                         ("du", 0, L.DECAY_UNITY - 1), ("dv", 0, L.DECAY_UNITY - 1),
+                         ("vth", 0, L.VTH_MAX), ("bias_exp", L.BIAS_EXP_MIN, L.BIAS_EXP_MAX),
+                         ("target_on", 0, 2 ** 31 - 1), ("target_off", 0, 2 ** 31 - 1),
+                         ("rng_seed", 0, 2 ** 63 - 1)):
+        if name not in a:
+            c.fail(where, f"required attribute {name!r} is missing")
+        c.scalar(a[name], f"{where}/{name}", lo, hi)
+    b = c.ints(h, "bias_mant", where, ndim=1)
+    if b.shape != (w.shape[0],):
+        c.fail(f"{where}/bias_mant", f"shape {b.shape}, expected ({w.shape[0]},)")
+    c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias_mant", "bias mantissa (13-bit)")
+    for name, positive in (("soel_threshold", True), ("soel_eta", False)):
+        if name not in a:
+            c.fail(where, f"required attribute {name!r} is missing")
+        v = float(a[name])
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+            c.fail(f"{where}/{name}", f"{v} must be finite and {'> 0' if positive else '>= 0'}")
+    labels = c.get(h, "labels", where)[()]
+    if len(labels) != w.shape[0] or len(set(labels.tolist())) != len(labels):
+        c.fail(f"{where}/labels", f"{len(labels)} labels for {w.shape[0]} output neurons "
+                                  "(one distinct label each)")
+    c.get(h, "learning_rule", where)
+    return w.shape[0], int(w.size)
+
+
+def validate_bundle(path: str | Path) -> str:
+    """Raise UserError naming the first violation; return a one-paragraph summary if valid."""
+    path = Path(path)
+    c = _Checker(path)
+    if not path.is_file():
+        raise UserError(f"bundle {str(path)!r} does not exist")
+    if not h5py.is_hdf5(path):
+        raise UserError(f"bundle {str(path)!r} is not an HDF5 file")
+    with h5py.File(path, "r") as f:
+        ours = c.get(f, "metaloihi", "/")
+        fmt = ours.attrs.get("format", "")
+        if fmt != FORMAT:
+            c.fail("metaloihi", f"format {fmt!r}, expected {FORMAT!r}")
+        shape, kinds = _layers(c, f)
+        n_out, n_head = _head(c, c.get(ours, "head", "metaloihi"), int(np.prod(shape)))
+        n_layers = len([k for k in kinds if k != "flatten"]) + 1
+        scales = np.asarray(c.get(ours, "scales", "metaloihi")[()], dtype=np.float64)
+        if scales.shape != (n_layers,) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+            c.fail("metaloihi/scales", f"{scales.tolist()} must be {n_layers} finite positive "
+                                       "numbers (one per layer, head included)")
+        meta = c.get(ours, "meta", "metaloihi")
+        for key in META_REQUIRED:
+            if key not in meta.attrs:
+                c.fail("metaloihi/meta", f"required attribute {key!r} is missing")
+        n_syn = sum(int(np.prod(f[f"layer/{k + 1}/weight"].shape))
+                    for k, kind in enumerate(kinds) if kind != "flatten")
+        arch = " -> ".join(kinds)
+        created = meta.attrs["created"]
+    return (f"valid: {path.name}: {len(kinds)} netx layers ({arch}), head {int(np.prod(shape))}"
+            f"->{n_out}; {n_syn + n_head} weights; created {created}")
