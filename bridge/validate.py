@@ -48,11 +48,14 @@ class _Checker:
 
     def in_range(self, a, lo: int, hi: int, where: str, what: str) -> None:
         a = np.asarray(a)
+        if a.ndim == 0:         # argwhere finds nothing in a 0-d array
+            if not lo <= int(a) <= hi:
+                self.fail(where, f"{what}={int(a)} is out of range [{lo}, {hi}]")
+            return
         bad = np.argwhere((a < lo) | (a > hi))
         if bad.size:
             idx = tuple(int(i) for i in bad[0])
-            self.fail(where, f"{what}={int(a[idx])}{' at ' + str(list(idx)) if a.ndim else ''} "
-                             f"is out of range [{lo}, {hi}]")
+            self.fail(where, f"{what}={int(a[idx])} at {list(idx)} is out of range [{lo}, {hi}]")
 
     def grid(self, w: np.ndarray, where: str) -> None:
         self.in_range(w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX, where, "weight mantissa (8-bit)")
@@ -221,5 +224,6 @@ def validate_bundle(path: str | Path) -> str:
                     for k, kind in enumerate(kinds) if kind != "flatten")
         arch = " -> ".join(kinds)
         created = meta.attrs["created"]
+        created = created.strip('"') if isinstance(created, str) else created
     return (f"valid: {path.name}: {len(kinds)} netx layers ({arch}), head {int(np.prod(shape))}"
             f"->{n_out}; {n_syn + n_head} weights; created {created}")

@@ -13,6 +13,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="metaloihi: meta-trained spiking networks, one-shot learning on Loihi 2.")
 data_app = typer.Typer(no_args_is_help=True, help="Event data sets: inspect and generate.")
 app.add_typer(data_app, name="data")
+bundle_app = typer.Typer(no_args_is_help=True, help="Deployment bundles (.h5): check them.")
+app.add_typer(bundle_app, name="bundle")
 
 
 @app.command()
@@ -48,6 +50,54 @@ def demo(
     Lava's CPU simulator, spike for spike (the one-shot learning demo arrives with issue 7)."""
     from metaloihi.demo import run_demo
     run_demo(seed=seed, steps=steps, lava_samples=lava_samples)
+
+
+@bundle_app.command("validate")
+def bundle_validate(path: Path = typer.Argument(..., help="Bundle file (.h5).")) -> None:
+    """Check ranges (8-bit even-grid mantissas, 12-bit decays, 17-bit vth, 13-bit bias), shapes
+    and required fields; name the first violation (exit 1) or print a summary (exit 0)."""
+    from metaloihi.bridge.validate import validate_bundle
+    typer.echo(validate_bundle(path))
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--{name} must be comma-separated integers, got {text!r}") from None
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(Path("runs/bundle.h5"), help="Bundle file to write."),
+    checkpoint: Path = typer.Option(None, help="offline/ checkpoint (.pt) to deploy."),
+    random: bool = typer.Option(False, "--random", help="Deploy a random network instead."),
+    nir: Path = typer.Option(None, help="Also write the network as a NIR graph (.nir)."),
+    input_shape: str = typer.Option("2,32,32", help="--random: input C,H,W."),
+    ways: int = typer.Option(5, help="--random: output neurons (ways)."),
+    channels: str = typer.Option("32,64,128", help="--random: conv channels."),
+    seed: int = typer.Option(0, help="--random: weight seed."),
+) -> None:
+    """Quantise a network to Loihi 2 fixed point and write the deployment bundle (netx layout
+    + learning head), with the per-layer quantisation error table."""
+    from metaloihi.bridge import export as ex
+    from metaloihi.bridge.validate import validate_bundle
+    if (checkpoint is None) == (not random):
+        raise UserError("give exactly one of --checkpoint PATH or --random")
+    if random:
+        shape = _ints(input_shape, "input-shape")
+        if len(shape) != 3:
+            raise UserError(f"--input-shape must be C,H,W, got {input_shape!r}")
+        specs, params, neurons = ex.random_float_network(shape, ways, _ints(channels, "channels"),
+                                                         seed=seed)
+        head, meta = None, {"source": f"random seed {seed}"}
+    else:
+        specs, params, neurons, head, meta = ex.from_checkpoint(checkpoint)
+    path, q = ex.export_bundle(out, specs, params, neurons, head=head, meta=meta, nir_path=nir)
+    typer.echo(q.table())
+    typer.echo(validate_bundle(path))
+    if nir is not None:
+        typer.echo(f"wrote {nir}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,61 @@
+"""Float network (a checkpoint from offline/, or a random one) -> quantised -> bundle (+ NIR)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metaloihi.bridge.bundle import HeadParams, default_meta, write_bundle
+from metaloihi.bridge.quantize import Quantized, quantize
+from metaloihi.errors import UserError
+from metaloihi.sim.arch import SynapseSpec, paper_arch
+from metaloihi.sim.float_lif import weight_key
+from metaloihi.sim.loihi import LifFloat
+
+
+def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
+                         channels: tuple[int, ...] = (32, 64, 128), kernel: int = 5,
+                         seed: int = 0, du: float = 0.2, dv: float = 0.1, vth: float = 1.0
+                         ) -> tuple[list[SynapseSpec], dict, list[LifFloat]]:
+    """The paper's architecture with Gaussian weights (std 2/sqrt(fan_in)): a stand-in theta0."""
+    specs = paper_arch(tuple(input_shape), ways=ways, channels=tuple(channels), kernel=kernel)
+    gen = torch.Generator().manual_seed(seed)
+    params = {weight_key(i): torch.randn(spec.weight_shape, generator=gen, dtype=torch.float64)
+              * 2.0 / np.sqrt(spec.fan_in) for i, spec in enumerate(specs)}
+    return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
+
+
+def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dict]:
+    """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint (metaloihi.maml/1).
+    The network's input shape comes from the checkpoint's data set (loaded through offline/)."""
+    try:
+        from metaloihi.offline import checkpoint, config, maml, train
+    except ImportError as err:
+        raise UserError(f"offline/ cannot be imported here ({err}); export --random works "
+                        "without it") from None
+    state = checkpoint.load(path)
+    cfg = config.from_dict(state["config"])
+    setup = train.setup(cfg)
+    theta0 = {k: v.detach().to(torch.float64) for k, v in
+              maml.theta0_of(state["meta"], cfg.maml).items()}
+    learnt = maml.learnt_values(state["meta"])
+    head = HeadParams(soel_threshold=learnt.get("soel.threshold", cfg.maml.soel_threshold),
+                      soel_eta=learnt.get("soel.eta", cfg.maml.soel_eta),
+                      target_on=int(cfg.maml.soel_target_on),
+                      target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed))
+    meta = default_meta(source=path, split=state.get("split", {}))
+    meta["iteration"] = int(state.get("iteration", 0))
+    return setup.specs, theta0, setup.neurons, head, meta
+
+
+def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
+                  head: HeadParams | None = None, meta: dict | None = None,
+                  head_weight_exp: int = 0, nir_path: str | Path | None = None
+                  ) -> tuple[Path, Quantized]:
+    q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp)
+    path = write_bundle(out, q.net, head, q.scales, meta)
+    if nir_path is not None:
+        from metaloihi.bridge.nir_export import write_nir
+        write_nir(nir_path, q.net, q.scales)
+    return path, q
