@@ -62,7 +62,7 @@ def test_quantizer_fills_the_grid_and_puts_frozen_biases_on_netx_exponent(quanti
             assert layer.neuron.bias_exp == 6 and layer.weight_exp == 0
             np.testing.assert_array_equal(layer.neuron.bias_mant, np.round(bias * scale))
         assert layer.neuron.vth == round(1.0 * scale)
-        assert (layer.neuron.du, layer.neuron.dv) == (818, 410)   # 0.2*4096 - 1 (hidden +1), 0.1*4096
+        assert (layer.neuron.du, layer.neuron.dv) == (818, 410)   # 0.2*4096 - 1 (+1 hidden)
     errs = quantized.errors
     # measured: weights within 0.5 LSB of the grid -> relative RMS error ~1e-2 for these shapes
     assert all(0 < e.w_rel_rms < 0.02 for e in errs)
@@ -75,7 +75,8 @@ def test_quantizer_fills_the_grid_and_puts_frozen_biases_on_netx_exponent(quanti
 def test_quantizer_refuses_a_bias_beyond_the_13_bit_mantissa_at_exponent_6():
     specs, params, neurons = small_float_net()
     params["layers.1.bias"][5] = 15.0    # x scale 364 = 5467: fits << 7, not << 6
-    with pytest.raises(UserError, match="layer 1: bias 15 x scale 364.5 = 5467 does not fit the 13-bit bias mantissa"):
+    with pytest.raises(UserError, match="layer 1: bias 15 x scale 364.5 = 5467 does not fit "
+                                        "the 13-bit bias mantissa"):
         quantize(specs, params, neurons)
 
 

@@ -10,7 +10,6 @@ from metaloihi.bridge.nir_export import DV_ZERO_TAU_STEPS, write_nir
 from metaloihi.bridge.quantize import quantize
 from metaloihi.sim import float_lif
 from metaloihi.sim import loihi as L
-from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.mapping import fixed_to_float
 
 from test_bridge_bundle import small_float_net
@@ -45,7 +44,8 @@ def test_nir_round_trip_shapes_and_parameters(tmp_path, deployed):
         np.testing.assert_allclose(lif.v_threshold, layer.neuron.vth / scale, rtol=1e-12)
         assert np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0)
         assert lif.metadata["du"] == layer.neuron.du and lif.metadata["vth"] == layer.neuron.vth
-    assert g.nodes["conv1"].stride.tolist() == [1, 1] and g.nodes["conv0"].padding.tolist() == [1, 1]
+    assert g.nodes["conv1"].stride.tolist() == [1, 1]
+    assert g.nodes["conv0"].padding.tolist() == [1, 1]
 
 
 def test_bias_and_no_leak_map_to_v_leak_and_a_finite_tau(tmp_path):
