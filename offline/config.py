@@ -1,0 +1,124 @@
+"""Training configs: TOML files with sections [data], [model], [maml], [train]; the shipped ones
+live in offline/configs/ and are named by file stem (`metaloihi train --config demo`).
+Every key must be known: a typo is a UserError naming it, never a silently ignored setting."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metaloihi.errors import UserError
+from metaloihi.offline.maml import MamlConfig
+from metaloihi.offline.model import ModelConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "gestures"
+    root: str = ""              # folder of a real data set's files ("" for embedded ones)
+    ways: int = 5
+    shots: int = 1
+    queries: int = 5            # query samples per class per task (D_tst)
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    seed: int = 0               # the data set generator's seed (embedded sets)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    meta_batch: int = 4
+    iterations: int = 2000
+    outer_lr: float = 1e-2      # Adam (paper), relative to each weight tensor's RMS (below)
+    relative_lr: bool = True    # Adam step per weight tensor = outer_lr x its initial RMS
+    val_every: int = 100
+    val_tasks: int = 100
+    checkpoint_every: int = 50
+    time_limit_min: float = 0.0   # stop (and checkpoint) after this wall time; 0: no limit
+    seed: int = 0
+    mode: str = "loop"          # meta-gradient: "vmap" or "loop" (see benchmarks/maml_throughput)
+    threads: int = 0            # torch CPU threads (0: torch's default)
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    maml: MamlConfig = field(default_factory=MamlConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "maml": MamlConfig, "train": TrainConfig}
+_NONE = "none"   # TOML has no null: the string "none" stands for None (e.g. trunc, bits)
+
+
+def _section(name: str, cls, values: dict):
+    if not isinstance(values, dict):
+        raise UserError(f"config section [{name}] must be a table, got {values!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, val in values.items():
+        if key not in known or key == "extra":
+            raise UserError(f"unknown config key {name}.{key}; expected one of "
+                            f"{', '.join(k for k in known if k != 'extra')}")
+        if isinstance(val, str) and val.lower() == _NONE:
+            val = None
+        if isinstance(val, list):
+            val = tuple(val)
+        out[key] = val
+    try:
+        return cls(**out)
+    except TypeError as err:
+        raise UserError(f"config section [{name}]: {err}") from None
+
+
+def from_dict(raw: dict) -> Config:
+    for key in raw:
+        if key not in SECTIONS:
+            raise UserError(f"unknown config section [{key}]; expected {', '.join(SECTIONS)}")
+    return Config(**{k: _section(k, cls, raw.get(k, {})) for k, cls in SECTIONS.items()})
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain dict (checkpoints store it; from_dict inverts it)."""
+    out = {}
+    for name in SECTIONS:
+        sec = dataclasses.asdict(getattr(cfg, name))
+        sec.pop("extra", None)
+        out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in sec.items()}
+    return out
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def load(name_or_path: str, overrides: dict | None = None) -> Config:
+    """A shipped config by name, or a TOML file by path; overrides {"train.iterations": 10}."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise UserError(f"no config named {name_or_path!r}; shipped: {', '.join(shipped())} "
+                            "(or give a .toml file)")
+    elif not path.exists():
+        raise UserError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"config file {str(path)!r}: {err}") from None
+    for dotted, val in (overrides or {}).items():
+        sec, _, key = dotted.partition(".")
+        if not key:
+            raise UserError(f"override {dotted!r}: expected section.key=value")
+        raw.setdefault(sec, {})[key] = val
+    return from_dict(raw)

@@ -1,0 +1,218 @@
+"""MAML (Stewart & Neftci 2022, eq. 1-3) as functions over a flat meta-parameter dict.
+
+Meta-parameters (one flat dict of tensors, what Adam optimises and checkpoints hold):
+  ``theta0.layers.{i}.weight``   the initialisation theta0 (float_lif keys under "theta0.")
+  ``log_inner_lr.{i}``           log of the per-layer inner learning rate alpha (SGD rule)
+  ``soel.log_threshold``, ``soel.log_eta``  logs of the SOEL rule's theta and eta (sim/soel.py)
+Rates and the threshold are learnt in log space: they stay positive, and an Adam step changes
+them by a fraction of their value whatever their scale (alpha ~ 1e-3 here, theta ~ 1).
+
+task_loss: theta0 -> (Q_outer) -> N inner steps on the support set (SGD with thresholded
+updates and Q_inner, or SOEL one shot at a time) -> cross-entropy on the query set. Layers before
+the first adapted one do not change in the inner loop, so their spikes are computed once per
+task (support and query together) and the inner loop re-runs only the adapted tail.
+meta_gradient: over a meta-batch of tasks, either torch.func.vmap of task_loss under
+torch.func.grad (inner gradients by torch.func.grad: second order by nesting), or a per-task
+Python loop with torch.autograd.grad(create_graph=True) (the reference code's way).
+Truncated BPTT: every run keeps the graph for the last `trunc` steps only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from metaloihi.errors import UserError
+from metaloihi.offline import model
+from metaloihi.offline.quant import grid_scale, quantize, threshold_update
+from metaloihi.sim import soel
+from metaloihi.sim.float_lif import weight_key
+
+THETA0 = "theta0."
+
+
+@dataclass(frozen=True)
+class MamlConfig:
+    inner_steps: int = 1              # N of eq. 1 (SOEL: passes over the shots)
+    inner_lr: float = 3e-4            # initial alpha (per adapted layer, learnt if learn_inner_lr)
+    learn_inner_lr: bool = True
+    adapt: str = "head"               # "head" (as on chip) | "all" | comma list of layer indices
+    trunc: int | None = 30            # truncated BPTT: graph over the last `trunc` steps
+    first_order: bool = False         # FOMAML
+    update_threshold: float = 0.0     # eq. 6: fraction of the update-magnitude range (0: off)
+    q_inner_bits: int | None = None   # Q_{C,S} after each inner update (None: float)
+    q_inner_stochastic: bool = False
+    q_outer_bits: int | None = None   # Q_{C,S} of theta0 before use
+    q_outer_stochastic: bool = False
+    inner_rule: str = "sgd"           # "sgd" | "soel"
+    soel_threshold: float = 2.0       # theta of SOEL (initial value)
+    soel_eta: float = 0.01            # eta of SOEL (initial value)
+    learn_soel: bool = True
+    soel_target_on: int = 8
+    soel_target_off: int = 0
+    loss_scale: float = 1.0           # cross-entropy on loss_scale * logits (a temperature)
+
+    def __post_init__(self):
+        if self.inner_rule not in ("sgd", "soel"):
+            raise UserError(f"inner_rule={self.inner_rule!r}; expected 'sgd' or 'soel'")
+        if self.inner_steps < 0:
+            raise UserError(f"inner_steps={self.inner_steps}; expected >= 0")
+        if self.trunc is not None and self.trunc < 1:
+            raise UserError(f"trunc={self.trunc}; expected >= 1 or none")
+
+
+def adapted_layers(n_layers: int, cfg: MamlConfig) -> list[int]:
+    if cfg.adapt == "head":
+        layers = [n_layers - 1]
+    elif cfg.adapt == "all":
+        layers = list(range(n_layers))
+    else:
+        try:
+            layers = sorted({int(s) for s in str(cfg.adapt).split(",")})
+        except ValueError:
+            raise UserError(f"adapt={cfg.adapt!r}; expected 'head', 'all' or layer indices "
+                            "like '2,3'") from None
+        if not layers or layers[0] < 0 or layers[-1] >= n_layers:
+            raise UserError(f"adapt={cfg.adapt!r}: layers must be in 0..{n_layers - 1}")
+    if cfg.inner_rule == "soel" and layers != [n_layers - 1]:
+        raise UserError(f"inner_rule='soel' adapts the head only; got adapt={cfg.adapt!r}")
+    return layers
+
+
+def init_meta(theta0: dict, n_layers: int, cfg: MamlConfig) -> dict[str, torch.Tensor]:
+    like = next(iter(theta0.values()))
+    meta = {THETA0 + k: v.detach().clone() for k, v in theta0.items()}
+    scalar = partial(torch.tensor, dtype=like.dtype, device=like.device)
+    if cfg.inner_rule == "sgd":
+        for i in adapted_layers(n_layers, cfg):
+            meta[f"log_inner_lr.{i}"] = scalar(cfg.inner_lr).log()
+    else:
+        meta["soel.log_threshold"] = scalar(cfg.soel_threshold).log()
+        meta["soel.log_eta"] = scalar(cfg.soel_eta).log()
+    return meta
+
+
+def learnt_values(meta: dict) -> dict[str, float]:
+    """The scalar meta-parameters in natural units: inner_lr.{i}, soel.threshold, soel.eta."""
+    return {k.replace("log_", ""): float(v.detach().exp()) for k, v in meta.items()
+            if "log_" in k}
+
+
+def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
+    """Keys the outer optimiser updates."""
+    keys = [k for k in meta if k.startswith(THETA0)]
+    if cfg.learn_inner_lr:
+        keys += [k for k in meta if k.startswith("log_inner_lr.")]
+    if cfg.learn_soel:
+        keys += [k for k in meta if k.startswith("soel.")]
+    return keys
+
+
+def theta0_of(meta: dict, cfg: MamlConfig | None = None) -> dict[str, torch.Tensor]:
+    """theta0 as a float_lif params dict (Q_outer applied when cfg asks for it)."""
+    theta = {k[len(THETA0):]: v for k, v in meta.items() if k.startswith(THETA0)}
+    if cfg is not None and cfg.q_outer_bits is not None:
+        theta = {k: quantize(v, cfg.q_outer_bits, cfg.q_outer_stochastic)
+                 if k.endswith(".weight") else v for k, v in theta.items()}
+    return theta
+
+
+def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
+               y_support: torch.Tensor, cfg: MamlConfig, use_autograd: bool = False) -> dict:
+    """theta_N from theta_0 = theta on the support set. h_support: spikes entering the first
+    adapted layer [S, T, n]. Returns the full params dict with adapted weights replaced."""
+    layers = adapted_layers(len(specs), cfg)
+    first = layers[0]
+    keys = [weight_key(i) for i in layers]
+    # Q_inner's grid is fixed by theta0's (the chip cannot rescale a layer while learning)
+    qs = {k: partial(quantize, bits=cfg.q_inner_bits, stochastic=cfg.q_inner_stochastic,
+                     scale=grid_scale(theta[k])) for k in keys}
+    if cfg.inner_rule == "soel":
+        k = keys[0]
+        targets = soel.SoelTargets(cfg.soel_target_on, cfg.soel_target_off)
+        w = soel.adapt(theta[k], h_support, y_support, neurons[-1],
+                       meta["soel.log_threshold"].exp(), meta["soel.log_eta"].exp(),
+                       targets, passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k])
+        return {**theta, k: w}
+
+    fast = dict(theta)
+
+    def support_loss(adapt_params: dict) -> torch.Tensor:
+        logits = model.forward_from(specs, {**fast, **adapt_params}, neurons, h_support, first,
+                                    cfg.trunc)
+        return F.cross_entropy(cfg.loss_scale * logits, y_support)
+
+    for _ in range(cfg.inner_steps):
+        current = {k: fast[k] for k in keys}
+        if use_autograd:
+            grads = torch.autograd.grad(support_loss(current), list(current.values()),
+                                        create_graph=not cfg.first_order)
+            grads = dict(zip(keys, grads))
+        else:
+            grads = torch.func.grad(support_loss)(current)
+        for i, k in zip(layers, keys):
+            g = grads[k].detach() if cfg.first_order else grads[k]
+            step = threshold_update(meta[f"log_inner_lr.{i}"].exp() * g, cfg.update_threshold)
+            fast[k] = qs[k](fast[k] - step)
+    return fast
+
+
+def task_loss(meta: dict, support_x, support_y, query_x, query_y, *, specs, neurons,
+              cfg: MamlConfig, use_autograd: bool = False):
+    """Eq. 2 for one task: query cross-entropy after adaptation -> (loss, accuracy).
+    Inputs are encoded spikes [S or Q, T, C, H, W] and labels."""
+    theta = theta0_of(meta, cfg)
+    first = adapted_layers(len(specs), cfg)[0]
+    n_s = support_x.shape[0]
+    h = model.features(specs, theta, neurons, torch.cat([support_x, query_x]), first, cfg.trunc)
+    fast = inner_loop(meta, theta, specs, neurons, h[:n_s], support_y, cfg, use_autograd)
+    logits = model.forward_from(specs, fast, neurons, h[n_s:], first, cfg.trunc)
+    loss = F.cross_entropy(cfg.loss_scale * logits, query_y)
+    acc = (logits.argmax(-1) == query_y).to(logits.dtype).mean()
+    return loss, acc
+
+
+def _vmapped(meta, batch, specs, neurons, cfg):
+    fn = partial(task_loss, specs=specs, neurons=neurons, cfg=cfg)
+    return torch.func.vmap(fn, in_dims=(None, 0, 0, 0, 0), randomness="different")(meta, *batch)
+
+
+def meta_gradient(meta: dict, batch: tuple, specs, neurons, cfg: MamlConfig,
+                  mode: str = "vmap") -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Gradient of the mean query loss over a meta-batch (eq. 3) w.r.t. every meta-parameter.
+
+    batch = (support_x [M, S, ...], support_y [M, S], query_x [M, Q, ...], query_y [M, Q]).
+    mode "vmap": torch.func.grad of the vmapped task losses; "loop": one task at a time with
+    torch.autograd.grad. Returns (grads, per-task losses [M], per-task accuracies [M])."""
+    if mode == "vmap":
+        def mean_loss(m):
+            losses, accs = _vmapped(m, batch, specs, neurons, cfg)
+            return losses.mean(), (losses.detach(), accs.detach())
+        grads, (losses, accs) = torch.func.grad(mean_loss, has_aux=True)(meta)
+        return grads, losses, accs
+    if mode != "loop":
+        raise UserError(f"meta-gradient mode={mode!r}; expected 'vmap' or 'loop'")
+    leaves = {k: v.detach().requires_grad_(True) for k, v in meta.items()}
+    grads = {k: torch.zeros_like(v) for k, v in meta.items()}
+    n = batch[0].shape[0]
+    losses, accs = [], []
+    for t in range(n):
+        loss, acc = task_loss(leaves, *(b[t] for b in batch), specs=specs, neurons=neurons,
+                              cfg=cfg, use_autograd=True)
+        gs = torch.autograd.grad(loss / n, list(leaves.values()), allow_unused=True)
+        for k, g in zip(leaves, gs):
+            if g is not None:
+                grads[k] += g
+        losses.append(loss.detach())
+        accs.append(acc.detach())
+    return grads, torch.stack(losses), torch.stack(accs)
+
+
+def adapt_and_score(meta: dict, batch: tuple, specs, neurons, cfg: MamlConfig
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Meta-test: per-task query loss and accuracy after the inner loop, no outer graph."""
+    with torch.no_grad():   # torch.func.grad inside vmap still differentiates the inner loop
+        detached = {k: v.detach() for k, v in meta.items()}
+        return _vmapped(detached, batch, specs, neurons, cfg)

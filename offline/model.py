@@ -1,0 +1,170 @@
+"""The paper's network (table 2) built only from sim/'s float layers, its input encoding and its
+logits: what offline/ trains is exactly what bridge/ maps to Loihi 2.
+
+A model is (specs, params, neurons): sim.arch specs, a float_lif parameter dict
+(``layers.{i}.weight``) and one LifFloat per layer. Nothing here holds state.
+
+Logits (``logits``): output spike counts over the whole presentation window plus a membrane
+tie-break, ``counts + 0.5 * tanh(v_last / vth)``. Why not the paper's output membrane
+potential alone: the on-chip head learns with SOEL, whose error is a spike-count error, so the
+output neurons must spike; a spike count and the last membrane value are both read on Lava (a
+spike monitor and a v monitor of the output LIF), and the tie-break term lies strictly inside
+(-0.5, 0.5), so it only orders neurons with equal counts (ties are frequent with few output
+spikes). It is differentiable everywhere: counts through the surrogate, v_last directly (tanh
+rather than a clip, so a silent head with v < 0 still gets a gradient).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+import numpy as np
+import torch
+
+from metaloihi.errors import UserError
+from metaloihi.sim import float_lif
+from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec, paper_arch
+from metaloihi.sim.loihi import LifFloat
+
+TIE_BREAK = 0.5   # |TIE_BREAK * tanh| < 0.5: never outranks a difference of one spike
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, neuron and input-encoding settings (one section of a training config)."""
+    channels: tuple[int, ...] = (32, 64, 128)    # table 2
+    kernel: int = 5
+    pool: int = 1          # spatial sum-pool of the input frames before binarising
+    time_pool: int = 1     # merge this many frame bins into one step (OR), e.g. 100 -> 50
+    steps: int | None = None   # keep the last `steps` steps after time pooling (None: all)
+    du: float = 0.2        # current decay per step (tau_syn = 5 steps of 1 ms)
+    dv: float = 0.1        # voltage decay per step (tau_mem = 10 steps)
+    vth: float = 1.0
+    init_rate: float = 0.05   # hidden firing rate the initial weights are calibrated to
+    head_init_rate: float = 0.05
+    extra: dict = field(default_factory=dict)
+
+
+def input_shape(frame_shape: tuple[int, ...], cfg: ModelConfig) -> tuple[int, int, int]:
+    """Per-step network input (C, H, W) for data set frames [T, 2, H, W]."""
+    _, c, h, w = frame_shape
+    return (c, h // cfg.pool, w // cfg.pool)
+
+
+def encode(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """Data set frames [B, T, 2, H, W] (event counts) -> binary input spikes [B, T', 2, H', W'].
+
+    Spatial sum-pool then threshold (> 0) and time OR-pool: the chip's input is spikes, so the
+    encoding happens before the network, identically on every back end."""
+    x = torch.as_tensor(x)
+    if x.ndim != 5:
+        raise UserError(f"frames must be [batch, steps, 2, H, W], got shape {tuple(x.shape)}")
+    b, t, c, h, w = x.shape
+    x = x.to(torch.float32)
+    if cfg.pool > 1:
+        p = cfg.pool
+        x = x[..., : h // p * p, : w // p * p].reshape(b, t, c, h // p, p, w // p, p).sum((4, 6))
+    if cfg.time_pool > 1:
+        tp = cfg.time_pool
+        x = x[:, : t // tp * tp].reshape(b, t // tp, tp, *x.shape[2:]).sum(2)
+    if cfg.steps is not None:
+        x = x[:, -cfg.steps:]
+    return (x > 0).to(torch.float32)
+
+
+def build(frame_shape: tuple[int, ...], ways: int, cfg: ModelConfig
+          ) -> tuple[list[SynapseSpec], list[LifFloat]]:
+    """Specs (paper_arch with pooling folded into stride-2 convs) and neurons per layer."""
+    specs = paper_arch(input_shape(frame_shape, cfg), ways=ways, channels=tuple(cfg.channels),
+                       kernel=cfg.kernel)
+    neurons = [LifFloat(du=cfg.du, dv=cfg.dv, vth=cfg.vth) for _ in specs]
+    return specs, neurons
+
+
+def init_params(specs: list[SynapseSpec], generator: torch.Generator,
+                dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Gaussian weights with std 1/sqrt(fan_in) and a small excitatory mean; calibrate() then
+    scales each layer so the sparse DVS input can drive it."""
+    params = {}
+    for i, spec in enumerate(specs):
+        z = torch.randn(spec.weight_shape, generator=generator, dtype=dtype)
+        params[float_lif.weight_key(i)] = (z + 0.2) / np.sqrt(spec.fan_in)
+    return params
+
+
+@torch.no_grad()
+def calibrate(specs, params: dict, neurons, x: torch.Tensor, rate: float, head_rate: float,
+              iters: int = 12) -> dict[str, torch.Tensor]:
+    """Scale each layer's weights (bisection on a log gain) so its mean firing rate on x is close
+    to `rate` (the head: `head_rate`): a dead or saturated start has no surrogate signal."""
+    params = dict(params)
+    for i in range(len(specs)):
+        target = head_rate if i == len(specs) - 1 else rate
+        w0 = params[float_lif.weight_key(i)]
+        lo, hi = -6.0, 8.0
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            params[float_lif.weight_key(i)] = w0 * 2.0 ** mid
+            sub = sub_params(params, 0, i + 1)
+            got = float_lif.run(specs[: i + 1], sub, neurons[: i + 1], x)["spikes"][-1].mean()
+            lo, hi = (lo, mid) if got > target else (mid, hi)
+        params[float_lif.weight_key(i)] = w0 * 2.0 ** ((lo + hi) / 2)
+    return params
+
+
+def sub_params(params: dict, first: int, stop: int) -> dict:
+    """The entries of layers first..stop-1, renumbered from 0 (a sub-network's dict)."""
+    out = {}
+    for key, val in params.items():
+        parts = key.split(".")
+        if parts[0] == "layers" and first <= int(parts[1]) < stop:
+            out[".".join(["layers", str(int(parts[1]) - first), *parts[2:]])] = val
+    return out
+
+
+def logits(out: dict, vth: float | torch.Tensor) -> torch.Tensor:
+    """The class scores from a float_lif.run / sim.fixed result of the output layer: spike
+    counts over the window plus TIE_BREAK * tanh(v_last / vth) (module docstring).
+    The one definition bridge/ and onchip/ reuse (with counts and v read from Lava)."""
+    return out["counts"] + TIE_BREAK * torch.tanh(out["v_last"] / vth)
+
+
+def logits_np(counts: np.ndarray, v_last: np.ndarray, vth: float) -> np.ndarray:
+    """logits() for numpy counts and last membrane values (same units as vth)."""
+    return np.asarray(counts, np.float64) + TIE_BREAK * np.tanh(
+        np.asarray(v_last, np.float64) / vth)
+
+
+def features(specs, params: dict, neurons, x: torch.Tensor, stop: int,
+             trunc: int | None) -> torch.Tensor:
+    """Spikes [B, T, n] of layer stop-1 (the input of layer `stop`); x itself when stop == 0."""
+    if stop == 0:
+        return x.reshape(*x.shape[:2], -1)
+    out = float_lif.run(specs[:stop], sub_params(params, 0, stop), neurons[:stop], x,
+                        trunc=trunc)
+    return out["spikes"][-1]
+
+
+def forward_from(specs, params: dict, neurons, h: torch.Tensor, first: int,
+                 trunc: int | None) -> torch.Tensor:
+    """Logits of layers first.. on their input spikes h [B, T, n] (layer first-1's output)."""
+    tail = specs[first:]
+    if first > 0 and isinstance(tail[0], ConvSpec):
+        h = h.reshape(*h.shape[:2], *tail[0].in_shape)
+    elif first == 0:
+        h = h.reshape(*h.shape[:2], *specs[0].in_shape)
+    out = float_lif.run(tail, sub_params(params, first, len(specs)), neurons[first:], h,
+                        trunc=trunc)
+    vth = params.get(float_lif.neuron_key(len(specs) - 1, "vth"), neurons[-1].vth)
+    return logits(out, vth)
+
+
+def forward(specs, params: dict, neurons, x: torch.Tensor, trunc: int | None = None
+            ) -> torch.Tensor:
+    """Logits [B, ways] of encoded input spikes x [B, T, C, H, W]."""
+    return forward_from(specs, params, neurons, x.reshape(*x.shape[:2], -1), 0, trunc)
+
+
+def n_features(specs, layer: int) -> int:
+    spec = specs[layer]
+    return spec.in_features if isinstance(spec, DenseSpec) else prod(spec.in_shape)

@@ -1,0 +1,224 @@
+"""Meta-training (`metaloihi train`): Adam on the meta-parameters over meta-batches of tasks.
+
+Reproducible and resumable: the tasks of iteration i come from np.random.default_rng([seed, i])
+and stochastic rounding from torch.manual_seed(seed * 1_000_003 + i), so a resumed run draws the
+same tasks as an uninterrupted one. Same seed, same device, same thread count -> same result
+(CPU kernels are deterministic; on GPU also set torch.use_deterministic_algorithms(True) and
+CUBLAS_WORKSPACE_CONFIG=:4096:8). Under torchrun (WORLD_SIZE > 1) every process draws the same
+meta-batch, takes tasks rank::world, and the meta-gradients are summed with all_reduce (gloo on
+CPU, nccl on GPU); rank 0 alone validates, logs and writes checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metaloihi.datasets.tasks import sample_task
+from metaloihi.errors import UserError
+from metaloihi.offline import checkpoint, maml, model
+from metaloihi.offline.config import Config, to_dict
+
+
+@dataclass
+class Setup:
+    """Everything a run derives from its config: data set, network and initial meta-params."""
+    cfg: Config
+    dataset: object
+    specs: list
+    neurons: list
+    dtype: torch.dtype
+
+
+def load_data(cfg: Config):
+    from metaloihi.datasets import load_dataset
+    return load_dataset(cfg.data.dataset, seed=cfg.data.seed, root=cfg.data.root or None)
+
+
+def setup(cfg: Config, dataset=None) -> Setup:
+    dataset = load_data(cfg) if dataset is None else dataset
+    specs, neurons = model.build(dataset.frame_shape, cfg.data.ways, cfg.model)
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(cfg.train.dtype)
+    if dtype is None:
+        raise UserError(f"train.dtype={cfg.train.dtype!r}; expected float32 or float64")
+    return Setup(cfg, dataset, specs, neurons, dtype)
+
+
+def task_batch(s: Setup, split: str, n: int, seed: tuple, shots: int | None = None,
+               queries: int | None = None) -> tuple:
+    """n encoded tasks stacked: (support_x [n, S, T, C, H, W], support_y, query_x, query_y)."""
+    d = s.cfg.data
+    rng = np.random.default_rng(list(seed))
+    tasks = [sample_task(s.dataset, split, d.ways, shots or d.shots, queries or d.queries, rng)
+             for _ in range(n)]
+    enc = lambda x: model.encode(x, s.cfg.model).to(s.dtype)   # noqa: E731
+    return (torch.stack([enc(t.support_x) for t in tasks]),
+            torch.stack([t.support_y for t in tasks]),
+            torch.stack([enc(t.query_x) for t in tasks]),
+            torch.stack([t.query_y for t in tasks]))
+
+
+def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
+    """Random theta0, calibrated on training samples to the configured firing rates."""
+    gen = torch.Generator().manual_seed(s.cfg.train.seed)
+    theta0 = model.init_params(s.specs, gen, s.dtype)
+    sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, (s.cfg.train.seed, 2 ** 31))
+    x = torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)])
+    theta0 = model.calibrate(s.specs, theta0, s.neurons, x, s.cfg.model.init_rate,
+                             s.cfg.model.head_init_rate)
+    return maml.init_meta(theta0, len(s.specs), s.cfg.maml)
+
+
+def evaluate_split(s: Setup, meta: dict, split: str, n_tasks: int, seed: int,
+                   chunk: int = 8, cfg: maml.MamlConfig | None = None, shots: int | None = None
+                   ) -> np.ndarray:
+    """Per-task query accuracies after adaptation on n_tasks tasks of a split (fixed seed)."""
+    accs = []
+    for lo in range(0, n_tasks, chunk):
+        batch = task_batch(s, split, min(chunk, n_tasks - lo), (seed, 10_000_000 + lo),
+                           shots=shots)
+        _, acc = maml.adapt_and_score(meta, batch, s.specs, s.neurons, cfg or s.cfg.maml)
+        accs.append(acc.cpu().numpy())
+    return np.concatenate(accs)
+
+
+def param_groups(meta: dict, keys: list[str], tc) -> list[dict]:
+    """Adam groups. With train.relative_lr each weight tensor's step is outer_lr times its
+    initial RMS: Adam's step does not scale with the gradient, and calibrated layers differ in
+    weight scale by 10x, so one absolute rate is too large for some layers (they fall silent)
+    and too small for others. Log-space scalars (inner_lr, SOEL) take outer_lr as is."""
+    groups = []
+    for k in keys:
+        scale = 1.0
+        if tc.relative_lr and meta[k].numel() > 1:
+            scale = float(meta[k].detach().pow(2).mean().sqrt())
+        groups.append({"params": [meta[k]], "lr": tc.outer_lr * scale, "name": k})
+    return groups
+
+
+def _dist() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, world: int):
+    """This process's share (tasks rank::world) of the meta-batch; the sum over processes of
+    local-mean x local-count / total = the 1-process meta-gradient (all_reduce)."""
+    local = tuple(b[rank::world] for b in batch)
+    n_local, n_total = local[0].shape[0], batch[0].shape[0]
+    grads, losses, accs = maml.meta_gradient(meta, local, s.specs, s.neurons, s.cfg.maml,
+                                             s.cfg.train.mode)
+    if world > 1:
+        flat = torch.cat([grads[k].reshape(-1) * n_local for k in grads]
+                         + [losses.sum()[None], accs.sum()[None]])
+        torch.distributed.all_reduce(flat)
+        flat = flat / n_total
+        out, lo = {}, 0
+        for k, g in grads.items():
+            out[k] = flat[lo:lo + g.numel()].view_as(g)
+            lo += g.numel()
+        return out, flat[-2], flat[-1]
+    return grads, losses.mean(), accs.mean()
+
+
+def _trim_log(path: Path, iteration: int) -> None:
+    """After a resume, drop log lines the checkpoint does not cover (they will be redone)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines()
+            if ln.strip() and json.loads(ln).get("iteration", 0) <= iteration]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
+          dataset=None) -> dict:
+    """Run meta-training into folder `out` (last.pt, best.pt, metrics.jsonl)."""
+    t_start = time.perf_counter()
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    rank, world = _dist()
+    if tc.meta_batch < world:
+        raise UserError(f"train.meta_batch={tc.meta_batch} is smaller than the {world} processes")
+    s = setup(cfg, dataset)
+    out = Path(out)
+    last, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
+    meta = initial_meta(s)
+    keys = maml.learnable(meta, cfg.maml)
+    for k in keys:
+        meta[k].requires_grad_(True)
+    opt = torch.optim.Adam(param_groups(meta, keys, tc), lr=tc.outer_lr)
+    start, best_val, best_it = 0, -1.0, -1
+    if resume and last.exists():
+        state = checkpoint.load(last)
+        if state["config"] != to_dict(cfg):
+            raise UserError(f"--resume: {str(last)!r} was written with another config")
+        with torch.no_grad():
+            for k, v in state["meta"].items():
+                meta[k].copy_(v)
+        opt.load_state_dict(state["optimizer"])
+        start, best_val, best_it = state["iteration"], state["best_val"], state["best_iteration"]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _trim_log(log_path, start) if resume else log_path.unlink(missing_ok=True)
+    split = {k: [int(c) for c in s.dataset.split_classes(v)] for k, v in
+             (("train", cfg.data.train_split), ("val", cfg.data.val_split),
+              ("test", cfg.data.test_split))}
+
+    def save(path: Path, iteration: int) -> None:
+        checkpoint.save(path, {"meta": {k: v.detach().clone() for k, v in meta.items()},
+                               "optimizer": opt.state_dict(), "iteration": iteration,
+                               "best_val": best_val, "best_iteration": best_it,
+                               "config": to_dict(cfg), "split": split})
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+        bar = tqdm(total=tc.iterations, initial=start, unit="it", dynamic_ncols=True)
+    val_acc, it, t_loop, n_tasks = float("nan"), start, time.perf_counter(), 0
+    stopped = "iterations"
+    for it in range(start + 1, tc.iterations + 1):
+        batch = task_batch(s, cfg.data.train_split, tc.meta_batch, (tc.seed, it))
+        torch.manual_seed(tc.seed * 1_000_003 + it)
+        grads, loss, acc = distributed_meta_gradient(meta, batch, s, rank, world)
+        for k in keys:
+            meta[k].grad = grads[k].detach()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        n_tasks += tc.meta_batch
+        if rank != 0:
+            continue
+        rate = n_tasks / (time.perf_counter() - t_loop)
+        rec = {"iteration": it, "meta_loss": float(loss), "meta_train_acc": float(acc),
+               "tasks_per_s": rate, "elapsed_s": time.perf_counter() - t_start}
+        if it % tc.val_every == 0 or it == tc.iterations:
+            val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
+                                           seed=tc.seed + 1).mean())
+            rec["meta_val_acc"] = val_acc
+            if val_acc > best_val:
+                best_val, best_it = val_acc, it
+                save(best_path, it)
+        rec.update(maml.learnt_values(meta))
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}", val=f"{val_acc:.3f}",
+                            tasks_s=f"{rate:.1f}")
+        over_time = tc.time_limit_min and time.perf_counter() - t_start > 60 * tc.time_limit_min
+        if it % tc.checkpoint_every == 0 or it == tc.iterations or over_time:
+            save(last, it)
+        if over_time:
+            stopped = "time limit"
+            break
+    if bar is not None:
+        bar.close()
+    return {"iterations": it, "best_val": best_val, "best_iteration": best_it,
+            "stopped": stopped, "wall_s": time.perf_counter() - t_start, "out": str(out)}
