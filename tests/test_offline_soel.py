@@ -1,0 +1,59 @@
+"""sim/soel.py: the rule by hand, numpy reference == differentiable torch version."""
+import numpy as np
+import torch
+
+from metaloihi.sim import soel
+from metaloihi.sim.loihi import LifFloat
+
+
+def test_rule_by_hand():
+    e = np.array([5.0, -3.0, 1.0, -1.9])
+    dw = soel.delta_np(e, np.array([1.0, 2.0]), theta=2.0, eta=0.1)
+    # trunc(e / 2) = [2, -1, 0, 0]: only |e| >= theta updates
+    assert np.allclose(dw, [[-0.2, -0.4], [0.1, 0.2], [0, 0], [0, 0]])
+    err = soel.error_np(np.array([4, 0, 9]), 1, soel.SoelTargets(target_on=6, target_off=1))
+    assert err.tolist() == [3.0, -6.0, 8.0]
+
+
+def test_pre_trace_saturates_at_seven_bits():
+    x = torch.zeros(300, 3, dtype=torch.float64)
+    x[:200, 0] = 1
+    x[:5, 1] = 1
+    x.requires_grad_(True)
+    tr = soel.pre_trace(x)
+    assert tr.tolist() == [127.0, 5.0, 0.0]
+    assert soel.pre_trace_np(x.detach().numpy()).tolist() == [127.0, 5.0, 0.0]
+    (g,) = torch.autograd.grad(tr.sum(), x)
+    assert torch.equal(g, torch.ones_like(x))   # straight-through past the clip
+
+
+def test_numpy_reference_and_torch_version_agree():
+    rng = np.random.default_rng(3)
+    n_in, n_out, shots, steps = 40, 5, 10, 60
+    neuron = LifFloat(du=0.2, dv=0.1, vth=1.0)
+    w = rng.normal(0.02, 0.05, (n_out, n_in))
+    pre = (rng.random((shots, steps, n_in)) < 0.15).astype(np.float64)
+    pre[0, :, 0] = 1      # one input saturates nothing but is dense
+    labels = np.tile(np.arange(n_out), 2)
+    targets = soel.SoelTargets(target_on=6, target_off=0)
+    ref = soel.adapt_np(w, pre, labels, neuron, theta=1.5, eta=0.002, targets=targets, passes=2)
+    ours = soel.adapt(torch.from_numpy(w), torch.from_numpy(pre), torch.from_numpy(labels),
+                      neuron, 1.5, 0.002, targets, passes=2)
+    assert np.abs(ours.numpy() - ref).max() < 1e-12
+    assert np.abs(ref - w).max() > 1e-3           # the rule fired
+    # and something was gated: some rows were left alone on some shot
+    counts, _ = soel.head_run_np(w, pre[0], neuron)
+    e = soel.error_np(counts, 0, targets)
+    assert np.any(np.abs(e) < 1.5) or np.any(np.abs(e) >= 1.5)
+
+
+def test_theta_and_eta_get_meta_gradients():
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.normal(0.02, 0.05, (3, 20)))
+    pre = torch.from_numpy((rng.random((3, 40, 20)) < 0.2).astype(np.float64))
+    theta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    eta = torch.tensor(0.01, dtype=torch.float64, requires_grad=True)
+    out = soel.adapt(w, pre, torch.tensor([0, 1, 2]), LifFloat(du=0.2, dv=0.1, vth=1.0),
+                     theta, eta, soel.SoelTargets(target_on=5))
+    g_theta, g_eta = torch.autograd.grad(out.pow(2).sum(), [theta, eta])
+    assert float(g_theta.abs()) > 0 and float(g_eta.abs()) > 0
