@@ -1,0 +1,121 @@
+"""The on-chip session as one Lava graph (Loihi2SimCfg, fixed_pt; the timing is sim/soel_fixed's):
+
+  RingBuffer -> netx network (frozen layers) -> SoelErrorPath (window gate) -> LearningDense
+  (the head, Loihi3FLearningRule) -> SoelHeadLIF -> SoelErrorPath (post counts) -> n ->
+  SoelHeadLIF.a_third_factor_in -> y2/y3 + bAP -> LearningDense
+
+One sample per period of T + 1 steps; after each period the host resets what "rested" means
+for the next sample (u, v of every LIF, every synapse's one-step buffer, the head's pre trace),
+as Var.set calls on the paused runtime.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from metaloihi.bridge.bundle import read_bundle
+from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_shape, \
+    to_lava_order
+from metaloihi.bridge.netx_run import netx_network
+from metaloihi.lava_support import require_lava
+from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule
+
+
+@dataclass
+class LavaSessionResult:
+    head_spikes: np.ndarray          # bool [samples, T, n_out]
+    weights: list[np.ndarray]        # head weights (torch order) after each sample
+    timings: dict = field(default_factory=dict)
+
+
+def learning_rule(rule: SoelRule):
+    lr = require_lava("lava.magma.core.learning.learning_rule")
+    return lr.Loihi3FLearningRule(dw=rule.dw_string(), x1_impulse=1, x1_tau=TRACE_TAU,
+                                  t_epoch=rule.period, rng_seed=rule.rng_seed)
+
+
+def _zero(var) -> None:
+    var.set(np.zeros(var.shape, dtype=np.int32))
+
+
+def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np.ndarray,
+                     head_weight: np.ndarray | None = None) -> LavaSessionResult:
+    """Samples x [S, T, *in_shape] (binary) through the bundle's graph in order; labels[s] >= 0
+    learns from sample s, -1 only runs it. head_weight overrides the bundle's head weights
+    (torch order), e.g. to continue from earlier learning."""
+    from metaloihi.onchip.procs.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
+                                            SoelErrorPath, SoelHeadLIF)
+    t0 = time.perf_counter()
+    RingBuffer = require_lava("lava.proc.io.source").RingBuffer
+    Monitor = require_lava("lava.proc.monitor.process").Monitor
+    RunSteps = require_lava("lava.magma.core.run_conditions").RunSteps
+    Loihi2SimCfg = require_lava("lava.magma.core.run_configs").Loihi2SimCfg
+    LearningDense = require_lava("lava.proc.dense.process").LearningDense
+    SignMode = require_lava("lava.utils.weightutils").SignMode
+
+    bundle = read_bundle(path)
+    frozen, head = bundle.frozen, bundle.net[-1]
+    x = np.asarray(x)
+    S, T = x.shape[:2]
+    P = rule.period
+    if T != rule.window:
+        raise ValueError(f"samples have {T} steps, the rule's window is {rule.window}")
+    in_shape = tuple(x.shape[2:])
+    data = np.zeros((S, P, *in_shape), np.int32)
+    data[:, :T] = x != 0
+    data = to_lava_order(data.reshape(S * P, *in_shape), in_shape)
+    source = RingBuffer(data=np.moveaxis(data, 0, -1))
+    net = netx_network(path)
+    source.s_out.connect(net.inp)
+
+    prev_shape = tuple(frozen[-1].spec.out_shape)
+    n_in, n_out = head.spec.in_features, head.spec.out_features
+    w0 = head.weight if head_weight is None else np.asarray(head_weight, np.int64)
+    rule_lava = learning_rule(rule)
+    err = SoelErrorPath(n_in=n_in, n_out=n_out, rule=rule, labels=labels)
+    (net.out.flatten() if len(prev_shape) == 3 else net.out).connect(err.s_in)
+    dense = LearningDense(weights=lava_dense_weight(w0, prev_shape).astype(np.int32),
+                          weight_exp=int(head.weight_exp), sign_mode=SignMode.MIXED,
+                          learning_rule=rule_lava)
+    nrn = head.neuron
+    lif = SoelHeadLIF(shape=(n_out,), du=int(nrn.du), dv=int(nrn.dv), vth=int(nrn.vth),
+                      bias_mant=np.broadcast_to(np.asarray(nrn.bias_mant), (n_out,)).astype(
+                          np.int32), bias_exp=int(nrn.bias_exp), learning_rule=rule_lava)
+    err.s_out.connect(dense.s_in)
+    dense.a_out.connect(lif.a_in)
+    lif.s_out.connect(err.post_in)
+    err.n_out.connect(lif.a_third_factor_in)
+    lif.s_out_bap.connect(dense.s_in_bap)
+    lif.s_out_y1.connect(dense.s_in_y1)
+    lif.s_out_y2.connect(dense.s_in_y2)
+    lif.s_out_y3.connect(dense.s_in_y3)
+    mon = Monitor()
+    mon.probe(lif.s_out, S * P)
+
+    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
+        SoelHeadLIF: PySoelHeadLIFModelFixed, SoelErrorPath: PySoelErrorPathModel})
+    resets = [lif.u, lif.v, dense.a_buff, dense.x1]
+    for block in net.layers:
+        resets += [block.neuron.u, block.neuron.v]
+        syn = block.synapse
+        resets.append(syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf)
+    weights = []
+    t1 = time.perf_counter()
+    try:
+        for k in range(S):
+            source.run(condition=RunSteps(num_steps=P), run_cfg=cfg)
+            w = np.asarray(dense.weights.get()).astype(np.int64)
+            weights.append(from_lava_order(w.reshape(n_out, *lava_shape(prev_shape)),
+                                           prev_shape) if len(prev_shape) == 3 else w)
+            if k < S - 1:
+                for var in resets:
+                    _zero(var)
+        spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
+    finally:
+        source.stop()
+    t2 = time.perf_counter()
+    return LavaSessionResult(spikes != 0, weights,
+                             {"build_s": t1 - t0, "run_s": t2 - t1, "samples": S})

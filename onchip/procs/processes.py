@@ -1,0 +1,136 @@
+"""Our two Lava processes for SOEL: the head neuron that turns the third factor into y traces,
+and the error path. Imported only when Lava is used (onchip/graph.py imports this module).
+
+Why our own head neuron model: Lava 0.10's PyLearningLIFModelFixed never reads
+a_third_factor_in nor sends y traces (its run_spk is the plain LIF's), and a 2-factor rule
+ignores graded post values (lava-nc/lava#909: _process_post_spikes adds only the impulse). With
+a Loihi3FLearningRule the learning Dense overwrites y1..y3 every step with what the neuron sends,
+so a graded third factor reaches the rule unchanged: we send y2 = clip(n, 0, 127) and
+y3 = clip(-n, 0, 127) (traces are 7-bit unsigned, hence the split by sign).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from metaloihi.lava_support import require_lava
+
+require_lava("lava.magma.core.decorator")   # Lava's import wants the 'fork' start method: let it
+
+from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
+from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
+from lava.magma.core.model.py.neuron import LearningNeuronModelFixed  # noqa: E402
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
+from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
+from lava.magma.core.process.ports.ports import InPort, OutPort  # noqa: E402
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.magma.core.process.variable import Var  # noqa: E402
+from lava.magma.core.resources import CPU  # noqa: E402
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
+from lava.proc.lif.models import AbstractPyLifModelFixed  # noqa: E402
+from lava.proc.lif.process import LearningLIF  # noqa: E402
+
+from metaloihi.sim.soel_fixed import TRACE_MAX, SoelRule, quantised_error
+
+
+class SoelHeadLIF(LearningLIF):
+    """The head's LIF population (LearningLIF's ports and vars); its model is ours."""
+
+
+@implements(proc=SoelHeadLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySoelHeadLIFModelFixed(LearningNeuronModelFixed, AbstractPyLifModelFixed):
+    """Loihi's fixed-point LIF update (AbstractPyLifModelFixed, as PyLifModelBitAcc), plus: the
+    third factor n from a_third_factor_in -> y2, y3; the spikes as back-propagating action
+    potentials (bAP). The 3F rule's y traces are what we send each step."""
+
+    # int32 like every Lava message (LIF's default int16 would wrap large head sums at 16 bits)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    vth: int = LavaPyType(int, np.int32, precision=17)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.effective_vth = 0
+
+    def scale_threshold(self):
+        self.effective_vth = np.left_shift(self.vth, self.vth_shift)
+        self.isthrscaled = True
+
+    def spiking_activation(self):
+        return self.v > self.effective_vth
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()
+        n = self.a_third_factor_in.recv().astype(np.int32)
+        self.scale_bias()
+        if not self.isthrscaled:
+            self.scale_threshold()
+        self.subthr_dynamics(activation_in=a_in)
+        spikes = self.spiking_activation()
+        self.reset_voltage(spike_vector=spikes)
+        self.y1 = np.zeros_like(n)
+        self.y2 = np.clip(n, 0, TRACE_MAX).astype(np.int32)
+        self.y3 = np.clip(-n, 0, TRACE_MAX).astype(np.int32)
+        self.s_out.send(spikes)
+        self.s_out_bap.send(spikes)
+        self.s_out_y1.send(self.y1)
+        self.s_out_y2.send(self.y2)
+        self.s_out_y3.send(self.y3)
+
+
+class SoelErrorPath(AbstractProcess):
+    """SOEL's error path on a CPU core (SOEL used Loihi's x86 cores): a window gate on the head's
+    input and the post-count -> third-factor computation.
+
+    Each sample has a period of window + 1 steps. In the window the head's input spikes pass
+    (s_in -> s_out, same step) and the head's spikes (post_in) are counted; at the period's
+    last step (the learning step) the input is blocked and n = trunc((c - target) / theta)
+    goes out on n_out (computed at the window's last step, sent one step later: sending it in
+    the same step would close a neuron -> error -> neuron cycle). labels[k] is the label of
+    the k-th sample (-1: no learning, n = 0)."""
+
+    def __init__(self, *, n_in: int, n_out: int, rule: SoelRule, labels: np.ndarray, **kwargs):
+        super().__init__(rule=rule, **kwargs)
+        labels = np.asarray(labels, np.int64)
+        self.s_in = InPort(shape=(n_in,))
+        self.s_out = OutPort(shape=(n_in,))
+        self.post_in = InPort(shape=(n_out,))
+        self.n_out = OutPort(shape=(n_out,))
+        self.labels = Var(shape=labels.shape, init=labels)
+        self.counts = Var(shape=(n_out,), init=0)
+        self.n_buf = Var(shape=(n_out,), init=0)
+
+
+@implements(proc=SoelErrorPath, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySoelErrorPathModel(PyLoihiProcessModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    post_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    n_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    labels: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    n_buf: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.rule: SoelRule = proc_params["rule"]
+
+    def run_spk(self):
+        self.n_out.send(self.n_buf)                  # last step's value first: no cycle
+        k, phase = divmod(self.time_step - 1, self.rule.period)
+        window = phase < self.rule.window
+        s = self.s_in.recv()
+        self.s_out.send(s if window else np.zeros_like(s))
+        post = self.post_in.recv()
+        if window:
+            self.counts = self.counts + (post != 0)
+        if phase == self.rule.window - 1:            # window's end: n goes out next step
+            label = int(self.labels[k]) if k < len(self.labels) else -1
+            self.n_buf = quantised_error(self.counts, label, self.rule).astype(np.int32)
+        else:
+            self.n_buf = np.zeros_like(self.n_buf)
+        if not window:
+            self.counts = np.zeros_like(self.counts)

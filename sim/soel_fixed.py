@@ -1,0 +1,234 @@
+"""SOEL on chip, bit-exact: the integer emulation of what onchip/'s Lava graph computes,
+learning engine included (Lava 0.10's LearningConnectionModelBitApproximate, read from its
+source: lava/magma/core/model/py/connection.py, learning_rule_applier.py, learning/random.py).
+
+The graph (onchip/graph.py builds it) presents samples one at a time, each in a period of
+P = T + 1 Lava steps from a rested network (the host resets u, v, synaptic buffers and the pre
+trace after every period):
+
+  steps 0..T-1   the window: the frozen network runs on the sample; the error path passes the
+                 frozen output spikes on to the head (LearningDense) and counts the head's spikes
+  step  T        the learning step: the error path sends n = trunc((c - target) / theta) (it
+                 could not in step T-1: neuron -> error -> neuron in one step is a cycle, so it
+                 sends a buffered value, as Dense does) and blocks the head's input, so the pre
+                 trace holds the window's count only; the head neuron writes y2 = clip(n, 0, 127),
+                 y3 = clip(-n, 0, 127); t_epoch = P, so the learning engine runs at this step's end
+                 with dw = m 2^e (u0 x1 y3 - u0 x1 y2) = -m 2^e n x  (in Lava's units, below).
+
+The learning engine, as Lava's fixed-point model computes it at the end of an epoch:
+  x1        pre trace: impulse 1 per spike, clipped to 127; decay with x1_tau = 65535 (tau 0
+            would not mean "no decay" in this model: rows with tau 0 are zeroed across the epoch's
+            history); each of the P history steps maps x -> floor(x e^(-1/tau)) + (r < frac) with
+            one random r per epoch, so x = min(count, 127) unless r > 1 - x/65535 (~1e-7).
+  y2, y3    3-factor traces: the values the neuron sent this step, decayed the same way with
+            Lava's own 3F tau 65535 and the y generator's r.
+  product   (u * x1 * y * m) >> 3 (factor widths 7 + 7 + 4 - 15), then << (e + 7), clipped to
+            [-2^15 - 1, 2^15 - 1]; products summed onto w << 7 in that order, clipped likewise.
+  rounding  w_acc / 128 -> floor + (r_w < frac) (one r_w per epoch from a generator Lava seeds
+            with 2, not rng_seed), >> 7, clipped to [-256, 255]. So one weight step is
+            m 2^(e-3) n x mantissa units before the stochastic rounding.
+  randoms   x: default_rng(seed) (decay) / seed+1 (impulse), y: seed+2 / seed+3, each advanced
+            twice per step; weights: default_rng(2), advanced once per epoch. Integer impulses
+            make the impulse generators irrelevant (stochastic_round adds r < 0 = never).
+The head's weights are truncated to even once, on Lava's first step (mixed sign mode, 8 bits);
+learnt weights keep their LSB.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metaloihi.errors import UserError
+from metaloihi.sim import fixed
+from metaloihi.sim import loihi as L
+from metaloihi.sim.fixed import FixedLayer, Network
+
+TRACE_MAX = 127                  # W_TRACE = 7
+TRACE_TAU = 65535                # Loihi3FLearningRule's y tau; we use it for x1 too: "no decay"
+ACC_SHIFT = 7                    # W_ACCUMULATOR_S - W_WEIGHTS_S = 16 - 9
+ACC_LIMIT = 2 ** 15              # W_ACCUMULATOR_U
+PRODUCT_SHIFT = 7 + 7 + 4 - 15   # x1 and y widths + W_S_MANT - W_ACCUMULATOR_U
+S_EXP_OFFSET = 7                 # Lava stores 2^e as s_exp = e + 7 and shifts left by s_exp
+MANT_MAX = 7                     # the scaling mantissa is 4-bit signed: Lava accepts -8..7
+EXP_MIN, EXP_MAX = -7, 8         # Lava accepts 2^-7..2^8 (s_exp = e + 7 in 0..15)
+WEIGHT_RNG_SEED = 2              # ConnVarRandom(): Lava does not pass rng_seed to it
+W_MIN, W_MAX = -256, 255         # clip_weights(MIXED, 8 bits)
+
+
+@dataclass(frozen=True)
+class SoelRule:
+    """The head's on-chip rule in Lava units: dw = mant 2^exp (u0 x1 y3 - u0 x1 y2)."""
+    mant: int
+    exp: int
+    theta: float
+    target_on: int
+    target_off: int
+    window: int                  # T: steps per sample the head sees and counts
+    rng_seed: int
+
+    @property
+    def period(self) -> int:     # the window plus the learning step; t_epoch
+        return self.window + 1
+
+    @property
+    def step(self) -> float:
+        """Weight mantissa change per unit n * x (before stochastic rounding)."""
+        return self.mant * 2.0 ** (self.exp - PRODUCT_SHIFT)
+
+    def dw_string(self) -> str:
+        s = f"{self.mant} * 2^{self.exp}"
+        return f"{s} * u0 * x1 * y3 - {s} * u0 * x1 * y2"
+
+
+def eta_to_rule(eta_mant: float) -> tuple[int, int]:
+    """The (mantissa, exponent) whose step mant 2^(exp-3) is nearest to eta in weight mantissa
+    units per n x (ties to the smaller exponent). Raises if eta is below the finest step."""
+    if not np.isfinite(eta_mant) or eta_mant <= 0:
+        raise UserError(f"SOEL eta = {eta_mant} mantissa units; expected > 0")
+    best = None
+    for e in range(EXP_MIN, EXP_MAX + 1):
+        m = int(np.clip(round(eta_mant / 2.0 ** (e - PRODUCT_SHIFT)), 1, MANT_MAX))
+        err = abs(m * 2.0 ** (e - PRODUCT_SHIFT) - eta_mant)
+        if best is None or err < best[0] - 1e-15:
+            best = (err, m, e)
+    return best[1], best[2]
+
+
+def rule_of(head, scales: list[float], head_layer: FixedLayer, window: int) -> SoelRule:
+    """SoelRule of a bundle's head (bridge.bundle.HeadParams): eta in float weight units ->
+    mantissa units eta * scale / 2**weight_exp."""
+    eta_mant = float(head.soel_eta) * float(scales[-1]) / 2.0 ** head_layer.weight_exp
+    m, e = eta_to_rule(eta_mant)
+    return SoelRule(mant=m, exp=e, theta=float(head.soel_threshold),
+                    target_on=int(head.target_on), target_off=int(head.target_off),
+                    window=int(window), rng_seed=int(head.rng_seed))
+
+
+def quantised_error(counts: np.ndarray, label: int, rule: SoelRule) -> np.ndarray:
+    """n = trunc((c - target) / theta): the third factor (zero where |e| < theta); no label
+    (label < 0, a query) -> zeros. The error path computes exactly this."""
+    counts = np.asarray(counts, np.int64)
+    if label < 0:
+        return np.zeros_like(counts)
+    target = np.full(counts.shape, rule.target_off, np.int64)
+    target[label] = rule.target_on
+    return np.trunc((counts - target) / float(rule.theta)).astype(np.int64)
+
+
+# --- the learning engine ----------------------------------------------------------------------
+class _Stream:
+    """One of Lava's numpy generators, read the way Lava reads it (one draw at construction,
+    one per advance), in bulk."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.default_rng(seed=seed)
+        self.value = float(self._rng.random(1)[0])
+
+    def advance(self, n: int = 1) -> float:
+        if n > 0:
+            self.value = float(self._rng.random(n)[-1])
+        return self.value
+
+
+def _decay(trace: np.ndarray, r: float) -> np.ndarray:
+    """LearningConnectionModelBitApproximate._decay_trace with t = 1, tau = TRACE_TAU."""
+    integer_part = np.exp(-1 / np.array([[TRACE_TAU]])) * trace
+    frac = integer_part % 1
+    return (np.floor(integer_part) + (r < frac).astype(int)).astype(int)
+
+
+def pre_trace_at_epoch_end(pre: np.ndarray, r: float, period: int) -> np.ndarray:
+    """x1 at the epoch's end from pre spikes [P, n_in] (steps 1..P of the epoch)."""
+    pre = np.asarray(pre, bool)
+    count = pre.sum(0)
+    x = np.minimum(np.maximum(count - 1, 0), TRACE_MAX)[None, :]   # impulses of repeat spikes
+    last = np.where(count > 0, period - np.argmax(pre[::-1], axis=0), 0)   # tx, 1-based
+    for t in range(1, period + 1):
+        x = _decay(x, r)
+        hit = last == t
+        x[0, hit] = np.minimum(x[0, hit] + 1, TRACE_MAX)
+    return x[0]
+
+
+def post_trace_at_epoch_end(y: np.ndarray, r: float, period: int) -> np.ndarray:
+    out = np.asarray(y, np.int64)[None, :]
+    for _ in range(period):
+        out = _decay(out, r)
+    return out[0]
+
+
+def learn(w: np.ndarray, x1: np.ndarray, n: np.ndarray, rule: SoelRule, r_w: float,
+          r_y: float) -> np.ndarray:
+    """One epoch's weight update: w [n_out, n_in] int, x1 [n_in] (already at epoch end),
+    n [n_out] third factor as sent. Returns the new weights (int64)."""
+    y2 = post_trace_at_epoch_end(np.clip(n, 0, TRACE_MAX), r_y, rule.period)
+    y3 = post_trace_at_epoch_end(np.clip(-n, 0, TRACE_MAX), r_y, rule.period)
+    acc = np.asarray(w, np.int64) << ACC_SHIFT
+    lo, hi = -ACC_LIMIT - 1, ACC_LIMIT - 1
+    x = np.clip(x1, -128, 127)[None, :]
+    for sign, y in ((1, y3), (-1, y2)):            # the dw string's product order
+        prod = x * np.clip(y, -128, 127)[:, None] * (sign * rule.mant)
+        prod = np.left_shift(np.right_shift(prod, PRODUCT_SHIFT), rule.exp + S_EXP_OFFSET)
+        acc = np.clip(acc + np.clip(prod, lo, hi), lo, hi)
+    q = acc / 2 ** ACC_SHIFT
+    frac = q % 1
+    q = (np.floor(q) + (r_w < frac).astype(int)).astype(np.int64)
+    return np.clip(q, W_MIN, W_MAX)
+
+
+# --- the head and the session ------------------------------------------------------------------
+def head_window(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndarray
+                ) -> np.ndarray:
+    """The head over one window from rest: Dense with raw (learnt) weights, one step of delay,
+    then the LIF. pre [T, n_in] bool -> spikes [T, n_out] bool."""
+    n_out = w.shape[0]
+    state = fixed.LifState(np.zeros((1, n_out), np.int64), np.zeros((1, n_out), np.int64))
+    buf = np.zeros((1, n_out), np.int64)
+    out = np.zeros((len(pre), n_out), bool)
+    w = np.asarray(w, np.int64)
+    for t, s in enumerate(np.asarray(pre, bool)):
+        a = buf
+        acc = w[:, s].sum(axis=1)[None, :]
+        acc = acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
+        buf = fixed.wrap_signed(acc, L.CHANNEL_BITS)
+        state, spk = fixed.lif_step(state, neuron, a)
+        out[t] = spk[0]
+    return out
+
+
+@dataclass
+class SessionTrace:
+    head_spikes: np.ndarray      # bool [samples, T, n_out], every window step
+    counts: np.ndarray           # int [samples, n_out]
+    weights: list[np.ndarray]    # head weights after each sample (torch order)
+    n: np.ndarray                # int [samples, n_out], the third factor sent
+
+
+def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray,
+                labels: np.ndarray) -> SessionTrace:
+    """Samples x [S, T, *in_shape] in order, label[s] >= 0 to learn from sample s, -1 to only
+    run it (learning frozen: n = 0, weights unchanged bit for bit, generators still advance)."""
+    x = np.asarray(x)
+    T, P = rule.window, rule.period
+    if x.shape[1] != T:
+        raise UserError(f"samples have {x.shape[1]} steps, the rule's window is {T}")
+    pre_all = fixed.run(frozen, x, layers="last")["spikes"][-1] if frozen else \
+        x.reshape(len(x), T, -1).astype(bool)
+    w = (np.asarray(head.weight, np.int64) >> 1) << 1        # Lava's first-step truncation
+    xr_decay, yr_decay, wr = _Stream(rule.rng_seed), _Stream(rule.rng_seed + 2), \
+        _Stream(WEIGHT_RNG_SEED)
+    spikes, counts, ws, ns = [], [], [], []
+    pad = np.zeros((1, pre_all.shape[-1]), bool)
+    for pre, label in zip(pre_all, np.asarray(labels, np.int64)):
+        out = head_window(w, head.weight_exp, head.neuron, pre)
+        c = out.sum(0)
+        n = quantised_error(c, int(label), rule)
+        r_x, r_y = xr_decay.advance(2 * P), yr_decay.advance(2 * P)
+        x1 = pre_trace_at_epoch_end(np.concatenate([pre, pad]), r_x, P)
+        w = learn(w, x1, n, rule, wr.advance(), r_y)
+        spikes.append(out)
+        counts.append(c)
+        ws.append(w.copy())
+        ns.append(n)
+    return SessionTrace(np.array(spikes), np.array(counts), ws, np.array(ns))
