@@ -1,0 +1,84 @@
+"""An adaptation session: bundle -> one shot at a time with its label driving the error path
+(SOEL learns the head on chip) -> learning frozen -> queries classified by output spike counts.
+
+Two backends that compute the same bits: "lava" (onchip/graph.py, Lava's CPU simulator) and
+"sim" (sim/soel_fixed.py, which tests hold equal to Lava step for step). Shots go in the order
+given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is sim/soel.py's convention and
+what `support_order` produces.
+
+Prediction: argmax of the query's output spike count over the window; ties go to the lowest
+class index (np.argmax), which both backends share. A query with no output spike at all counts
+as a tie of all classes (so class 0): reported separately as `silent`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from metaloihi.bridge.bundle import Bundle, read_bundle
+from metaloihi.errors import UserError
+from metaloihi.sim import soel_fixed as sf
+
+
+@dataclass
+class SessionResult:
+    accuracy: float
+    predictions: np.ndarray          # [Q]
+    query_counts: np.ndarray         # [Q, ways] output spike counts per query
+    head_spikes: np.ndarray          # bool [shots + Q, T, ways]: every sample, every step
+    step_counts: np.ndarray          # int [shots + Q, T]: output spikes per step (all neurons)
+    weights: np.ndarray              # learnt head weights (mantissas, torch order)
+    weights_per_shot: list           # head weights after each shot
+    silent: int                      # queries with no output spike
+    rule: sf.SoelRule
+    seconds: float
+
+
+def support_order(x: np.ndarray, y: np.ndarray, ways: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder a support set to shot-major: class 0..ways-1 of shot 0, then of shot 1, ..."""
+    y = np.asarray(y)
+    per = [np.flatnonzero(y == c) for c in range(ways)]
+    shots = min(len(p) for p in per)
+    idx = np.array([per[c][s] for s in range(shots) for c in range(ways)])
+    return np.asarray(x)[idx], y[idx]
+
+
+def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
+          x_query: np.ndarray, y_query: np.ndarray, backend: str = "sim",
+          passes: int = 1) -> SessionResult:
+    """Learn from the support set (in the given order, `passes` times), then classify the
+    queries with learning frozen. x_*: binary spikes [N, T, *in_shape]; y_*: class indices."""
+    if backend not in ("sim", "lava"):
+        raise UserError(f"backend must be 'sim' or 'lava', got {backend!r}")
+    t0 = time.perf_counter()
+    b: Bundle = read_bundle(bundle)
+    head = b.net[-1]
+    x_support, x_query = np.asarray(x_support) != 0, np.asarray(x_query) != 0
+    y_support, y_query = np.asarray(y_support, np.int64), np.asarray(y_query, np.int64)
+    ways = head.spec.out_features
+    for name, y in (("support", y_support), ("query", y_query)):
+        if y.size and (y.min() < 0 or y.max() >= ways):
+            raise UserError(f"{name} labels must be in 0..{ways - 1}, got {y.min()}..{y.max()}")
+    T = x_support.shape[1]
+    rule = sf.rule_of(b.head, b.scales, head, T)
+    x = np.concatenate([x_support] * passes + [x_query])
+    labels = np.concatenate([y_support] * passes + [np.full(len(x_query), -1)])
+    shots = len(x_support) * passes
+    if backend == "sim":
+        tr = sf.run_session(b.frozen, head, rule, x, labels)
+        spikes, ws = tr.head_spikes, tr.weights
+    else:
+        from metaloihi.onchip.graph import run_lava_session
+        res = run_lava_session(bundle, rule, x, labels)
+        spikes, ws = res.head_spikes, res.weights
+    counts = spikes[shots:].sum(1)
+    pred = np.argmax(counts, axis=1) if len(counts) else np.zeros(0, np.int64)
+    acc = float(np.mean(pred == y_query)) if len(y_query) else float("nan")
+    return SessionResult(accuracy=acc, predictions=pred, query_counts=counts,
+                         head_spikes=spikes, step_counts=spikes.sum(2),
+                         weights=ws[shots - 1] if shots else head.weight.copy(),
+                         weights_per_shot=ws[:shots], silent=int((counts.sum(1) == 0).sum()),
+                         rule=rule, seconds=time.perf_counter() - t0)

@@ -1,0 +1,169 @@
+"""SOEL on chip: Lava's graph (onchip/) and sim/'s bit-exact emulation (sim/soel_fixed.py)
+compute the same bits - output spikes every step and head weights after every shot, learning
+engine and its random streams included - and the emulation is the spec's rule (sim/soel.py)
+in Lava's integer units."""
+import numpy as np
+import pytest
+
+from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
+from metaloihi.bridge.export import random_float_network
+from metaloihi.bridge.quantize import quantize
+from metaloihi.sim import loihi as L
+from metaloihi.sim import soel as spec
+from metaloihi.sim import soel_fixed as sf
+from metaloihi.sim.arch import ConvSpec, DenseSpec
+from metaloihi.sim.fixed import FixedLayer
+
+T = 16
+
+
+def small_bundle(path, seed, conv=True, head_exp=0, eta=0.3, theta=1.5):
+    """A random fixed-point bundle (conv or dense frozen layers, 5-way head) that is active
+    enough for the error to trigger updates."""
+    rng = np.random.default_rng(seed)
+    if conv:
+        first = ConvSpec((2, 6, 5), 3, kernel=(3, 3), stride=(1, 1), padding=(1, 1))
+        bias = rng.integers(-20, 20, first.out_shape).ravel()
+    else:
+        first = DenseSpec(40, 30)
+        bias = rng.integers(-20, 20, 30)
+    d1 = DenseSpec(int(np.prod(first.out_shape)), 12)
+    h = DenseSpec(12, 5)
+    net = [FixedLayer(first, 2 * rng.integers(-20, 60, first.weight_shape),
+                      L.LifFixed(du=400, dv=300, vth=60, bias_mant=bias, bias_exp=6)),
+           FixedLayer(d1, 2 * rng.integers(-30, 60, d1.weight_shape),
+                      L.LifFixed(du=400, dv=300, vth=100)),
+           FixedLayer(h, 2 * rng.integers(-40, 80, h.weight_shape),
+                      L.LifFixed(du=400, dv=300, vth=150 << max(head_exp, 0) >> max(-head_exp, 0),
+                                 bias_mant=rng.integers(-30, 30, 5), bias_exp=3),
+                      weight_exp=head_exp)]
+    head = HeadParams(soel_threshold=theta, soel_eta=eta, target_on=6, target_off=1,
+                      rng_seed=int(seed) + 100)
+    write_bundle(path, net, head, scales=[1.0] * 3)
+    in_shape = (2, 6, 5) if conv else (40,)
+    return path, in_shape
+
+
+def rule_for(path):
+    b = read_bundle(path)
+    return b, sf.rule_of(b.head, b.scales, b.net[-1], T)
+
+
+# --- the emulation is the spec, in Lava's units ----------------------------------------------
+def test_eta_maps_to_the_nearest_step_lava_accepts():
+    for eta in (0.01, 0.3, 1.0, 3.0, 37.0, 500.0):
+        m, e = sf.eta_to_rule(eta)
+        assert 1 <= m <= 7 and -7 <= e <= 8                        # Lava's parser's ranges
+        step = m * 2.0 ** (e - 3)
+        cands = [mm * 2.0 ** (ee - 3) for mm in range(1, 8) for ee in range(-7, 9)]
+        assert abs(step - eta) == pytest.approx(min(abs(c - eta) for c in cands))
+    assert sf.eta_to_rule(0.3) == (5, -1)                        # 5 * 2^-4 = 0.3125
+    rule = sf.SoelRule(5, -1, 1.5, 6, 1, T, 0)
+    assert rule.dw_string() == "5 * 2^-1 * u0 * x1 * y3 - 5 * 2^-1 * u0 * x1 * y2"
+
+
+def test_pre_trace_is_the_saturating_spike_count():
+    rng = np.random.default_rng(0)
+    pre = rng.random((T + 1, 50)) < np.linspace(0, 1, 50)
+    pre[-1] = False                                              # the gated learning step
+    x = sf.pre_trace_at_epoch_end(pre, r=0.5, period=T + 1)
+    np.testing.assert_array_equal(x, spec.pre_trace_np(pre))
+    many = np.ones((300, 3), bool)
+    assert sf.pre_trace_at_epoch_end(many, 0.5, 300).tolist() == [127, 127, 127]
+
+
+def test_third_factor_is_the_specs_thresholded_error():
+    rule = sf.SoelRule(1, 0, 2.5, 8, 1, T, 0)
+    counts = np.array([0, 3, 8, 13, 1])
+    n = sf.quantised_error(counts, 2, rule)
+    err = spec.error_np(counts, 2, spec.SoelTargets(8, 1))
+    np.testing.assert_array_equal(n, np.trunc(err / 2.5))
+    assert n.tolist() == [0, 0, 0, 4, 0]
+    assert sf.quantised_error(counts, -1, rule).tolist() == [0] * 5    # query: no learning
+
+
+@pytest.mark.parametrize("mant,exp", [(5, -1), (1, -7), (7, 2), (3, 0)])
+def test_weight_update_is_minus_step_n_x_up_to_rounding(mant, exp):
+    rng = np.random.default_rng(mant * 10 + exp)
+    rule = sf.SoelRule(mant, exp, 1.0, 6, 1, T, 0)
+    w = 2 * rng.integers(-60, 60, (5, 30))
+    x1 = rng.integers(0, 20, 30)
+    n = rng.integers(-4, 5, 5)
+    r_y = 0.5
+    want = w - rule.step * np.outer(n, x1)
+    for r_w in np.linspace(0.01, 0.99, 25):
+        got = sf.learn(w, x1, n, rule, r_w, r_y)
+        # away from the weight clip and from the accumulator's 2^15 (256 weight units) limit
+        inside = (np.abs(want) < 250) & (np.abs(rule.step * np.outer(n, x1)) < 250)
+        # the product's >> 3 loses < 2^exp (floor: biased down), stochastic rounding < 1
+        assert np.all(np.abs(got - want)[inside] < 1 + 2.0 ** exp)
+    # with x a multiple of 8 the >> 3 is exact and the rounding is unbiased over r_w
+    x8 = 8 * (x1 // 8)
+    want8 = w - rule.step * np.outer(n, x8)
+    inside = (np.abs(want8) < 250) & (np.abs(rule.step * np.outer(n, x8)) < 250)
+    mean = np.mean([sf.learn(w, x8, n, rule, r, r_y) for r in (np.arange(400) + 0.5) / 400],
+                   axis=0)
+    np.testing.assert_allclose(mean[inside], want8[inside], atol=0.01)
+
+
+# --- Lava == sim, bit for bit ------------------------------------------------------------------
+def assert_lava_equals_sim(path, in_shape, labels, seed, density=0.3):
+    from metaloihi.onchip.graph import run_lava_session
+    b, rule = rule_for(path)
+    x = np.random.default_rng(seed).random((len(labels), T, *in_shape)) < density
+    ours = sf.run_session(b.frozen, b.net[-1], rule, x, labels)
+    lava = run_lava_session(path, rule, x, labels)
+    for k in range(len(labels)):
+        bad = np.argwhere(lava.head_spikes[k] != ours.head_spikes[k])
+        assert bad.size == 0, f"sample {k}: output spikes differ first at step/neuron {bad[0]}"
+        np.testing.assert_array_equal(lava.weights[k], ours.weights[k],
+                                      err_msg=f"head weights after sample {k}")
+    return ours
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("seed,conv,head_exp", [(3, True, 0), (4, False, 1), (5, True, -1)])
+def test_lava_equals_sim_5way_1shot_on_random_bundles(tmp_path, seed, conv, head_exp):
+    path, in_shape = small_bundle(tmp_path / "b.h5", seed, conv, head_exp)
+    labels = np.array([0, 1, 2, 3, 4, -1, -1])                   # 5 shots, 2 queries
+    ours = assert_lava_equals_sim(path, in_shape, labels, seed)
+    w0 = (read_bundle(path).net[-1].weight >> 1) << 1
+    assert np.count_nonzero(ours.n[:5]) >= 3                     # the error did trigger
+    assert np.abs(ours.weights[4] - w0).sum() > 100              # and the head learnt
+    assert ours.head_spikes.sum() > 20
+    for k in (5, 6):                                             # learning frozen on queries
+        np.testing.assert_array_equal(ours.weights[k], ours.weights[4])
+
+
+@pytest.mark.lava
+def test_lava_equals_sim_on_an_exported_random_float_network(tmp_path):
+    specs, params, neurons = random_float_network(input_shape=(2, 10, 10), ways=5,
+                                                  channels=(4, 6), kernel=3, seed=1, vth=0.5)
+    q = quantize(specs, params, neurons)
+    head = HeadParams(soel_threshold=1.0, soel_eta=2.0 / q.scales[-1], target_on=4,
+                      target_off=0, rng_seed=7)
+    path = write_bundle(tmp_path / "r.h5", q.net, head, q.scales)
+    labels = np.array([0, 1, 2, 3, 4, -1, -1])
+    ours = assert_lava_equals_sim(path, (2, 10, 10), labels, seed=2, density=0.4)
+    assert np.count_nonzero(ours.n[:5]) >= 3
+
+
+@pytest.mark.lava
+def test_session_predictions_identical_in_lava_and_sim(tmp_path):
+    from metaloihi.onchip.session import adapt, support_order
+    path, in_shape = small_bundle(tmp_path / "s.h5", 8, conv=True)
+    rng = np.random.default_rng(1)
+    proto = rng.random((5, T, *in_shape)) < 0.3
+    xs = np.array([np.logical_xor(proto[c], rng.random(proto[c].shape) < 0.05)
+                   for c in range(5) for _ in range(3)])
+    ys = np.repeat(np.arange(5), 3)
+    xs, ys = support_order(xs, ys, 5)
+    assert ys.tolist() == [0, 1, 2, 3, 4] * 3                    # shot-major
+    sup, ysup, qry, yq = xs[:5], ys[:5], xs[5:9], ys[5:9]
+    a = adapt(path, sup, ysup, qry, yq, backend="sim")
+    b = adapt(path, sup, ysup, qry, yq, backend="lava")
+    np.testing.assert_array_equal(a.head_spikes, b.head_spikes)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    assert a.accuracy == b.accuracy
+    assert a.step_counts.shape == (9, T) and a.query_counts.shape == (4, 5)
