@@ -100,6 +100,33 @@ def export(
         typer.echo(f"wrote {nir}")
 
 
+
+@app.command()
+def adapt(
+    bundle: Path = typer.Argument(..., help="Deployment bundle (.h5)."),
+    dataset: str = typer.Option("digits", help="Data set to draw the task from."),
+    split: str = typer.Option("test", help="Class split (classes unseen in meta-training)."),
+    ways: int = typer.Option(5, help="Classes per task (the head's output neurons)."),
+    shots: int = typer.Option(1, help="Examples per class presented for learning."),
+    queries: int = typer.Option(10, help="Query examples per class."),
+    backend: str = typer.Option("sim", help="'sim' (bit-exact, fast) or 'lava' (CPU simulator)."),
+    seed: int = typer.Option(0, help="Task sampling seed."),
+) -> None:
+    """Learn one task on chip with SOEL (one shot at a time), then classify its queries."""
+    import numpy as np
+
+    from metaloihi.datasets.registry import load_dataset
+    from metaloihi.datasets.tasks import sample_task
+    from metaloihi.onchip.session import adapt as run_adapt
+    task = sample_task(load_dataset(dataset, seed=seed), split, ways, shots, queries,
+                       np.random.default_rng(seed))
+    res = run_adapt(bundle, task.support_x.numpy(), task.support_y.numpy(),
+                    task.query_x.numpy(), task.query_y.numpy(), backend=backend)
+    r = res.rule
+    typer.echo(f"{ways}-way {shots}-shot on {dataset}/{split} ({backend}): accuracy "
+               f"{res.accuracy:.3f} on {len(res.predictions)} queries ({res.silent} silent); "
+               f"rule dw = {r.dw_string()}, window {r.window} + 1 steps, {res.seconds:.1f} s")
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

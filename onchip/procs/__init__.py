@@ -1,1 +1,2 @@
-"""Our Lava processes and their models (alone in this folder: Lava searches a process's folder for models)."""
+"""Our Lava processes and their models, alone in this folder: Lava searches a process's
+folder for models and imports every module there."""
