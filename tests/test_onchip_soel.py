@@ -167,3 +167,13 @@ def test_session_predictions_identical_in_lava_and_sim(tmp_path):
     np.testing.assert_array_equal(a.predictions, b.predictions)
     assert a.accuracy == b.accuracy
     assert a.step_counts.shape == (9, T) and a.query_counts.shape == (4, 5)
+
+
+@pytest.mark.lava
+def test_lava_equals_sim_5way_5shot(tmp_path):
+    """25 shots in shot-major order, then 2 queries: every step and every weight equal."""
+    path, in_shape = small_bundle(tmp_path / "f.h5", 11, conv=True, eta=0.1)
+    labels = np.concatenate([np.tile(np.arange(5), 5), [-1, -1]])
+    ours = assert_lava_equals_sim(path, in_shape, labels, seed=11)
+    assert np.count_nonzero(ours.n[:25]) >= 10
+    assert len({w.tobytes() for w in ours.weights[:25]}) >= 10   # weights keep moving
