@@ -11,6 +11,7 @@ as Var.set calls on the paused runtime.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     """Samples x [S, T, *in_shape] (binary) through the bundle's graph in order; labels[s] >= 0
     learns from sample s, -1 only runs it. head_weight overrides the bundle's head weights
     (torch order), e.g. to continue from earlier learning."""
-    from metaloihi.onchip.procs.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
+    from metaloihi.onchip.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
                                             SoelErrorPath, SoelHeadLIF)
     t0 = time.perf_counter()
     RingBuffer = require_lava("lava.proc.io.source").RingBuffer
@@ -105,15 +106,18 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     weights = []
     t1 = time.perf_counter()
     try:
-        for k in range(S):
-            source.run(condition=RunSteps(num_steps=P), run_cfg=cfg)
-            w = np.asarray(dense.weights.get()).astype(np.int64)
-            weights.append(from_lava_order(w.reshape(n_out, *lava_shape(prev_shape)),
-                                           prev_shape) if len(prev_shape) == 3 else w)
-            if k < S - 1:
-                for var in resets:
-                    _zero(var)
-        spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
+        with warnings.catch_warnings():
+            # the compiler imports every module of onchip/ looking for models; ours are mapped
+            warnings.filterwarnings("ignore", message="Cannot import module")
+            for k in range(S):
+                source.run(condition=RunSteps(num_steps=P), run_cfg=cfg)
+                w = np.asarray(dense.weights.get()).astype(np.int64)
+                weights.append(from_lava_order(w.reshape(n_out, *lava_shape(prev_shape)),
+                                               prev_shape) if len(prev_shape) == 3 else w)
+                if k < S - 1:
+                    for var in resets:
+                        _zero(var)
+            spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
     finally:
         source.stop()
     t2 = time.perf_counter()
