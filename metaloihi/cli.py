@@ -127,6 +127,81 @@ def adapt(
                f"{res.accuracy:.3f} on {len(res.predictions)} queries ({res.silent} silent); "
                f"rule dw = {r.dw_string()}, window {r.window} + 1 steps, {res.seconds:.1f} s")
 
+def _overrides(items: list[str]) -> dict:
+    """--set section.key=value (value parsed as TOML: numbers, true/false, "strings", [lists])."""
+    from metaloihi.offline.config import tomllib
+    out = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected section.key=value")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {val}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = val    # a bare word: a string
+    return out
+
+
+@app.command()
+def train(
+    config: str = typer.Option("demo", "--config", "-c",
+                               help="Shipped config name (demo, gestures, double_digits, ...) "
+                                    "or a .toml file."),
+    out: Path = typer.Option(None, help="Run folder (default runs/<config name>)."),
+    resume: bool = typer.Option(False, help="Continue from <out>/last.pt."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    """Meta-train theta0 (+ inner learning rate or SOEL threshold/eta) with MAML.
+    Under `torchrun --nproc_per_node=K` the meta-batch is split over K processes."""
+    from metaloihi.offline import config as cfgmod
+    from metaloihi.offline.train import train as run_train
+    cfg = cfgmod.load(config, _overrides(set_))
+    out = out or Path("runs") / Path(config).stem
+    res = run_train(cfg, out, resume=resume, progress=progress)
+    if res.get("rank", 0) == 0:
+        typer.echo(f"{res['iterations']} iterations in {res['wall_s'] / 60:.1f} min "
+                   f"(stopped: {res['stopped']}); best meta-val accuracy {res['best_val']:.3f} "
+                   f"at iteration {res['best_iteration']}; checkpoints in {res['out']}")
+
+
+@app.command()
+def evaluate(
+    checkpoints: list[Path] = typer.Argument(..., help="Checkpoints (.pt) to compare."),
+    tasks: int = typer.Option(600, help="Tasks per row (>= 2)."),
+    shots: str = typer.Option("1,5", help="Comma list of shots per class."),
+    split: str = typer.Option(None, help="Class split (default: the config's test split)."),
+    baselines: bool = typer.Option(True, help="Add random-init and pretrained baselines."),
+    pretrain_iterations: int = typer.Option(300, help="Iterations of the pretrained baseline."),
+    out: Path = typer.Option(None, help="Also write the rows as JSON here."),
+    seed: int = typer.Option(1234, help="Task seed."),
+) -> None:
+    """N-way K-shot test accuracy with 95% confidence intervals over many meta-test tasks."""
+    import json
+    from rich.console import Console
+    from rich.table import Table
+    from metaloihi.offline.evaluate import evaluate as run_eval
+    if tasks < 2:
+        raise UserError(f"--tasks={tasks}; expected >= 2 (a confidence interval needs two)")
+    try:
+        k_shots = tuple(int(k) for k in shots.split(","))
+    except ValueError:
+        raise UserError(f"--shots={shots!r}; expected a comma list of integers") from None
+    console = Console()
+    rows = run_eval(checkpoints, tasks, k_shots, split, baselines, pretrain_iterations, seed,
+                    report=lambda r: console.print(f"  {r['name']}, {r['shots']}-shot: "
+                                                   f"{100 * r['acc']:.1f}%"))
+    table = Table(title=f"{tasks} tasks per row, 95% confidence intervals")
+    for col in ("model", "shots", "accuracy"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], str(r["shots"]), f"{100 * r['acc']:.1f} ± {100 * r['ci95']:.1f}%")
+    console.print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)

@@ -42,6 +42,8 @@ class ModelConfig:
     vth: float = 1.0
     init_rate: float = 0.05   # hidden firing rate the initial weights are calibrated to
     head_init_rate: float = 0.05
+    uniform_head: bool = False  # head weights start all equal: no class preference before the
+                                # inner loop (random head weights outweigh a one-shot update)
     extra: dict = field(default_factory=dict)
 
 
@@ -82,12 +84,16 @@ def build(frame_shape: tuple[int, ...], ways: int, cfg: ModelConfig
 
 
 def init_params(specs: list[SynapseSpec], generator: torch.Generator,
-                dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """Gaussian weights with std 1/sqrt(fan_in) and a small excitatory mean; calibrate() then
-    scales each layer so the sparse DVS input can drive it."""
+                dtype: torch.dtype = torch.float32, uniform_head: bool = False
+                ) -> dict[str, torch.Tensor]:
+    """Gaussian weights with std 1/sqrt(fan_in) and a small excitatory mean (uniform_head: the
+    head's weights all equal that mean); calibrate() then scales each layer so the sparse DVS
+    input can drive it."""
     params = {}
     for i, spec in enumerate(specs):
         z = torch.randn(spec.weight_shape, generator=generator, dtype=dtype)
+        if uniform_head and i == len(specs) - 1:
+            z = torch.zeros_like(z) + 0.8   # 0.2 + 0.8 = 1 per fan-in unit: drives like the rest
         params[float_lif.weight_key(i)] = (z + 0.2) / np.sqrt(spec.fan_in)
     return params
 

@@ -66,7 +66,7 @@ def task_batch(s: Setup, split: str, n: int, seed: tuple, shots: int | None = No
 def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
     """Random theta0, calibrated on training samples to the configured firing rates."""
     gen = torch.Generator().manual_seed(s.cfg.train.seed)
-    theta0 = model.init_params(s.specs, gen, s.dtype)
+    theta0 = model.init_params(s.specs, gen, s.dtype, s.cfg.model.uniform_head)
     sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, (s.cfg.train.seed, 2 ** 31))
     x = torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)])
     theta0 = model.calibrate(s.specs, theta0, s.neurons, x, s.cfg.model.init_rate,
@@ -128,6 +128,12 @@ def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, wor
     return grads, losses.mean(), accs.mean()
 
 
+def _same_run(cfg_dict: dict) -> dict:
+    """The config without the keys a resumed run may change (its horizon)."""
+    tr = {k: v for k, v in cfg_dict["train"].items() if k not in ("iterations", "time_limit_min")}
+    return {**cfg_dict, "train": tr}
+
+
 def _trim_log(path: Path, iteration: int) -> None:
     """After a resume, drop log lines the checkpoint does not cover (they will be redone)."""
     if not path.exists():
@@ -158,8 +164,9 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     start, best_val, best_it = 0, -1.0, -1
     if resume and last.exists():
         state = checkpoint.load(last)
-        if state["config"] != to_dict(cfg):
-            raise UserError(f"--resume: {str(last)!r} was written with another config")
+        if _same_run(state["config"]) != _same_run(to_dict(cfg)):
+            raise UserError(f"--resume: {str(last)!r} was written with another config "
+                            "(only train.iterations and train.time_limit_min may change)")
         with torch.no_grad():
             for k, v in state["meta"].items():
                 meta[k].copy_(v)
@@ -220,5 +227,5 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             break
     if bar is not None:
         bar.close()
-    return {"iterations": it, "best_val": best_val, "best_iteration": best_it,
+    return {"iterations": it, "best_val": best_val, "best_iteration": best_it, "rank": rank,
             "stopped": stopped, "wall_s": time.perf_counter() - t_start, "out": str(out)}

@@ -1,0 +1,102 @@
+"""Meta-test evaluation (`metaloihi evaluate`): N-way K-shot accuracy over many tasks of the
+meta-test classes, mean and 95% confidence interval (1.96 standard errors over tasks), for
+meta-trained checkpoints and the baselines of the same architecture:
+  random init    calibrated random theta0 + the checkpoint's own inner loop (learnt alpha/SOEL)
+  pretrained     theta0 trained conventionally (cross-entropy over all meta-train classes, no
+                 meta-learning), a fresh calibrated head, then the checkpoint's inner loop
+Other algorithms (FOMAML, SGD-inner vs SOEL-inner) are rows of their own checkpoints: give
+several (`metaloihi evaluate a.pt b.pt`); each row is labelled by its config.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metaloihi.datasets.tasks import sample_task
+from metaloihi.offline import checkpoint, maml, model
+from metaloihi.offline.config import from_dict
+from metaloihi.offline.train import evaluate_split, initial_meta, setup
+
+
+def ci95(accs: np.ndarray) -> tuple[float, float]:
+    accs = np.asarray(accs, np.float64)
+    return float(accs.mean()), float(1.96 * accs.std(ddof=1) / np.sqrt(len(accs)))
+
+
+def label(cfg) -> str:
+    m = cfg.maml
+    algo = ("FOMAML" if m.first_order else "MAML") + f" {m.inner_rule.upper()}-inner"
+    return f"{algo} ({cfg.data.dataset}, adapt={m.adapt})"
+
+
+def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 3e-3, seed: int = 0
+             ) -> dict[str, torch.Tensor]:
+    """Conventional (non-meta) training of the same network on all meta-train classes with a
+    head as wide as their number; returns theta0 with the body trained and a fresh 5-way head."""
+    classes = [int(c) for c in s.dataset.split_classes(s.cfg.data.train_split)]
+    wide = replace(s.cfg.data, ways=len(classes))
+    specs, neurons = model.build(s.dataset.frame_shape, wide.ways, s.cfg.model)
+    base = initial_meta(s)
+    gen = torch.Generator().manual_seed(seed)
+    params = maml.theta0_of(base)
+    params = {k: v.detach().clone() for k, v in params.items()}
+    head = model.init_params(specs, gen, s.dtype)[f"layers.{len(specs) - 1}.weight"]
+    params[f"layers.{len(specs) - 1}.weight"] = head * float(
+        base[f"theta0.layers.{len(specs) - 1}.weight"].std() / head.std())
+    for v in params.values():
+        v.requires_grad_(True)
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    rng = np.random.default_rng(seed)
+    for _ in range(iterations):
+        t = sample_task(s.dataset, s.cfg.data.train_split, len(classes), 1, 0, rng)
+        pick = rng.choice(len(classes), batch, replace=False)
+        x = model.encode(t.support_x[pick], s.cfg.model).to(s.dtype)
+        y = torch.as_tensor([classes.index(int(t.classes[i])) for i in pick])
+        logits = model.forward(specs, params, neurons, x, trunc=s.cfg.maml.trunc)
+        loss = F.cross_entropy(s.cfg.maml.loss_scale * logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    theta0 = {k: v.detach() for k, v in params.items()}
+    theta0[f"layers.{len(specs) - 1}.weight"] = maml.theta0_of(base)[
+        f"layers.{len(specs) - 1}.weight"]
+    return theta0
+
+
+def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] = (1, 5),
+             split: str | None = None, baselines: bool = True, pretrain_iterations: int = 300,
+             seed: int = 1234, report=print) -> list[dict]:
+    """Rows {name, shots, acc, ci95, tasks}; the baselines use the first checkpoint's setup."""
+    rows = []
+    first = None
+    for path in paths:
+        state = checkpoint.load(path)
+        cfg = from_dict(state["config"])
+        s = setup(cfg) if first is None or cfg.data != first.cfg.data else \
+            setup(cfg, first.dataset)
+        first = first or s
+        for k in shots:
+            accs = evaluate_split(s, state["meta"], split or cfg.data.test_split, tasks, seed,
+                                  shots=k)
+            rows.append({"name": f"{label(cfg)} [{Path(path).name}]", "shots": k,
+                         "acc": ci95(accs)[0], "ci95": ci95(accs)[1], "tasks": tasks})
+            report(rows[-1])
+    if baselines and first is not None:
+        meta0 = checkpoint.load(paths[0])["meta"]
+        learnt = {k: v for k, v in meta0.items() if not k.startswith(maml.THETA0)}
+        rand = {**initial_meta(first), **learnt}
+        pre_theta = pretrain(first, pretrain_iterations)
+        pre = {**{maml.THETA0 + k: v for k, v in pre_theta.items()}, **learnt}
+        for name, meta in (("random init + same inner loop", rand),
+                           ("pretrained (non-meta) + same inner loop", pre)):
+            for k in shots:
+                accs = evaluate_split(first, meta, split or first.cfg.data.test_split, tasks,
+                                      seed, shots=k)
+                rows.append({"name": name, "shots": k, "acc": ci95(accs)[0],
+                             "ci95": ci95(accs)[1], "tasks": tasks})
+                report(rows[-1])
+    return rows

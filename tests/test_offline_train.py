@@ -1,0 +1,141 @@
+"""offline/train.py, config.py, checkpoint.py: configs, checkpoints, exact resume, resume after
+kill -9, torchrun all-reduce == one process."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from metaloihi.errors import UserError
+from metaloihi.offline import checkpoint, config, maml, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """
+[data]
+dataset = "gestures"
+queries = 1
+[model]
+channels = [4, 8]
+kernel = 3
+pool = 4
+time_pool = 5
+uniform_head = true
+[maml]
+trunc = 5
+loss_scale = 0.1
+[train]
+meta_batch = 2
+iterations = 6
+val_every = 3
+val_tasks = 4
+checkpoint_every = 2
+threads = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def gestures():
+    from metaloihi.datasets import load_dataset
+    return load_dataset("gestures")
+
+
+def tiny_cfg(tmp_path, **over):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return config.load(str(path), over)
+
+
+def test_every_shipped_config_loads_and_unknown_keys_are_named(tmp_path):
+    names = config.shipped()
+    assert {"demo", "demo_soel", "demo_fomaml", "gestures", "double_digits"} <= set(names)
+    for n in names:
+        assert config.load(n).data.ways == 5
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[maml]\ninner_stepz = 2\n")
+    with pytest.raises(UserError, match="maml.inner_stepz"):
+        config.load(str(bad))
+    bad.write_text("[optim]\nlr = 2\n")
+    with pytest.raises(UserError, match="optim"):
+        config.load(str(bad))
+    with pytest.raises(UserError, match="no config named 'nope'"):
+        config.load("nope")
+
+
+def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, gestures):
+    cfg = tiny_cfg(tmp_path)
+    full = train.train(cfg, tmp_path / "full", progress=False, dataset=gestures)
+    assert full["iterations"] == 6
+    state = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    assert state["iteration"] == 6 and state["config"] == config.to_dict(cfg)
+    assert state["split"]["test"] == [5, 9, 19, 22, 24, 27, 29, 32, 35, 38]
+    assert set(state["versions"]) == {"metaloihi", "torch", "python"}
+    assert (tmp_path / "full" / "best.pt").exists()
+    lines = [json.loads(ln) for ln in (tmp_path / "full" / "metrics.jsonl").read_text().split("\n")
+             if ln]
+    assert [r["iteration"] for r in lines] == [1, 2, 3, 4, 5, 6]
+    assert "meta_val_acc" in lines[2] and "inner_lr.1" in lines[0]
+    # 4 iterations, then resume to 6: identical meta-parameters and optimiser state
+    half = tiny_cfg(tmp_path, **{"train.iterations": 4})
+    train.train(half, tmp_path / "split", progress=False, dataset=gestures)
+    train.train(cfg, tmp_path / "split", resume=True, progress=False, dataset=gestures)
+    a = checkpoint.load(tmp_path / "full" / "last.pt")["meta"]
+    b = checkpoint.load(tmp_path / "split" / "last.pt")["meta"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_after_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.replace("iterations = 6", "iterations = 10000"))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "metaloihi", "train", "--config", str(cfg_path), "--out",
+           str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if (out / "metrics.jsonl").exists() and \
+                    len((out / "metrics.jsonl").read_text().splitlines()) >= 7:
+                break
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = checkpoint.load(out / "last.pt")["iteration"]
+    logged = len((out / "metrics.jsonl").read_text().splitlines())
+    assert saved >= 6 and logged - saved <= 2      # checkpoint_every = 2
+    target = saved + 3
+    res = subprocess.run(cmd + ["--resume", "--set", "maml.trunc=4"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "another config" in res.stderr   # not the same run
+    res = subprocess.run(cmd + ["--resume", "--set", f"train.iterations={target}"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    its = [json.loads(ln)["iteration"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert its == list(range(1, target + 1))
+    assert checkpoint.load(out / "last.pt")["iteration"] == target
+
+
+def test_two_gloo_processes_give_the_one_process_meta_gradient(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from offline_ddp_worker import synthetic_setup
+    s, meta, batch = synthetic_setup()
+    grads, loss, _ = maml.meta_gradient(meta, batch, s.specs, s.neurons, s.cfg.maml,
+                                        s.cfg.train.mode)
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--master_port=29533", str(ROOT / "tests" / "offline_ddp_worker.py"),
+                          str(out)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = torch.load(out, weights_only=True)
+    assert got["world"] == 2
+    assert abs(float(got["loss"]) - float(loss.mean())) < 1e-12
+    for k in grads:
+        assert torch.allclose(got["grads"][k], grads[k], atol=1e-12, rtol=1e-10), k
