@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.offline import checkpoint, maml, model
 from metaloihi.offline.config import from_dict
-from metaloihi.offline.train import evaluate_split, initial_meta, setup
+from metaloihi.offline.train import evaluate_split, initial_meta, param_groups, setup
 
 
 def ci95(accs: np.ndarray) -> tuple[float, float]:
@@ -33,10 +33,11 @@ def label(cfg) -> str:
     return f"{algo} ({cfg.data.dataset}, adapt={m.adapt})"
 
 
-def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 3e-3, seed: int = 0
+def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0
              ) -> dict[str, torch.Tensor]:
     """Conventional (non-meta) training of the same network on all meta-train classes with a
-    head as wide as their number; returns theta0 with the body trained and a fresh 5-way head."""
+    head as wide as their number (Adam, steps relative to each layer's scale as in training);
+    returns theta0 with the body trained and the fresh calibrated N-way head of initial_meta."""
     classes = [int(c) for c in s.dataset.split_classes(s.cfg.data.train_split)]
     wide = replace(s.cfg.data, ways=len(classes))
     specs, neurons = model.build(s.dataset.frame_shape, wide.ways, s.cfg.model)
@@ -49,7 +50,7 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 3e-3, seed: 
         base[f"theta0.layers.{len(specs) - 1}.weight"].std() / head.std())
     for v in params.values():
         v.requires_grad_(True)
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    opt = torch.optim.Adam(param_groups(params, list(params), s.cfg.train), lr=lr)
     rng = np.random.default_rng(seed)
     for _ in range(iterations):
         t = sample_task(s.dataset, s.cfg.data.train_split, len(classes), 1, 0, rng)

@@ -200,7 +200,15 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         opt.step()
         opt.zero_grad(set_to_none=True)
         n_tasks += tc.meta_batch
+        over_time = bool(tc.time_limit_min) and \
+            time.perf_counter() - t_start > 60 * tc.time_limit_min
+        if world > 1:   # every process stops at the same iteration (else one waits forever)
+            flag = torch.tensor([float(over_time)])
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            over_time = bool(flag.item())
         if rank != 0:
+            if over_time:
+                break
             continue
         rate = n_tasks / (time.perf_counter() - t_loop)
         rec = {"iteration": it, "meta_loss": float(loss), "meta_train_acc": float(acc),
@@ -219,7 +227,6 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}", val=f"{val_acc:.3f}",
                             tasks_s=f"{rate:.1f}")
-        over_time = tc.time_limit_min and time.perf_counter() - t_start > 60 * tc.time_limit_min
         if it % tc.checkpoint_every == 0 or it == tc.iterations or over_time:
             save(last, it)
         if over_time:
