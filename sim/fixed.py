@@ -214,9 +214,11 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
         if isinstance(spec, ConvSpec):
             c, h, w = spec.in_shape
             oc, oh, ow = spec.out_shape
-            taps = conv_taps((h, w), (oh, ow), spec.kernel, spec.stride, spec.padding)
+            taps = conv_taps((h, w), (oh, ow), tuple(spec.kernel), tuple(spec.stride),
+                             tuple(spec.padding))
+            # int16 weights: half the cache footprint of int32, sums stay exact in int32
             w_conv = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).reshape(
-                c, spec.kernel[0] * spec.kernel[1], oc)).astype(np.int16)  # int16: half the cache footprint
+                c, spec.kernel[0] * spec.kernel[1], oc)).astype(np.int16)
             w_dense = empty2
             bias = bias.reshape(oc, oh, ow).transpose(1, 2, 0).ravel()
         else:

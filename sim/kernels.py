@@ -10,6 +10,8 @@ adds one contiguous C_out-vector per kernel tap.
 """
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
 
@@ -45,9 +47,11 @@ def _accumulate_dense(row, w_t, acc):
                 acc[o] += wrow[o]
 
 
+@functools.lru_cache(maxsize=64)
 def conv_taps(in_hw, out_hw, kernel, stride, padding):
     """For each input pixel, the (output pixel, kernel tap) pairs it reaches, as CSR arrays:
-    precomputed once so the per-spike loop does no index arithmetic."""
+    precomputed once per geometry (cached; treat as read-only) so the per-spike loop does no
+    index arithmetic."""
     (h, w), (oh, ow), (kh, kw) = in_hw, out_hw, kernel
     ptr, outs, taps = [0], [], []
     for y in range(h):
