@@ -5,7 +5,7 @@ A model is (specs, params, neurons): sim.arch specs, a float_lif parameter dict
 (``layers.{i}.weight``) and one LifFloat per layer. Nothing here holds state.
 
 Logits (``logits``): output spike counts over the whole presentation window plus a membrane
-tie-break, ``counts + 0.5 * tanh(v_last / vth)``. Why not the paper's output membrane
+tie-break, ``counts + 0.49 * tanh(v_last / vth)``. Why not the paper's output membrane
 potential alone: the on-chip head learns with SOEL, whose error is a spike-count error, so the
 output neurons must spike; a spike count and the last membrane value are both read on Lava (a
 spike monitor and a v monitor of the output LIF), and the tie-break term lies strictly inside
@@ -26,7 +26,8 @@ from metaloihi.sim import float_lif
 from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec, paper_arch
 from metaloihi.sim.loihi import LifFloat
 
-TIE_BREAK = 0.5   # |TIE_BREAK * tanh| < 0.5: never outranks a difference of one spike
+TIE_BREAK = 0.49  # |TIE_BREAK * tanh| < 0.5 even where float tanh saturates to +-1: a
+#                   membrane never outranks a difference of one spike
 
 
 @dataclass(frozen=True)

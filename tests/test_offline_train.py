@@ -78,7 +78,7 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
     lines = [json.loads(ln) for ln in (tmp_path / "full" / "metrics.jsonl").read_text().split("\n")
              if ln]
     assert [r["iteration"] for r in lines] == [1, 2, 3, 4, 5, 6]
-    assert "meta_val_acc" in lines[2] and "inner_lr.1" in lines[0]
+    assert "meta_val_acc" in lines[2] and "inner_lr.2" in lines[0]   # head of 3 layers
     # 4 iterations, then resume to 6: identical meta-parameters and optimiser state
     half = tiny_cfg(tmp_path, **{"train.iterations": 4})
     train.train(half, tmp_path / "split", progress=False, dataset=gestures)

@@ -1,0 +1,44 @@
+"""offline/model.py: input encoding, the logits rule, calibration, sub-network composition."""
+import numpy as np
+import torch
+
+from metaloihi.offline import model
+from metaloihi.sim import float_lif
+
+
+def test_encode_pools_binarises_and_merges_time_bins():
+    x = torch.zeros(1, 4, 2, 4, 4)
+    x[0, 0, 0, 0, 1] = 3        # step 0, pixel block (0, 0)
+    x[0, 3, 1, 3, 3] = 1        # step 3, block (1, 1) of the OFF channel
+    cfg = model.ModelConfig(pool=2, time_pool=2)
+    y = model.encode(x, cfg)
+    assert tuple(y.shape) == (1, 2, 2, 2, 2)
+    assert y.sum() == 2 and y[0, 0, 0, 0, 0] == 1 and y[0, 1, 1, 1, 1] == 1
+    assert set(np.unique(y.numpy())) <= {0.0, 1.0}
+    assert model.input_shape((100, 2, 32, 32), cfg) == (2, 16, 16)
+
+
+def test_logits_membrane_only_breaks_ties():
+    out = {"counts": torch.tensor([[3.0, 3.0, 2.0, 0.0]]),
+           "v_last": torch.tensor([[0.2, 0.9, 1.0, -50.0]])}
+    lg = model.logits(out, 1.0)
+    assert int(lg.argmax()) == 1                   # equal counts: the fuller membrane wins
+    assert float(lg[0, 2]) < float(lg[0, 0])       # a full membrane never beats one more spike
+    assert float((lg - out["counts"]).abs().max()) < 0.5
+    np.testing.assert_allclose(model.logits_np(out["counts"].numpy(), out["v_last"].numpy(), 1.0),
+                               lg.numpy(), rtol=1e-6)
+
+
+def test_calibration_reaches_the_target_rates_and_features_compose():
+    cfg = model.ModelConfig(channels=(4, 8), kernel=3)
+    specs, neurons = model.build((30, 2, 8, 8), 5, cfg)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 30, 2, 8, 8, generator=g) < 0.05).float()
+    p = model.calibrate(specs, model.init_params(specs, g), neurons, x, 0.05, 0.1)
+    out = float_lif.run(specs, p, neurons, x)
+    rates = [float(s.mean()) for s in out["spikes"]]
+    assert all(abs(r - 0.05) < 0.02 for r in rates[:-1]) and abs(rates[-1] - 0.1) < 0.04, rates
+    whole = model.forward(specs, p, neurons, x)
+    h = model.features(specs, p, neurons, x, 2, None)
+    assert torch.equal(model.forward_from(specs, p, neurons, h, 2, None), whole)
+    assert torch.equal(whole, model.logits(out, neurons[-1].vth))
