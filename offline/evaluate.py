@@ -30,7 +30,7 @@ def ci95(accs: np.ndarray) -> tuple[float, float]:
 def label(cfg) -> str:
     m = cfg.maml
     algo = ("FOMAML" if m.first_order else "MAML") + f" {m.inner_rule.upper()}-inner"
-    return f"{algo} ({cfg.data.dataset}, adapt={m.adapt})"
+    return f"{algo}, {cfg.data.dataset}, adapt={m.adapt}"
 
 
 def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0
@@ -83,7 +83,8 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
         for k in shots:
             accs = evaluate_split(s, state["meta"], split or cfg.data.test_split, tasks, seed,
                                   shots=k)
-            rows.append({"name": f"{label(cfg)} [{Path(path).name}]", "shots": k,
+            rows.append({"name": f"{label(cfg)}: {Path(path).parent.name}/{Path(path).name}",
+                         "shots": k,
                          "acc": ci95(accs)[0], "ci95": ci95(accs)[1], "tasks": tasks})
             report(rows[-1])
     if baselines and first is not None:
