@@ -234,5 +234,8 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             break
     if bar is not None:
         bar.close()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return {"iterations": it, "best_val": best_val, "best_iteration": best_it, "rank": rank,
             "stopped": stopped, "wall_s": time.perf_counter() - t_start, "out": str(out)}

@@ -139,3 +139,23 @@ def test_two_gloo_processes_give_the_one_process_meta_gradient(tmp_path):
     assert abs(float(got["loss"]) - float(loss.mean())) < 1e-12
     for k in grads:
         assert torch.allclose(got["grads"][k], grads[k], atol=1e-12, rtol=1e-10), k
+
+
+def test_torchrun_train_command_matches_one_process(tmp_path):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.replace('mode = "loop"', "").replace("iterations = 6",
+                                                                   "iterations = 3"))
+    base = ["-m", "metaloihi", "train", "--config", str(cfg_path), "--no-progress",
+            "--set", 'train.dtype="float64"']
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, *base, "--out", str(tmp_path / "one")], cwd=ROOT,
+                         capture_output=True, text=True, env=env)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--master_port=29534", *base, "--out", str(tmp_path / "two")],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = checkpoint.load(tmp_path / "one" / "last.pt")["meta"]
+    b = checkpoint.load(tmp_path / "two" / "last.pt")["meta"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-10, rtol=1e-8), k
