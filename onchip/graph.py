@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metaloihi.errors import UserError
 from metaloihi.bridge.bundle import read_bundle
 from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_shape, \
     to_lava_order
@@ -63,7 +64,7 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     S, T = x.shape[:2]
     P = rule.period
     if T != rule.window:
-        raise ValueError(f"samples have {T} steps, the rule's window is {rule.window}")
+        raise UserError(f"samples have {T} steps, the rule's window is {rule.window}")
     in_shape = tuple(x.shape[2:])
     data = np.zeros((S, P, *in_shape), np.int32)
     data[:, :T] = x != 0
