@@ -67,9 +67,9 @@ def _section(name: str, cls, values: dict):
     known = {f.name: f for f in dataclasses.fields(cls)}
     out = {}
     for key, val in values.items():
-        if key not in known or key == "extra":
+        if key not in known:
             raise UserError(f"unknown config key {name}.{key}; expected one of "
-                            f"{', '.join(k for k in known if k != 'extra')}")
+                            f"{', '.join(known)}")
         if isinstance(val, str) and val.lower() == _NONE:
             val = None
         if isinstance(val, list):
@@ -93,7 +93,6 @@ def to_dict(cfg: Config) -> dict:
     out = {}
     for name in SECTIONS:
         sec = dataclasses.asdict(getattr(cfg, name))
-        sec.pop("extra", None)
         out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in sec.items()}
     return out
 

@@ -15,7 +15,7 @@ rather than a clip, so a silent head with v < 0 still gets a gradient).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 
 import numpy as np
@@ -45,7 +45,6 @@ class ModelConfig:
     head_init_rate: float = 0.05
     uniform_head: bool = False  # head weights start all equal: no class preference before the
                                 # inner loop (random head weights outweigh a one-shot update)
-    extra: dict = field(default_factory=dict)
 
 
 def input_shape(frame_shape: tuple[int, ...], cfg: ModelConfig) -> tuple[int, int, int]:

@@ -6,7 +6,7 @@ lava/proc/dense/models.py, lava/proc/conv/models.py, lava/utils/weightutils.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,7 +81,6 @@ class LifFloat:
     dv: float = 0.0
     vth: float = 1.0
     bias: float | np.ndarray = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 # --- float <-> fixed ----------------------------------------------------------------------------

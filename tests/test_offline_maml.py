@@ -52,6 +52,7 @@ def test_second_order_meta_gradient_matches_finite_differences(smooth_spikes, ad
         fd = (plus - minus) / (2 * eps)
         an = float(sum((grads[k] * d[k]).sum() for k in meta))
         errs.append(abs(fd - an) / max(abs(fd), 1e-12))
+    print(f"\nsecond-order meta-gradient vs central FD, adapt={adapt}: max rel. error {max(errs):.2g}")
     assert max(errs) < 1e-6, errs
     # the second-order terms matter: FOMAML's gradient is measurably different
     fo, _, _ = maml.meta_gradient(meta, batch, specs, neurons,
