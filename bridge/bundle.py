@@ -77,6 +77,24 @@ class Bundle:
     def frozen(self) -> Network:
         return self.net[:-1]
 
+    @property
+    def encoding(self):
+        """How event frames become this network's input spikes (meta "encoding"; absent in a
+        bundle of a random network: frames are used as they are, spike where count > 0)."""
+        from metaloihi.datasets.encoding import Encoding
+        return Encoding.from_dict(self.meta.get("encoding"))
+
+    def encode(self, frames) -> np.ndarray:
+        """Frames [B, T, 2, H, W] -> bool input spikes [B, T', *in_shape], checked against the
+        network's input shape."""
+        from metaloihi.datasets.encoding import encode
+        x = encode(frames, self.encoding)
+        want = tuple(self.net[0].spec.in_shape)
+        if tuple(x.shape[2:]) != want:
+            raise UserError(f"frames {tuple(np.shape(frames))[1:]} encode to input "
+                            f"{tuple(x.shape[2:])} per step; the bundle's network takes {want}")
+        return x
+
 
 def _str(g: h5py.Group, name: str, value: str) -> None:
     g.create_dataset(name, (1,), "S10", [value.encode("ascii")])   # as lava-dl's slayer writes it

@@ -30,7 +30,7 @@ def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dic
     """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint (metaloihi.maml/1).
     The network's input shape comes from the checkpoint's data set (loaded through offline/)."""
     try:
-        from metaloihi.offline import checkpoint, config, maml, train
+        from metaloihi.offline import checkpoint, config, maml, model, train
     except ImportError as err:
         raise UserError(f"offline/ cannot be imported here ({err}); export --random works "
                         "without it") from None
@@ -46,6 +46,8 @@ def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dic
                       target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed))
     meta = default_meta(source=path, split=state.get("split", {}))
     meta["iteration"] = int(state.get("iteration", 0))
+    meta["dataset"] = cfg.data.dataset
+    meta["encoding"] = model.encoding(cfg.model).to_dict()
     return setup.specs, theta0, setup.neurons, head, meta
 
 

@@ -104,7 +104,8 @@ def export(
 @app.command()
 def adapt(
     bundle: Path = typer.Argument(..., help="Deployment bundle (.h5)."),
-    dataset: str = typer.Option("digits", help="Data set to draw the task from."),
+    dataset: str = typer.Option(None, help="Data set to draw the task from [default: the "
+                                "bundle's training data set, else digits]."),
     split: str = typer.Option("test", help="Class split (classes unseen in meta-training)."),
     ways: int = typer.Option(5, help="Classes per task (the head's output neurons)."),
     shots: int = typer.Option(1, help="Examples per class presented for learning."),
@@ -117,11 +118,16 @@ def adapt(
 
     from metaloihi.datasets.registry import load_dataset
     from metaloihi.datasets.tasks import sample_task
+    from metaloihi.bridge.bundle import read_bundle
     from metaloihi.onchip.session import adapt as run_adapt
+    from metaloihi.onchip.session import support_order
+    b = read_bundle(bundle)
+    dataset = dataset or b.meta.get("dataset", "digits")
     task = sample_task(load_dataset(dataset, seed=seed), split, ways, shots, queries,
                        np.random.default_rng(seed))
-    res = run_adapt(bundle, task.support_x.numpy(), task.support_y.numpy(),
-                    task.query_x.numpy(), task.query_y.numpy(), backend=backend)
+    xs, ys = support_order(b.encode(task.support_x), task.support_y.numpy(), ways)
+    res = run_adapt(bundle, xs, ys, b.encode(task.query_x), task.query_y.numpy(),
+                    backend=backend)
     r = res.rule
     typer.echo(f"{ways}-way {shots}-shot on {dataset}/{split} ({backend}): accuracy "
                f"{res.accuracy:.3f} on {len(res.predictions)} queries ({res.silent} silent); "

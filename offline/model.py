@@ -21,7 +21,8 @@ from math import prod
 import numpy as np
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.datasets.encoding import Encoding
+from metaloihi.datasets.encoding import encode as encode_frames
 from metaloihi.sim import float_lif
 from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec, paper_arch
 from metaloihi.sim.loihi import LifFloat
@@ -47,31 +48,20 @@ class ModelConfig:
                                 # inner loop (random head weights outweigh a one-shot update)
 
 
+def encoding(cfg: ModelConfig) -> Encoding:
+    """The input encoding of this model (datasets/encoding.py); it travels in the bundle."""
+    return Encoding(pool=cfg.pool, time_pool=cfg.time_pool, steps=cfg.steps)
+
+
 def input_shape(frame_shape: tuple[int, ...], cfg: ModelConfig) -> tuple[int, int, int]:
     """Per-step network input (C, H, W) for data set frames [T, 2, H, W]."""
-    _, c, h, w = frame_shape
-    return (c, h // cfg.pool, w // cfg.pool)
+    return encoding(cfg).input_shape(frame_shape)
 
 
 def encode(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
-    """Data set frames [B, T, 2, H, W] (event counts) -> binary input spikes [B, T', 2, H', W'].
-
-    Spatial sum-pool then threshold (> 0) and time OR-pool: the chip's input is spikes, so the
-    encoding happens before the network, identically on every back end."""
-    x = torch.as_tensor(x)
-    if x.ndim != 5:
-        raise UserError(f"frames must be [batch, steps, 2, H, W], got shape {tuple(x.shape)}")
-    b, t, c, h, w = x.shape
-    x = x.to(torch.float32)
-    if cfg.pool > 1:
-        p = cfg.pool
-        x = x[..., : h // p * p, : w // p * p].reshape(b, t, c, h // p, p, w // p, p).sum((4, 6))
-    if cfg.time_pool > 1:
-        tp = cfg.time_pool
-        x = x[:, : t // tp * tp].reshape(b, t // tp, tp, *x.shape[2:]).sum(2)
-    if cfg.steps is not None:
-        x = x[:, -cfg.steps:]
-    return (x > 0).to(torch.float32)
+    """Data set frames [B, T, 2, H, W] (event counts) -> binary input spikes [B, T', 2, H', W']
+    as float32 (spatial sum-pool, time pool, threshold > 0: datasets.encoding.encode)."""
+    return torch.from_numpy(encode_frames(x, encoding(cfg)).astype(np.float32))
 
 
 def build(frame_shape: tuple[int, ...], ways: int, cfg: ModelConfig
