@@ -1,0 +1,251 @@
+"""metaloihi/plots.py (the demo's figure) and `metaloihi report` (the HTML page), the page also
+rendered in headless Chromium (installed by ./run test where it can be)."""
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metaloihi import report as rp
+from metaloihi.cli import main
+from metaloihi.errors import UserError
+from metaloihi.plots import demo_figure
+
+WAYS, SHOTS, T, N_IN = 5, 5, 20, 48
+NAMES = ["clap_2", "wave_right_2", "circle_ccw_1x_left", "roll_forward", "drums_2"]
+
+
+def run_cli(*args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return exc.value.code
+
+
+def demo_args(**override):
+    rng = np.random.default_rng(0)
+    shots = (rng.random((SHOTS, T, 2, 16, 16)) < 0.05).astype(np.uint8)
+    spikes = rng.random((SHOTS, T, WAYS)) < 0.1
+    wb = rng.integers(-50, 50, (WAYS, N_IN)) * 2
+    wa = wb + (rng.random((WAYS, N_IN)) < 0.3) * rng.integers(-8, 8, (WAYS, N_IN)) * 2
+    args = dict(shots=shots, labels=np.arange(SHOTS), confusion=rng.integers(0, 6, (WAYS, WAYS)),
+                weights_before=wb, weights_after=wa, head_spikes_learning=spikes,
+                class_names=NAMES, title="synthetic")
+    args.update(override)
+    return args
+
+
+def png_colours(path: Path) -> int:
+    from PIL import Image
+    with Image.open(path) as im:
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    return len(colours)
+
+
+def test_demo_figure_renders_a_nontrivial_png(tmp_path):
+    out = demo_figure(tmp_path / "sub" / "demo.png", **demo_args())
+    assert out == tmp_path / "sub" / "demo.png" and out.stat().st_size > 30_000
+    from PIL import Image
+    with Image.open(out) as im:
+        assert im.size == (1350, 1100)
+    assert png_colours(out) > 200          # event frames, colormaps, raster: many colours
+    assert [p.name for p in out.parent.iterdir()] == ["demo.png"]   # no temp file left
+
+
+@pytest.mark.parametrize("arg, bad", [
+    ("shots", np.zeros((SHOTS, T, 3, 16, 16))),
+    ("labels", np.arange(SHOTS - 1)),
+    ("confusion", np.zeros((WAYS, WAYS - 1), int)),
+    ("weights_before", np.zeros((WAYS + 1, N_IN))),
+    ("weights_after", np.zeros((WAYS, N_IN + 1))),
+    ("head_spikes_learning", np.zeros((SHOTS, T, WAYS - 1), bool)),
+])
+def test_demo_figure_bad_shape_names_the_argument(tmp_path, arg, bad):
+    with pytest.raises(UserError, match=arg):
+        demo_figure(tmp_path / "x.png", **demo_args(**{arg: bad}))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_figure_label_out_of_range(tmp_path):
+    with pytest.raises(UserError, match="labels must be in 0..4"):
+        demo_figure(tmp_path / "x.png", **demo_args(labels=np.array([0, 1, 2, 3, 5])))
+
+
+# --- report ---------------------------------------------------------------------------------
+def write_log(path: Path, n: int = 60, soel: bool = True) -> Path:
+    recs = []
+    for i in range(1, n + 1):
+        r = {"iteration": i, "meta_loss": 1.6 - i / n, "meta_train_acc": 0.2 + 0.5 * i / n,
+             "tasks_per_s": 10.0, "elapsed_s": 2.0 * i}
+        if i % 20 == 0:
+            r["meta_val_acc"] = 0.3 + 0.4 * i / n
+        if soel:
+            r.update({"soel.threshold": 2.0 * 0.98 ** i, "soel.eta": 3e-4 * 1.02 ** i})
+        recs.append(json.dumps(r))
+    text = "\n".join(recs) + "\n" + '{"iteration": 61, "meta_lo'     # torn last line
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+EVAL_ROWS = [
+    {"name": "MAML SOEL-inner, gestures, adapt=head: demo/best.pt", "shots": 1, "acc": 0.768,
+     "ci95": 0.007, "tasks": 600},
+    {"name": "random init + same inner loop <b>bold?</b>", "shots": 1, "acc": 0.264,
+     "ci95": 0.0075, "tasks": 600},
+]
+GAP = {"checkpoint": "runs/demo/best.pt", "split": "demo", "ways": 5, "shots": 1, "tasks": 100,
+       "float": {"acc": 0.768, "ci95": 0.012}, "fixed": {"acc": 0.752, "ci95": 0.013},
+       "lava": {"acc": None, "ci95": float("nan"), "tasks": 0, "identical_to_fixed": None},
+       "agreement": {"mean": 0.97}, "notes": "a <note> & more"}     # onchip/gap.py's shape
+SPEED = {"rows": [{"what": "one 5-way 1-shot session", "sim_s": 0.92, "lava_s": 54.8,
+                   "identical": True}], "machine": "2-core CPU"}
+SIM_VS_LAVA = {"lava_s_per_step": 0.0576, "lava_s_per_sample": 5.76,
+               "sim_s_per_sample_batch1": 0.0043, "sim_s_per_sample_batch64": 0.00287,
+               "ratio_one_sample": 1339.5, "output_spikes_identical": True}   # its --json
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    from metaloihi.bridge import export as ex
+    from metaloihi.bridge.bundle import HeadParams
+    specs, params, neurons = ex.random_float_network((2, 8, 8), WAYS, (4, 8), seed=0)
+    head = HeadParams(soel_threshold=0.2121, soel_eta=0.00231, labels=tuple(NAMES))
+    path, _ = ex.export_bundle(tmp_path_factory.mktemp("b") / "tiny.h5", specs, params, neurons,
+                               head=head, meta={"source": "random seed 0 (test)"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, bundle) -> rp.Inputs:
+    d = tmp_path_factory.mktemp("in")
+    (d / "eval_demo_split.json").write_text(json.dumps(EVAL_ROWS))
+    (d / "deployment_gap.json").write_text(json.dumps(GAP))
+    (d / "sim_vs_lava.json").write_text(json.dumps(SPEED))
+    return rp.Inputs(logs=[write_log(d / "demo_soel_metrics.jsonl.gz")],
+                     evals=[d / "eval_demo_split.json"], bundles=[bundle],
+                     gaps=[d / "deployment_gap.json"], speeds=[d / "sim_vs_lava.json"])
+
+
+def test_report_without_inputs_says_not_measured(tmp_path):
+    page = rp.build_report(tmp_path / "r", rp.Inputs()).read_text()
+    for section in ("accuracy", "curves", "gap", "speed", "soel", "bundles"):
+        assert f'id="{section}"' in page
+    assert page.count("not measured") >= 5
+    assert "98.23 ± 1.12%" in page and "paper (Stewart &amp; Neftci 2022)" in page
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["index.html"]
+
+
+def test_report_escapes_text_and_reads_every_input(tmp_path, inputs):
+    page = rp.build_report(tmp_path / "r", inputs, title="a <title> & co").read_text()
+    assert "<b>bold?</b>" not in page and "&lt;b&gt;bold?&lt;/b&gt;" in page
+    assert "a &lt;title&gt; &amp; co" in page and "a &lt;note&gt; &amp; more" in page
+    assert "76.8 ± 0.7%" in page and "gestures (embedded)" in page
+    assert "demo (file name)" in page                      # split read from eval_demo_split.json
+    assert page.count("gestures (embedded)") >= 3          # the baseline row inherits it
+    assert "75.2 ± 1.3%" in page and "-1.6 pp" in page and "60x" in page   # gap, speed
+    assert "0.2121" in page and "0.00231" in page          # bundle theta / eta
+    assert "1.96 → 0.5951" in page                         # SOEL theta in the log: first → last
+    assert '<img src="curves.png"' in page and (tmp_path / "r" / "curves.png").stat().st_size
+    assert png_colours(tmp_path / "r" / "curves.png") > 20
+
+
+def test_paper_figures_are_quoted_from_the_reference_text():
+    ref = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
+        "stewart-neftci-2022-meta-learning-snn.txt"
+    if not ref.is_file():
+        pytest.skip(f"reference text not here ({ref})")
+    text = ref.read_text()
+    for row in rp.PAPER:
+        for fig in (row["val"], row["test"]):
+            assert fig is None or fig in text, fig
+
+
+@pytest.mark.parametrize("content, match", [
+    ({"float": {"acc": 76.8}}, r"float.acc = 76.8; expected a fraction"),
+    ({"fixed": 0.7, "float": {"acc": 0.7}}, r"fixed must be an object"),
+    ({"notes": "x"}, r"expected an object with float / fixed / lava"),
+])
+def test_bad_gap_file_names_the_key(tmp_path, content, match):
+    p = tmp_path / "gap.json"
+    p.write_text(json.dumps(content))
+    with pytest.raises(UserError, match=match):
+        rp.read_gap(p)
+
+
+def test_speed_reads_the_sim_vs_lava_benchmark_json(tmp_path):
+    p = tmp_path / "sim_vs_lava.json"
+    p.write_text(json.dumps(SIM_VS_LAVA))
+    rows = rp.read_speed(p)["rows"]
+    assert [(r["what"], r["sim_s"], r["lava_s"]) for r in rows] == [
+        ("1 sample", 0.0043, 5.76), ("per sample, batch of 64", 0.00287, 5.76)]
+    page = rp.build_report(tmp_path / "r", rp.Inputs(speeds=[p])).read_text()
+    assert "1340x" in page and "2007x" in page
+
+
+def test_cli_report_defaults_to_checkpoints_folder(tmp_path, monkeypatch, capsys):
+    ck = tmp_path / "checkpoints" / "interim"
+    ck.mkdir(parents=True)
+    write_log(ck / "demo_metrics.jsonl", soel=False)
+    (ck / "eval_test.json").write_text(json.dumps(EVAL_ROWS))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("report", "--out", "rep") == 0
+    assert "using 2 file(s) under checkpoints/" in capsys.readouterr().out
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "test (file name)" in page and "not measured: no bundle given" in page
+    assert run_cli("report", "--out", "rep", "--gap", "missing.json") == 1
+    assert "missing.json" in capsys.readouterr().err
+
+
+# --- the page in a browser ------------------------------------------------------------------
+CHROMIUM = os.environ.get("METALOIHI_CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium(args: list[str], tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp}", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)      # the browser and its helpers: our own group
+        proc.communicate()
+        pytest.fail(f"chromium did not finish within {timeout} s: {' '.join(cmd)}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.skipif(not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)),
+                    reason=f"{CHROMIUM} missing: `./run test` installs it (apt-get, as root or "
+                           "with password-less sudo); else `sudo apt-get install "
+                           "--no-install-recommends chromium`")
+def test_report_renders_in_headless_chromium(tmp_path, inputs):
+    page = rp.build_report(tmp_path / "report", inputs)
+    url = page.resolve().as_uri()
+    shot = tmp_path / "screenshot.png"
+    res = chromium([f"--screenshot={shot}", "--window-size=1280,2000", url], tmp_path / "p1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    from PIL import Image
+    with Image.open(shot) as im:
+        assert im.size == (1280, 2000)
+        rgb = im.convert("RGB")
+        assert len(rgb.getcolors(maxcolors=1 << 20)) > 50     # text, tables, the curves PNG
+        # the curves image is drawn: its blue line pixels (C0 = #1f77b4) appear on screen
+        assert any(abs(r - 31) < 30 and abs(g - 119) < 30 and abs(b - 180) < 30 and n > 20
+                   for n, (r, g, b) in rgb.getcolors(maxcolors=1 << 20))
+    dom = chromium(["--dump-dom", url], tmp_path / "p2")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    text = dom.stdout
+    for needle in ("Few-shot accuracy: measured vs paper", "76.8 ± 0.7%", "98.23 ± 1.12%",
+                   "paper (Stewart &amp; Neftci 2022)", "0.2121", "0.00231",
+                   "75.2 ± 1.3%", "76.8 ± 1.2%", "-1.6 pp", "97.0%", "60x", "not measured"):
+        assert needle in text, needle
