@@ -35,6 +35,7 @@ Conv has no weight exponent in netx (Lava's Conv ignores it on CPU).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -181,6 +182,41 @@ def default_meta(source: str | Path | None = None, split: dict | None = None) ->
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | Path, what: str):
+    """Yield a temporary path in path's folder to write `what` to; on success fsync it and
+    rename it to `path` (os.replace), on any failure (an exception, Ctrl-C) delete it: `path`
+    is either the whole new file or untouched. File system errors become one-line UserErrors
+    naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {what} {str(path)!r}: it is a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot write {what} {str(path)!r}: {str(parent)!r} is a file, "
+                                "not a folder")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write {what} {str(path)!r}: cannot create its folder "
+                        f"({err.strerror or err})") from None
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        try:
+            yield tmp
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            first = (err.strerror or str(err) or type(err).__name__).splitlines()[0]
+            raise UserError(f"cannot write {what} {str(path)!r}: {first}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
                  scales: list[float] | None = None, meta: dict | None = None) -> Path:
     """Write net (frozen layers then the head) atomically: a temporary file in the same folder,
@@ -192,10 +228,7 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
     if len(scales) != len(net):
         raise UserError(f"{len(net)} layers but {len(scales)} scales")
     meta = {**default_meta(), **(meta or {})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path, "bundle") as tmp:
         with h5py.File(tmp, "w") as f:
             layers = f.create_group("layer")
             g = layers.create_group("0")
@@ -216,13 +249,7 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
             m = ours.create_group("meta")
             for key, val in meta.items():
                 m.attrs[key] = json.dumps(val)      # every value as JSON: one rule to read back
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -35,6 +35,13 @@ def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dic
         raise UserError(f"offline/ cannot be imported here ({err}); export --random works "
                         "without it") from None
     state = checkpoint.load(path)
+    for key, val in state["meta"].items():
+        bad = ~torch.isfinite(val.detach())
+        if bad.any():
+            at = [int(i) for i in torch.nonzero(bad)[0]]
+            raise UserError(f"checkpoint {str(path)!r}: {key} holds "
+                            f"{float(val.detach()[bad].flatten()[0])} at {at} (a diverged run?); "
+                            "a network with NaN/inf parameters cannot be exported")
     cfg = config.from_dict(state["config"])
     setup = train.setup(cfg)
     theta0 = {k: v.detach().to(torch.float64) for k, v in

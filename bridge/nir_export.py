@@ -99,7 +99,9 @@ def write_nir(path: str | Path, net: Network, scales: list[float] | None = None,
               dt: float = 1e-3) -> Path:
     import nir
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), to_nir(net, scales, dt))
-    return path
+    from metaloihi.bridge.bundle import atomic_path
+
+    graph = to_nir(net, scales, dt)
+    with atomic_path(path, "NIR graph") as tmp:
+        nir.write(str(tmp), graph)
+    return Path(path)

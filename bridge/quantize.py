@@ -99,6 +99,12 @@ def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
     if len(specs) < 2:
         raise UserError(f"a deployable network needs frozen layers and a head, got "
                         f"{len(specs)} layer(s)")
+    for key, val in params.items():
+        a = _np(val)
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            at = [int(i) for i in np.argwhere(~np.isfinite(a))[0]]
+            raise UserError(f"parameter {key} holds {a[~np.isfinite(a)].ravel()[0]} at {at}; "
+                            "a network with NaN/inf parameters cannot be quantised")
     exps = [0] * (len(specs) - 1) + [int(head_weight_exp)]
     net, scales = float_to_fixed(specs, params, neurons, weight_exps=exps)
     out: Network = []

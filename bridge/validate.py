@@ -200,10 +200,23 @@ def validate_bundle(path: str | Path) -> str:
     """Raise UserError naming the first violation; return a one-paragraph summary if valid."""
     path = Path(path)
     c = _Checker(path)
+    if path.is_dir():
+        raise UserError(f"bundle {str(path)!r} is a folder, expected an HDF5 file (.h5)")
     if not path.is_file():
         raise UserError(f"bundle {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"bundle {str(path)!r} is an empty file (0 bytes), not an HDF5 file")
     if not h5py.is_hdf5(path):
         raise UserError(f"bundle {str(path)!r} is not an HDF5 file")
+    try:
+        return _validate(c, path)
+    except (OSError, KeyError, RuntimeError) as err:   # h5py on damaged bytes
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"bundle {str(path)!r} is damaged or truncated, HDF5 cannot read it "
+                        f"({first})") from None
+
+
+def _validate(c: _Checker, path: Path) -> str:
     with h5py.File(path, "r") as f:
         ours = c.get(f, "metaloihi", "/")
         fmt = ours.attrs.get("format", "")

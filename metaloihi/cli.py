@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal, Optional
 
 import typer
 
@@ -27,15 +28,23 @@ def version() -> None:
 
 @data_app.command("show")
 def data_show(
-    dataset: str = typer.Argument(..., help="Data set name: digits, double_digits, gestures."),
+    dataset: str = typer.Argument(..., help="Data set name: digits, double_digits, gestures "
+                                  "(embedded), or nmnist, double_nmnist, dvs_gesture, asl_dvs, "
+                                  "double_asl_dvs, nomniglot (with --root)."),
     out: Path = typer.Option(Path("runs/data_show.png"), help="PNG file to write."),
-    per_class: int = typer.Option(4, help="Samples shown per class."),
-    classes: int = typer.Option(8, help="Number of classes shown."),
-    seed: int = typer.Option(0, help="Random seed for which samples are shown."),
+    per_class: int = typer.Option(4, min=1, help="Samples shown per class (a row each class)."),
+    classes: int = typer.Option(8, min=1, help="Number of classes shown (rows)."),
+    root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
+                                        "(never downloaded); not for the embedded ones "
+                                        "(default: none)."),
+    seed: int = typer.Option(0, help="Random seed: which classes and samples are shown."),
 ) -> None:
     """Write a PNG grid of samples (event frames summed over time, ON red / OFF blue)."""
+    from metaloihi.datasets.registry import load_dataset
     from metaloihi.datasets.show import show_dataset
-    path = show_dataset(dataset, out, per_class=per_class, n_classes=classes, seed=seed)
+    ds = load_dataset(dataset, root=root)
+    path = show_dataset(dataset, out, per_class=per_class, n_classes=classes, seed=seed,
+                        dataset=ds)
     typer.echo(f"wrote {path}")
 
 
@@ -60,23 +69,31 @@ def bundle_validate(path: Path = typer.Argument(..., help="Bundle file (.h5)."))
     typer.echo(validate_bundle(path))
 
 
-def _ints(text: str, name: str) -> tuple[int, ...]:
+def _ints(text: str, name: str, positive: bool = True) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in text.split(","))
+        vals = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise UserError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    if positive and min(vals) < 1:
+        raise UserError(f"--{name} must be integers >= 1, got {text!r}")
+    return vals
 
 
 @app.command()
 def export(
-    out: Path = typer.Option(Path("runs/bundle.h5"), help="Bundle file to write."),
-    checkpoint: Path = typer.Option(None, help="offline/ checkpoint (.pt) to deploy."),
-    random: bool = typer.Option(False, "--random", help="Deploy a random network instead."),
-    nir: Path = typer.Option(None, help="Also write the network as a NIR graph (.nir)."),
-    input_shape: str = typer.Option("2,32,32", help="--random: input C,H,W."),
-    ways: int = typer.Option(5, help="--random: output neurons (ways)."),
-    channels: str = typer.Option("32,64,128", help="--random: conv channels."),
-    seed: int = typer.Option(0, help="--random: weight seed."),
+    out: Path = typer.Option(Path("runs/bundle.h5"), help="Bundle file to write (HDF5; written "
+                             "atomically: no partial file on failure)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="offline/ checkpoint (.pt) to deploy "
+                                             "(default: none; or --random)."),
+    random: bool = typer.Option(False, "--random", help="Deploy a random network instead "
+                                                                "(default: off)."),
+    nir: Optional[Path] = typer.Option(None, help="Also write the network as a NIR graph "
+                                     "(.nir; default: none)."),
+    input_shape: str = typer.Option("2,32,32", help="--random: input C,H,W (channels, pixels, "
+                                    "pixels)."),
+    ways: int = typer.Option(5, min=1, help="--random: output neurons (ways)."),
+    channels: str = typer.Option("32,64,128", help="--random: conv channels per layer."),
+    seed: int = typer.Option(0, help="--random: weight seed (Gaussian weights)."),
 ) -> None:
     """Quantise a network to Loihi 2 fixed point and write the deployment bundle (netx layout
     + learning head), with the per-layer quantisation error table."""
@@ -100,18 +117,83 @@ def export(
         typer.echo(f"wrote {nir}")
 
 
+@app.command()
+def deploy(
+    bundle: Path = typer.Argument(..., help="Deployment bundle (.h5)."),
+    samples: int = typer.Option(2, min=1, help="Samples to run (each from rest)."),
+    dataset: Optional[str] = typer.Option(None, help="Draw the samples from this data set "
+                                          "(frames encoded as the bundle says); default: "
+                                          "random input spikes, a smoke run."),
+    split: str = typer.Option("test", help="--dataset: class split the samples come from."),
+    inputs: Optional[Path] = typer.Option(None, "--input", help="Run these samples instead: a "
+                                          ".npy of binary spikes [N, steps, *input shape] "
+                                          "(default: none)."),
+    steps: int = typer.Option(20, min=1, help="Smoke run: time steps per sample (1 ms each)."),
+    rate: float = typer.Option(0.1, min=0.0, max=1.0, help="Smoke run: input spike "
+                               "probability per input neuron and step."),
+    hw: bool = typer.Option(False, "--hw", help="Run on a Loihi 2 board (Loihi2HwCfg; needs "
+                            "Intel's lava-loihi and a board: fails, never falls back, without "
+                            "them) instead of Lava's CPU simulator (Loihi2SimCfg, the "
+                            "default)."),
+    seed: int = typer.Option(0, help="Seed of the smoke run's input spikes / of the samples "
+                             "drawn from --dataset."),
+) -> None:
+    """Build the bundle's network in Lava (netx frozen layers + head Dense/LIF, learning off),
+    run the samples and print the output spike counts, checked against sim/ bit for bit."""
+    import numpy as np
+
+    from metaloihi.bridge.deploy import run_deployed, smoke_input
+    from metaloihi.bridge.bundle import read_bundle
+    b = read_bundle(bundle)
+    labels = None
+    if inputs is not None and dataset is not None:
+        raise UserError("give at most one of --input FILE and --dataset NAME")
+    if inputs is not None:
+        from metaloihi.bridge.deploy import load_input
+        x = load_input(inputs)[:samples]
+        what = f"{len(x)} sample(s) of {inputs}"
+    elif dataset is not None:
+        from metaloihi.datasets.registry import load_dataset
+        ds = load_dataset(dataset)
+        idx = np.flatnonzero(np.isin(ds.labels, ds.split_classes(split)))
+        if len(idx) < samples:
+            raise UserError(f"--samples={samples} but split {split!r} of {dataset!r} has "
+                            f"{len(idx)} samples")
+        pick = np.sort(np.random.default_rng(seed).choice(idx, samples, replace=False))
+        x = b.encode(ds.frames(pick))
+        labels = [ds.class_names[int(ds.labels[i])] for i in pick]
+        what = f"{samples} sample(s) of {dataset}/{split}"
+    else:
+        x = smoke_input(b, samples, steps, rate, seed)
+        what = f"smoke run: {samples} sample(s) of random input spikes (p={rate}, seed {seed})"
+    res = run_deployed(bundle, x, hw=hw)
+    names = list(b.head.labels)
+    typer.echo(f"{res.config}: {what}, {x.shape[1]} steps each, {res.seconds:.1f} s")
+    for k, counts in enumerate(res.counts):
+        tag = f" ({labels[k]})" if labels else ""
+        top = names[int(np.argmax(counts))] if counts.any() else "silent"
+        typer.echo(f"  sample {k}{tag}: output spike counts {counts.tolist()} -> {top}")
+    if res.sim_counts is not None:
+        same = np.array_equal(res.spikes, res.sim_spikes)
+        typer.echo("  sim/ (bit-exact model): " + ("identical, spike for spike" if same else
+                   "DIFFERENT: this is a bug in metaloihi, please report it"))
+        if not same:
+            raise typer.Exit(2)
+
 
 @app.command()
 def adapt(
     bundle: Path = typer.Argument(..., help="Deployment bundle (.h5)."),
-    dataset: str = typer.Option(None, help="Data set to draw the task from [default: the "
-                                "bundle's training data set, else digits]."),
+    dataset: Optional[str] = typer.Option(None, help="Data set to draw the task from (default: "
+                                          "the bundle's training data set, else digits)."),
     split: str = typer.Option("test", help="Class split (classes unseen in meta-training)."),
-    ways: int = typer.Option(5, help="Classes per task (the head's output neurons)."),
-    shots: int = typer.Option(1, help="Examples per class presented for learning."),
-    queries: int = typer.Option(10, help="Query examples per class."),
-    backend: str = typer.Option("sim", help="'sim' (bit-exact, fast) or 'lava' (CPU simulator)."),
-    seed: int = typer.Option(0, help="Task sampling seed."),
+    ways: int = typer.Option(5, min=1, help="Classes per task (the head's output neurons)."),
+    shots: int = typer.Option(1, min=1, help="Examples per class presented for learning."),
+    queries: int = typer.Option(10, min=1, help="Query examples per class."),
+    backend: Literal["sim", "lava"] = typer.Option("sim", help="'sim' (bit-exact, fast) or "
+                                                   "'lava' (Lava's CPU simulator)."),
+    seed: int = typer.Option(0, help="Seed of the task (classes, samples) and of the embedded "
+                             "data set's generator."),
 ) -> None:
     """Learn one task on chip with SOEL (one shot at a time), then classify its queries."""
     import numpy as np
@@ -122,6 +204,9 @@ def adapt(
     from metaloihi.onchip.session import adapt as run_adapt
     from metaloihi.onchip.session import support_order
     b = read_bundle(bundle)
+    n_out = b.net[-1].spec.out_features
+    if ways != n_out:
+        raise UserError(f"--ways={ways} but the bundle's head has {n_out} output neurons")
     dataset = dataset or b.meta.get("dataset", "digits")
     task = sample_task(load_dataset(dataset, seed=seed), split, ways, shots, queries,
                        np.random.default_rng(seed))
@@ -133,13 +218,15 @@ def adapt(
                f"{res.accuracy:.3f} on {len(res.predictions)} queries ({res.silent} silent); "
                f"rule dw = {r.dw_string()}, window {r.window} + 1 steps, {res.seconds:.1f} s")
 
+
 def _overrides(items: list[str]) -> dict:
     """--set section.key=value (value parsed as TOML: numbers, true/false, "strings", [lists])."""
     from metaloihi.offline.config import tomllib
     out = {}
     for item in items:
         key, sep, val = item.partition("=")
-        if not sep:
+        sec, dot, name = key.strip().partition(".")
+        if not sep or not dot or not sec or not name:
             raise UserError(f"--set {item!r}: expected section.key=value")
         try:
             out[key.strip()] = tomllib.loads(f"v = {val}")["v"]
@@ -153,16 +240,29 @@ def train(
     config: str = typer.Option("demo", "--config", "-c",
                                help="Shipped config name (demo, gestures, double_digits, ...) "
                                     "or a .toml file."),
-    out: Path = typer.Option(None, help="Run folder (default runs/<config name>)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/<config name>)."),
     resume: bool = typer.Option(False, help="Continue from <out>/last.pt."),
-    set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value "
+                                   "(e.g. train.iterations=100, train.time_limit_min=5: "
+                                   "minutes); repeatable (default: none)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of theta0's initialisation, the tasks "
+                                       "and stochastic rounding: train.seed (default: the "
+                                       "config's, 0)."),
+    device: Optional[Literal["cpu", "cuda"]] = typer.Option(
+        None, help="Torch device: train.device (default: the config's, cpu); cuda needs a "
+                   "CUDA build of torch and a GPU."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     """Meta-train theta0 (+ inner learning rate or SOEL threshold/eta) with MAML.
     Under `torchrun --nproc_per_node=K` the meta-batch is split over K processes."""
     from metaloihi.offline import config as cfgmod
     from metaloihi.offline.train import train as run_train
-    cfg = cfgmod.load(config, _overrides(set_))
+    over = _overrides(set_)
+    if seed is not None:
+        over["train.seed"] = seed
+    if device is not None:
+        over["train.device"] = device
+    cfg = cfgmod.load(config, over)
     out = out or Path("runs") / Path(config).stem
     res = run_train(cfg, out, resume=resume, progress=progress)
     if res.get("rank", 0) == 0:
@@ -175,28 +275,37 @@ def train(
 def evaluate(
     checkpoints: list[Path] = typer.Argument(..., help="Checkpoints (.pt) to compare."),
     tasks: int = typer.Option(600, help="Tasks per row (>= 2)."),
-    shots: str = typer.Option("1,5", help="Comma list of shots per class."),
-    split: str = typer.Option(None, help="Class split (default: the config's test split)."),
+    shots: str = typer.Option("1,5", help="Comma list of shots per class (each >= 1)."),
+    split: Optional[str] = typer.Option(None, help="Class split (default: the config's test "
+                                        "split)."),
     baselines: bool = typer.Option(True, help="Add random-init and pretrained baselines."),
-    pretrain_iterations: int = typer.Option(300, help="Iterations of the pretrained baseline."),
-    out: Path = typer.Option(None, help="Also write the rows as JSON here."),
-    seed: int = typer.Option(1234, help="Task seed."),
+    pretrain_iterations: int = typer.Option(300, min=0, help="Iterations (Adam steps of 16 "
+                                            "samples) of the pretrained baseline."),
+    out: Optional[Path] = typer.Option(None, help="Also write the rows as JSON here "
+                                               "(default: no file)."),
+    seed: int = typer.Option(1234, help="Seed of the meta-test tasks drawn."),
+    device: Literal["cpu", "cuda"] = typer.Option("cpu", help="Torch device; cuda needs a "
+                                                  "CUDA build of torch and a GPU."),
 ) -> None:
     """N-way K-shot test accuracy with 95% confidence intervals over many meta-test tasks."""
     import json
     from rich.console import Console
     from rich.table import Table
     from metaloihi.offline.evaluate import evaluate as run_eval
+    from metaloihi.offline.train import resolve_device
     if tasks < 2:
         raise UserError(f"--tasks={tasks}; expected >= 2 (a confidence interval needs two)")
     try:
         k_shots = tuple(int(k) for k in shots.split(","))
     except ValueError:
         raise UserError(f"--shots={shots!r}; expected a comma list of integers") from None
+    if min(k_shots) < 1:
+        raise UserError(f"--shots={shots!r}; expected integers >= 1")
+    resolve_device(device, "--device")
     console = Console()
     rows = run_eval(checkpoints, tasks, k_shots, split, baselines, pretrain_iterations, seed,
                     report=lambda r: console.print(f"  {r['name']}, {r['shots']}-shot: "
-                                                   f"{100 * r['acc']:.1f}%"))
+                                                   f"{100 * r['acc']:.1f}%"), device=device)
     table = Table(title=f"{tasks} tasks per row, 95% confidence intervals")
     for col in ("model", "shots", "accuracy"):
         table.add_column(col)
@@ -206,6 +315,64 @@ def evaluate(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(rows, indent=1))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _usage_message(err) -> str:
+    """A click/typer usage error as one line, with the offending value where typer's message
+    leaves it out (its pydantic coercion keeps the input on the chained error)."""
+    msg = _one_line(err.format_message()).replace("Value error, ", "")
+    errors = getattr(err.__cause__, "errors", None)
+    if callable(errors):
+        try:
+            got = errors()[0].get("input")
+        except Exception:  # noqa: BLE001 - only decoration
+            got = None
+        if got is not None and repr(str(got)) not in msg:
+            msg = f"{msg.rstrip('.')}, got {str(got)!r}"
+    ctx = getattr(err, "ctx", None)
+    if ctx is not None:
+        msg += f" (see '{ctx.command_path} --help')"
+    return msg
+
+
+def guarded(fn) -> int:
+    """Run fn() and turn what it raises into an exit code and at most one line on stderr:
+    0 ok, 1 the user's mistake (UserError, a usage error, missing Lava, an interrupt), 2 a bug
+    (with the traceback and a hint to report it). `main` runs the CLI through it."""
+    from metaloihi.lava_support import LavaUnavailable
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    try:
+        rv = fn()
+    except UserError as err:
+        typer.echo(f"error: {_one_line(err)}", err=True)
+        return 1
+    except LavaUnavailable as err:
+        typer.echo(f"error: {_one_line(err)}", err=True)
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        return 1
+    except NoArgsIsHelpError as err:    # a bare `metaloihi` or group: the help, exit 1
+        err.show()
+        return 1
+    except ClickException as err:       # click/typer usage errors: unknown command/option, ...
+        typer.echo(f"error: {_usage_message(err)}", err=True)
+        return 1
+    except Exception as err:  # noqa: BLE001 - the last line of defence
+        import traceback
+        traceback.print_exc()
+        typer.echo(f"internal error: {type(err).__name__}: {err}\n"
+                   "This is a bug in metaloihi: please report it with the traceback above.",
+                   err=True)
+        return 2
+    if rv == 130:       # typer turns Ctrl-C inside a command into Exit(130)
+        typer.echo("aborted (interrupted)", err=True)
+        return 1
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 @app.command()
@@ -234,22 +401,4 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        app(args=argv, standalone_mode=False)
-    except UserError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as err:  # noqa: BLE001 - the last line of defence
-        if hasattr(err, "show") and hasattr(err, "exit_code"):   # click's usage errors
-            err.show()
-            sys.exit(1)
-        import traceback
-        traceback.print_exc()
-        typer.echo(f"internal error: {type(err).__name__}: {err}\n"
-                   "This is a bug in metaloihi: please report it with the traceback above.",
-                   err=True)
-        sys.exit(2)
-    sys.exit(0)
+    sys.exit(guarded(lambda: app(args=argv, standalone_mode=False, prog_name="metaloihi")))

@@ -58,3 +58,25 @@ def lava_available() -> bool:
         return True
     except LavaUnavailable:
         return False
+
+
+LOIHI_HW_HINT = (
+    "--hw runs on a Loihi 2 board through Loihi2HwCfg, which needs Intel's lava-loihi extension "
+    "(Intel Neuromorphic Research Community members) and a board (SLURM or Ethernet host); "
+    "lava-loihi is not usable here ({why}). Leave out --hw to run in Lava's CPU simulator "
+    "(Loihi2SimCfg)."
+)
+
+
+def require_loihi2_hw():
+    """Loihi2HwCfg, or a UserError (one line) where lava-loihi is absent: never a silent
+    fallback to the CPU simulator."""
+    from metaloihi.errors import UserError
+    loihi = require_lava("lava.utils.loihi")
+    if not loihi.is_installed():
+        raise UserError(LOIHI_HW_HINT.format(why="no module lava.utils.loihi2_profiler"))
+    try:
+        _quiet_import("lava.magma.compiler.subcompilers.nc.ncproc_compiler")
+    except Exception as err:  # noqa: BLE001 - any import failure means no Loihi compiler
+        raise UserError(LOIHI_HW_HINT.format(why=f"{type(err).__name__}: {err}")) from None
+    return require_lava("lava.magma.core.run_configs").Loihi2HwCfg

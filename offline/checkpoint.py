@@ -41,14 +41,44 @@ def save(path: str | Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+REQUIRED = ("meta", "config")    # what every reader needs (export, evaluate, resume)
+
+
+def _why(err: Exception) -> str:
+    """torch's unpickling error in one line, without its advice to re-run unsafely."""
+    text = " ".join(str(err).split())
+    for marker in ("WeightsUnpickler error:", "Weights only load failed."):
+        if marker in text:
+            text = text.split(marker, 1)[1].strip() or text
+            break
+    return text or type(err).__name__
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {str(path)!r} is a folder, expected a .pt file")
     if not path.exists():
         raise UserError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise UserError(f"checkpoint {str(path)!r} cannot be read: {err}") from None
+        why = _why(err)
+        if "Unsupported class" in why or "Unsupported global" in why:
+            raise UserError(f"checkpoint {str(path)!r} refused: it holds more than tensors and "
+                            f"plain values ({why}); checkpoints are loaded with "
+                            "torch.load(weights_only=True), never as arbitrary pickles") from None
+        raise UserError(f"checkpoint {str(path)!r} cannot be read (not a torch checkpoint, or "
+                        f"damaged/truncated): {why}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"checkpoint {str(path)!r} is not a {FORMAT} file")
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise UserError(f"checkpoint {str(path)!r} is not a {FORMAT} file (format {got!r})")
+    missing = [k for k in REQUIRED if not isinstance(state.get(k), dict)]
+    if missing:
+        raise UserError(f"checkpoint {str(path)!r} lacks required key(s) {missing} (a "
+                        f"{FORMAT} file has meta, config, iteration, split, ...)")
+    bad = [k for k, v in state["meta"].items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise UserError(f"checkpoint {str(path)!r}: meta {bad[0]!r} is a "
+                        f"{type(state['meta'][bad[0]]).__name__}, expected a tensor")
     return state

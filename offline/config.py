@@ -4,7 +4,10 @@ Every key must be known: a typo is a UserError naming it, never a silently ignor
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +50,7 @@ class TrainConfig:
     mode: str = "loop"          # meta-gradient: "vmap" or "loop" (see benchmarks/maml_throughput)
     threads: int = 0            # torch CPU threads (0: torch's default)
     dtype: str = "float32"
+    device: str = "cpu"         # torch device: "cpu" or "cuda" (`metaloihi train --device`)
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,51 @@ def _section(name: str, cls, values: dict):
         if isinstance(val, list):
             val = tuple(val)
         out[key] = val
+    hints = typing.get_type_hints(cls)
+    for key, val in out.items():
+        _check_type(f"{name}.{key}", val, hints.get(key))
     try:
         return cls(**out)
     except TypeError as err:
         raise UserError(f"config section [{name}]: {err}") from None
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return "a list of " + {int: "integers", float: "finite numbers", str: "strings"}.get(
+            item, _type_name(item))
+    return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
+            type(None): "none"}.get(hint, str(hint))
+
+
+def _fits(val, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(val, a) for a in typing.get_args(hint))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return isinstance(val, tuple) and all(_fits(v, args[0]) for v in val)
+    if hint is type(None):
+        return val is None
+    if hint is bool:
+        return isinstance(val, bool)
+    if hint is int:
+        return isinstance(val, int) and not isinstance(val, bool)
+    if hint is float:
+        return isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val)
+    if hint is str:
+        return isinstance(val, str)
+    return True                  # a type this check does not know: the dataclass decides
+
+
+def _check_type(key: str, val, hint) -> None:
+    """A config value of the wrong type is named here, not found deep inside training."""
+    if hint is not None and not _fits(val, hint):
+        shown = "none" if val is None else repr(list(val) if isinstance(val, tuple) else val)
+        raise UserError(f"config key {key} = {shown}; expected {_type_name(hint)}")
 
 
 def from_dict(raw: dict) -> Config:

@@ -46,6 +46,7 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
     params = maml.theta0_of(base)
     params = {k: v.detach().clone() for k, v in params.items()}
     head = model.init_params(specs, gen, s.dtype)[f"layers.{len(specs) - 1}.weight"]
+    head = head.to(s.device)
     params[f"layers.{len(specs) - 1}.weight"] = head * float(
         base[f"theta0.layers.{len(specs) - 1}.weight"].std() / head.std())
     for v in params.values():
@@ -55,8 +56,8 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
     for _ in range(iterations):
         t = sample_task(s.dataset, s.cfg.data.train_split, len(classes), 1, 0, rng)
         pick = rng.choice(len(classes), batch, replace=False)
-        x = model.encode(t.support_x[pick], s.cfg.model).to(s.dtype)
-        y = torch.as_tensor([classes.index(int(t.classes[i])) for i in pick])
+        x = model.encode(t.support_x[pick], s.cfg.model).to(s.device, s.dtype)
+        y = torch.as_tensor([classes.index(int(t.classes[i])) for i in pick], device=s.device)
         logits = model.forward(specs, params, neurons, x, trunc=s.cfg.maml.trunc)
         loss = F.cross_entropy(s.cfg.maml.loss_scale * logits, y)
         opt.zero_grad()
@@ -70,18 +71,20 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
 
 def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] = (1, 5),
              split: str | None = None, baselines: bool = True, pretrain_iterations: int = 300,
-             seed: int = 1234, report=print) -> list[dict]:
-    """Rows {name, shots, acc, ci95, tasks}; the baselines use the first checkpoint's setup."""
+             seed: int = 1234, report=print, device: str = "cpu") -> list[dict]:
+    """Rows {name, shots, acc, ci95, tasks}; the baselines use the first checkpoint's setup.
+    Runs on `device` ("cpu" or "cuda"), whatever device the checkpoints were trained on."""
     rows = []
     first = None
     for path in paths:
         state = checkpoint.load(path)
         cfg = from_dict(state["config"])
-        s = setup(cfg) if first is None or cfg.data != first.cfg.data else \
-            setup(cfg, first.dataset)
+        s = setup(cfg, device=device) if first is None or cfg.data != first.cfg.data else \
+            setup(cfg, first.dataset, device=device)
         first = first or s
+        meta = {name: v.to(s.device) for name, v in state["meta"].items()}
         for k in shots:
-            accs = evaluate_split(s, state["meta"], split or cfg.data.test_split, tasks, seed,
+            accs = evaluate_split(s, meta, split or cfg.data.test_split, tasks, seed,
                                   shots=k)
             rows.append({"name": f"{label(cfg)}: {Path(path).parent.name}/{Path(path).name}",
                          "shots": k,
@@ -89,7 +92,8 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
             report(rows[-1])
     if baselines and first is not None:
         meta0 = checkpoint.load(paths[0])["meta"]
-        learnt = {k: v for k, v in meta0.items() if not k.startswith(maml.THETA0)}
+        learnt = {k: v.to(first.device) for k, v in meta0.items()
+                  if not k.startswith(maml.THETA0)}
         rand = {**initial_meta(first), **learnt}
         pre_theta = pretrain(first, pretrain_iterations)
         pre = {**{maml.THETA0 + k: v for k, v in pre_theta.items()}, **learnt}

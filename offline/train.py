@@ -33,6 +33,26 @@ class Setup:
     specs: list
     neurons: list
     dtype: torch.dtype
+    device: torch.device = torch.device("cpu")
+
+
+def resolve_device(name: str, what: str = "train.device") -> torch.device:
+    """"cpu" or "cuda" ("cuda:K") -> torch.device; cuda where torch sees no GPU is a UserError,
+    never a silent fallback to the CPU."""
+    name = str(name)
+    if name != "cpu" and name != "cuda" and not (name.startswith("cuda:") and
+                                                 name[5:].isdigit()):
+        raise UserError(f"{what}={name!r}; expected 'cpu' or 'cuda'")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = ("this torch is a CPU-only build" if torch.version.cuda is None else
+                   f"torch (CUDA {torch.version.cuda}) finds no usable GPU")
+            raise UserError(f"{what}={name!r} but torch.cuda.is_available() is False here "
+                            f"({why}); use cpu")
+        index = int(name[5:]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"{what}={name!r} but torch sees {torch.cuda.device_count()} GPU(s)")
+    return torch.device(name)
 
 
 def load_data(cfg: Config):
@@ -40,13 +60,17 @@ def load_data(cfg: Config):
     return load_dataset(cfg.data.dataset, seed=cfg.data.seed, root=cfg.data.root or None)
 
 
-def setup(cfg: Config, dataset=None) -> Setup:
+def setup(cfg: Config, dataset=None, device: str | None = None) -> Setup:
+    """device: overrides cfg.train.device (evaluate runs where it is asked, not where the
+    checkpoint was trained)."""
+    dev = resolve_device(device or cfg.train.device,
+                         "--device" if device else "train.device")
     dataset = load_data(cfg) if dataset is None else dataset
     specs, neurons = model.build(dataset.frame_shape, cfg.data.ways, cfg.model)
     dtype = {"float32": torch.float32, "float64": torch.float64}.get(cfg.train.dtype)
     if dtype is None:
         raise UserError(f"train.dtype={cfg.train.dtype!r}; expected float32 or float64")
-    return Setup(cfg, dataset, specs, neurons, dtype)
+    return Setup(cfg, dataset, specs, neurons, dtype, dev)
 
 
 def task_batch(s: Setup, split: str, n: int, seed: tuple, shots: int | None = None,
@@ -56,17 +80,18 @@ def task_batch(s: Setup, split: str, n: int, seed: tuple, shots: int | None = No
     rng = np.random.default_rng(list(seed))
     tasks = [sample_task(s.dataset, split, d.ways, shots or d.shots, queries or d.queries, rng)
              for _ in range(n)]
-    enc = lambda x: model.encode(x, s.cfg.model).to(s.dtype)   # noqa: E731
+    enc = lambda x: model.encode(x, s.cfg.model).to(s.device, s.dtype)   # noqa: E731
     return (torch.stack([enc(t.support_x) for t in tasks]),
-            torch.stack([t.support_y for t in tasks]),
+            torch.stack([t.support_y for t in tasks]).to(s.device),
             torch.stack([enc(t.query_x) for t in tasks]),
-            torch.stack([t.query_y for t in tasks]))
+            torch.stack([t.query_y for t in tasks]).to(s.device))
 
 
 def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
     """Random theta0, calibrated on training samples to the configured firing rates."""
     gen = torch.Generator().manual_seed(s.cfg.train.seed)
     theta0 = model.init_params(s.specs, gen, s.dtype, s.cfg.model.uniform_head)
+    theta0 = {k: v.to(s.device) for k, v in theta0.items()}   # drawn on the CPU: same values
     sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, (s.cfg.train.seed, 2 ** 31))
     x = torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)])
     theta0 = model.calibrate(s.specs, theta0, s.neurons, x, s.cfg.model.init_rate,
@@ -129,8 +154,10 @@ def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, wor
 
 
 def _same_run(cfg_dict: dict) -> dict:
-    """The config without the keys a resumed run may change (its horizon)."""
-    tr = {k: v for k, v in cfg_dict["train"].items() if k not in ("iterations", "time_limit_min")}
+    """The config without the keys a resumed run may change (its horizon, where it runs; a
+    different thread count changes float summation order, not the run's meaning)."""
+    tr = {k: v for k, v in cfg_dict["train"].items()
+          if k not in ("iterations", "time_limit_min", "device", "threads")}
     return {**cfg_dict, "train": tr}
 
 
@@ -164,12 +191,17 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     start, best_val, best_it = 0, -1.0, -1
     if resume and last.exists():
         state = checkpoint.load(last)
+        missing = [k for k in ("optimizer", "iteration", "best_val", "best_iteration")
+                   if k not in state]
+        if missing:
+            raise UserError(f"--resume: {str(last)!r} lacks {missing}; it is not a training "
+                            "run's last.pt")
         if _same_run(state["config"]) != _same_run(to_dict(cfg)):
-            raise UserError(f"--resume: {str(last)!r} was written with another config "
-                            "(only train.iterations and train.time_limit_min may change)")
+            raise UserError(f"--resume: {str(last)!r} was written with another config (only "
+                            "train.iterations, train.time_limit_min and train.device may change)")
         with torch.no_grad():
             for k, v in state["meta"].items():
-                meta[k].copy_(v)
+                meta[k].copy_(v.to(meta[k].device))
         opt.load_state_dict(state["optimizer"])
         start, best_val, best_it = state["iteration"], state["best_val"], state["best_iteration"]
     if rank == 0:

@@ -56,6 +56,15 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
     t0 = time.perf_counter()
     b: Bundle = read_bundle(bundle)
     head = b.net[-1]
+    want = tuple(b.net[0].spec.in_shape)
+    for name, x in (("support", x_support), ("query", x_query)):
+        shape = tuple(np.shape(x))
+        if len(shape) < 2 or shape[2:] != want:
+            raise UserError(f"{name} samples have shape {shape}; the bundle's network takes "
+                            f"[N, steps, {', '.join(map(str, want))}] (input {want} per step)")
+    if np.shape(x_query)[1] != np.shape(x_support)[1]:
+        raise UserError(f"support samples have {np.shape(x_support)[1]} steps, query samples "
+                        f"{np.shape(x_query)[1]}; one window for both")
     x_support, x_query = np.asarray(x_support) != 0, np.asarray(x_query) != 0
     y_support, y_query = np.asarray(y_support, np.int64), np.asarray(y_query, np.int64)
     ways = head.spec.out_features

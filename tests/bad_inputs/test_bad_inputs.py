@@ -1,0 +1,519 @@
+"""The bad-input corpus (issue 7): every user mistake the pipeline can be handed, from a bundle
+cut in half to a typo on the command line, ends the same way: exit code 1, ONE line on stderr
+naming the thing and the bad value, no traceback, and no half-written file.
+
+A case is one row of CASES: a name, what to run (a command line, or a Python call run through
+the CLI's own error handling `metaloihi.cli.guarded`), the fragments the message must contain,
+an optional setup that makes the bad input in the case's folder, and the paths that must not
+exist afterwards. "{tmp}" in a command line is the case's folder, "{bundle}" a valid bundle
+there (which setups may damage), "{ckpt}" a checkpoint path. Adding a case is adding a row.
+The corpus runs in-process (fast); test_real_entry_point re-runs a few rows through
+`python -m metaloihi` to show the installed entry point behaves the same.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from metaloihi import cli
+from metaloihi.lava_support import lava_available
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- fixtures: a small valid bundle and checkpoint, and ways to damage them ----------------------
+@pytest.fixture(scope="module")
+def good_bundle(tmp_path_factory) -> Path:
+    """conv(2x8x8 -> 2) -> conv(4) -> head(3): a valid bundle, small enough to build in ms."""
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(2, 4), seed=1)
+    path, _ = export_bundle(tmp_path_factory.mktemp("good") / "good.h5", specs, params, neurons)
+    return path
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    bundle: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def ckpt(self) -> Path:
+        return self.tmp / "ckpt.pt"
+
+
+def _set(path, name, value):
+    """Replace (value) or delete (None) the dataset `name` of an HDF5 file."""
+    with h5py.File(path, "r+") as f:
+        del f[name]
+        if value is not None:
+            f.create_dataset(name, data=value)
+
+
+def _attr(path, group, key, value):
+    with h5py.File(path, "r+") as f:
+        if value is None:
+            del f[group].attrs[key]
+        else:
+            f[group].attrs[key] = value
+
+
+def _get(path, name):
+    with h5py.File(path, "r") as f:
+        return f[name][()]
+
+
+def _poke(name, index, value):
+    """Setup: one element of an integer dataset of the bundle set to value."""
+    def setup(c: Ctx):
+        a = _get(c.bundle, name).astype(np.int64)
+        a[index] = value
+        _set(c.bundle, name, a)
+    return setup
+
+
+def _write(rel: str, data: bytes | str):
+    def setup(c: Ctx):
+        p = c.tmp / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data.encode() if isinstance(data, str) else data)
+    return setup
+
+
+def _truncate(fraction: float):
+    def setup(c: Ctx):
+        data = c.bundle.read_bytes()
+        (c.tmp / "cut.h5").write_bytes(data[: int(len(data) * fraction)])
+    return setup
+
+
+def _scribble(c: Ctx):
+    """Random bytes over the middle of the bundle, its size unchanged."""
+    data = bytearray(c.bundle.read_bytes())
+    mid = len(data) // 2
+    data[mid - 2000: mid + 2000] = np.random.default_rng(0).bytes(4000)
+    (c.tmp / "scribbled.h5").write_bytes(bytes(data))
+
+
+def _demo_config() -> dict:
+    from metaloihi.offline import config
+    return config.to_dict(config.load("demo"))
+
+
+def _checkpoint(meta=None, drop=(), config_patch=None, extra=None):
+    """Setup: a metaloihi.maml/1 checkpoint at {ckpt} with the given damage."""
+    def setup(c: Ctx):
+        from metaloihi.offline.checkpoint import FORMAT
+        cfg = _demo_config()
+        for dotted, val in (config_patch or {}).items():
+            sec, key = dotted.split(".")
+            cfg[sec][key] = val
+        state = {"format": FORMAT, "config": cfg, "iteration": 3,
+                 "meta": meta if meta is not None else
+                 {"theta0.layers.0.weight": torch.zeros(16, 2, 5, 5)}, **(extra or {})}
+        for k in drop:
+            del state[k]
+        torch.save(state, c.ckpt)
+    return setup
+
+
+def _nan_meta(value):
+    w = torch.randn(16, 2, 5, 5)
+    w[3, 1, 2, 4] = value
+    return {"theta0.layers.0.weight": w, "log_inner_lr.2": torch.tensor(-1.0)}
+
+
+def _raise_in(module_attr: str, exc: BaseException):
+    """Setup: make a function raise `exc` (an interrupted or failing write)."""
+    def setup(c: Ctx):
+        mod, attr = module_attr.rsplit(".", 1)
+        def boom(*a, **k):
+            raise exc
+        c.monkeypatch.setattr(f"{mod}.{attr}", boom)
+    return setup
+
+
+def _no_cuda(c: Ctx):
+    c.monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def _aedat31(body: bytes) -> bytes:
+    return b"#!AER-DAT3.1\r\n#!END-HEADER\r\n" + body
+
+
+def _packet_header(capacity: int, number: int, etype: int = 1, size: int = 8) -> bytes:
+    """An AEDAT 3.1 packet header: type, source, event size, ts offset, overflow, capacity,
+    number, valid."""
+    return np.array([(etype, 0, size, 0, 0, capacity, number, number)],
+                    "<i2,<i2,<i4,<i4,<i4,<i4,<i4,<i4").tobytes()
+
+
+def _gesture_folder(aedat_body: bytes):
+    def setup(c: Ctx):
+        _write("g/user01_led.aedat", _aedat31(aedat_body))(c)
+        _write("g/user01_led_labels.csv", "class,startTime_usec,endTime_usec\n1,0,1000\n")(c)
+    return setup
+
+
+def _nmnist_folder(sample: bytes):
+    def setup(c: Ctx):
+        _write("nm/Train/0/00001.bin", sample)(c)
+        _write("nm/Test/0/00001.bin", bytes(5))(c)
+    return setup
+
+
+def _session_with_wrong_shape(c: Ctx):
+    from metaloihi.onchip.session import adapt
+    x = np.zeros((3, 10, 2, 16, 16), bool)
+    return adapt(c.bundle, x, np.arange(3), x, np.arange(3))
+
+
+def _load_dataset(name, **kw):
+    def call(c: Ctx):
+        from metaloihi.datasets import load_dataset
+        return load_dataset(name, **kw)
+    return call
+
+
+def _reader(func: str, rel: str):
+    def call(c: Ctx):
+        from metaloihi.datasets import aedat, readers
+        mod = readers if hasattr(readers, func) and func.startswith("read_asl") else aedat
+        return getattr(mod, func)(c.tmp / rel)
+    return call
+
+
+@dataclass
+class Case:
+    name: str
+    run: str | Callable            # a command line (after `metaloihi`) or fn(ctx)
+    expect: tuple[str, ...]        # fragments of the one-line message
+    setup: Callable | None = None
+    absent: tuple[str, ...] = ()   # paths (relative to {tmp}) that must not exist afterwards
+    needs_lava: bool = False
+
+
+C = Case
+MAML = "metaloihi.maml/1"
+CASES = [
+    # --- bundle files: not there, not HDF5, damaged --------------------------------------------
+    C("bundle missing", "bundle validate {tmp}/nope.h5", ("nope.h5", "does not exist")),
+    C("bundle is a folder", "bundle validate {tmp}", ("is a folder",)),
+    C("bundle empty file", "bundle validate {tmp}/e.h5", ("e.h5", "empty file (0 bytes)"),
+      _write("e.h5", b"")),
+    C("bundle random bytes", "bundle validate {tmp}/r.h5", ("r.h5", "not an HDF5 file"),
+      _write("r.h5", np.random.default_rng(1).bytes(4096))),
+    C("bundle is text", "bundle validate {tmp}/t.h5", ("t.h5", "not an HDF5 file"),
+      _write("t.h5", "layer/0/type = input\n")),
+    C("bundle cut in half", "bundle validate {tmp}/cut.h5", ("cut.h5", "truncated", "eof"),
+      _truncate(0.5)),
+    C("bundle cut to its superblock", "bundle validate {tmp}/cut.h5", ("cut.h5", "truncated"),
+      _truncate(0.05)),
+    C("bundle scribbled over", "bundle validate {tmp}/scribbled.h5", ("scribbled.h5",),
+      _scribble),
+    # --- bundle values out of Loihi 2's ranges, wrong shapes, missing fields, NaN/inf ----------
+    C("weight mantissa 9-bit", "bundle validate {bundle}",
+      ("layer/1/weight", "=300", "out of range [-256, 255]"),
+      _poke("layer/1/weight", (0, 0, 0, 0), 300)),
+    C("weight mantissa odd", "bundle validate {bundle}",
+      ("layer/2/weight", "mantissa 7 ", "off the deployable grid"),
+      _poke("layer/2/weight", (1, 1, 1, 1), 7)),
+    C("du > 4095 (iDecay 5000)", "bundle validate {bundle}",
+      ("layer/1/neuron/iDecay", "iDecay=5000", "[1, 4096]"),
+      lambda c: _set(c.bundle, "layer/1/neuron/iDecay", np.int64(5000))),
+    C("dv > 4095", "bundle validate {bundle}", ("layer/2/neuron/vDecay", "vDecay=4096"),
+      lambda c: _set(c.bundle, "layer/2/neuron/vDecay", np.int64(4096))),
+    C("vth > 17 bits", "bundle validate {bundle}", ("vThMant=131072", "[0, 131071]"),
+      lambda c: _set(c.bundle, "layer/1/neuron/vThMant", np.int64(2 ** 17))),
+    C("head du > 4095", "bundle validate {bundle}", ("metaloihi/head/du", "du=9999"),
+      lambda c: _attr(c.bundle, "metaloihi/head", "du", 9999)),
+    C("head vth > 17 bits", "bundle validate {bundle}", ("metaloihi/head/vth", "vth=200000"),
+      lambda c: _attr(c.bundle, "metaloihi/head", "vth", 200000)),
+    C("bias mantissa > 13 bits", "bundle validate {bundle}",
+      ("layer/1/bias", "=5000", "13-bit"), _poke("layer/1/bias", (0, 0, 0), 5000)),
+    C("conv weight of the wrong shape", "bundle validate {bundle}",
+      ("layer/1/weight", "shape (2, 3, 5, 5)", "does not take input (2, 8, 8)"),
+      lambda c: _set(c.bundle, "layer/1/weight", np.zeros((2, 3, 5, 5), np.int16))),
+    C("head weight of the wrong shape", "bundle validate {bundle}",
+      ("metaloihi/head/weight", "shape (3, 7)"),
+      lambda c: _set(c.bundle, "metaloihi/head/weight", np.full((3, 7), 2, np.int16))),
+    C("required field missing", "bundle validate {bundle}",
+      ("layer/2/neuron", "'vThMant' is missing"),
+      lambda c: _set(c.bundle, "layer/2/neuron/vThMant", None)),
+    C("required group missing", "bundle validate {bundle}", ("'metaloihi' is missing",),
+      lambda c: _set(c.bundle, "metaloihi", None)),
+    C("head attribute missing", "bundle validate {bundle}", ("'soel_eta' is missing",),
+      lambda c: _attr(c.bundle, "metaloihi/head", "soel_eta", None)),
+    C("NaN weights", "bundle validate {bundle}", ("layer/2/weight", "contains nan"),
+      lambda c: _set(c.bundle, "layer/2/weight", np.full((4, 2, 5, 5), np.nan))),
+    C("inf SOEL threshold", "bundle validate {bundle}", ("soel_threshold", "inf"),
+      lambda c: _attr(c.bundle, "metaloihi/head", "soel_threshold", np.inf)),
+    C("NaN scale", "bundle validate {bundle}", ("metaloihi/scales", "nan"),
+      lambda c: _set(c.bundle, "metaloihi/scales", np.array([1.0, np.nan, 1.0]))),
+    C("bundle from another tool", "bundle validate {bundle}", ("format 'other/2'",),
+      lambda c: _attr(c.bundle, "metaloihi", "format", "other/2")),
+    # --- the bundle's users: adapt and deploy refuse what validate refuses, and bad input ------
+    C("adapt on a truncated bundle", "adapt {tmp}/cut.h5", ("cut.h5", "truncated"),
+      _truncate(0.5)),
+    C("deploy a missing bundle", "deploy {tmp}/none.h5", ("none.h5", "does not exist")),
+    C("deploy with vth out of range", "deploy {bundle}", ("vThMant=-5",),
+      lambda c: _set(c.bundle, "layer/2/neuron/vThMant", np.int64(-5))),
+    C("session given the wrong input shape", _session_with_wrong_shape,
+      ("support samples have shape (3, 10, 2, 16, 16)", "(2, 8, 8)")),
+    C("adapt on frames the bundle does not take", "adapt {bundle} --ways 3 --dataset gestures",
+      ("frames (100, 2, 32, 32)", "(2, 8, 8)")),
+    C("adapt --ways unlike the head", "adapt {bundle} --ways 5", ("--ways=5", "3 output")),
+    C("deploy --input of the wrong shape", "deploy {bundle} --input {tmp}/x.npy",
+      ("input shape (2, 4, 4)", "(2, 8, 8)"),
+      lambda c: np.save(c.tmp / "x.npy", np.ones((1, 5, 2, 4, 4), np.uint8))),
+    C("deploy --input not a .npy", "deploy {bundle} --input {tmp}/x.npy",
+      ("x.npy", "not a .npy file"), _write("x.npy", "0 1 0 1\n")),
+    C("deploy --input with NaN", "deploy {bundle} --input {tmp}/x.npy", ("x.npy", "nan"),
+      lambda c: np.save(c.tmp / "x.npy", np.full((1, 5, 2, 8, 8), np.nan))),
+    C("deploy --hw without lava-loihi", "deploy {bundle} --hw --steps 2",
+      ("--hw", "lava-loihi", "Loihi2SimCfg"), needs_lava=True),
+    C("deploy --input and --dataset", "deploy {bundle} --input x.npy --dataset gestures",
+      ("at most one of --input",)),
+    # --- checkpoints -> export ------------------------------------------------------------------
+    C("export checkpoint with NaN weights", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("ckpt.pt", "theta0.layers.0.weight", "nan", "[3, 1, 2, 4]"),
+      _checkpoint(meta=_nan_meta(float("nan"))), absent=("o.h5",)),
+    C("export checkpoint with inf weights", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("theta0.layers.0.weight", "inf"), _checkpoint(meta=_nan_meta(float("inf"))),
+      absent=("o.h5",)),
+    C("checkpoint pickling an arbitrary object", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("ckpt.pt", "refused", "argparse.Namespace", "weights_only=True"),
+      _checkpoint(extra={"args": argparse.Namespace(lr=1)}), absent=("o.h5",)),
+    C("checkpoint missing keys", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("ckpt.pt", "lacks required key", "'config'"), _checkpoint(drop=("config",)),
+      absent=("o.h5",)),
+    C("checkpoint of another format", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("ckpt.pt", "not a metaloihi.maml/1 file", "None"),
+      lambda c: torch.save({"state_dict": {"w": torch.zeros(2)}}, c.ckpt), absent=("o.h5",)),
+    C("checkpoint of random bytes", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("ckpt.pt", "cannot be read"), _write("ckpt.pt", np.random.default_rng(2).bytes(999)),
+      absent=("o.h5",)),
+    C("checkpoint with an unknown config key", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("unknown config key train.learning_rate",),
+      _checkpoint(config_patch={"train.learning_rate": 0.1}), absent=("o.h5",)),
+    C("evaluate a missing checkpoint", "evaluate {tmp}/gone.pt", ("gone.pt", "does not exist")),
+    C("evaluate a folder", "evaluate {tmp}", ("is a folder",)),
+    # --- export's own options and destinations --------------------------------------------------
+    C("export without a source", "export --out {tmp}/o.h5", ("exactly one of --checkpoint",),
+      absent=("o.h5",)),
+    C("export --input-shape not integers", "export --random --input-shape 2,x --out {tmp}/o.h5",
+      ("--input-shape", "'2,x'"), absent=("o.h5",)),
+    C("export --input-shape of 2 numbers", "export --random --input-shape 2,8 --out {tmp}/o.h5",
+      ("--input-shape must be C,H,W", "'2,8'"), absent=("o.h5",)),
+    C("export --channels with a 0", "export --random --channels 4,0 --out {tmp}/o.h5",
+      ("--channels", "'4,0'"), absent=("o.h5",)),
+    C("export --ways 0", "export --random --ways 0 --out {tmp}/o.h5",
+      ("--ways", "'0'", "greater than or equal to 1"), absent=("o.h5",)),
+    C("export into a folder that is a file",
+      "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/f.txt/o.h5",
+      ("f.txt", "is a file, not a folder"), _write("f.txt", "x")),
+    C("export onto a folder", "export --random --input-shape 2,8,8 --channels 2 --out {tmp}",
+      ("it is a folder",)),
+    C("export into a folder it may not write",
+      "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/o.h5",
+      ("cannot write bundle", "o.h5", "Permission denied"),
+      _raise_in("metaloihi.bridge.bundle.h5py.File",
+                PermissionError(errno.EACCES, "Permission denied")), absent=("o.h5",)),
+    C("export interrupted mid-write (Ctrl-C)",
+      "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/o.h5", ("aborted",),
+      _raise_in("metaloihi.bridge.bundle._write_head", KeyboardInterrupt()), absent=("o.h5",)),
+    C("export disk full mid-write",
+      "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/o.h5",
+      ("cannot write bundle", "o.h5", "No space left on device"),
+      _raise_in("metaloihi.bridge.bundle._write_head",
+                OSError(errno.ENOSPC, "No space left on device")), absent=("o.h5",)),
+    C("export --nir into a file's folder",
+      "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/o.h5 --nir {tmp}/f/n.nir",
+      ("cannot write NIR graph", "is a file, not a folder"), _write("f", "x")),
+    # --- training configs -------------------------------------------------------------------------
+    C("unknown config name", "train --config demoo --out {tmp}/run",
+      ("no config named 'demoo'", "demo_soel"), absent=("run",)),
+    C("config file missing", "train --config {tmp}/my.toml --out {tmp}/run",
+      ("my.toml", "does not exist"), absent=("run",)),
+    C("config file not TOML", "train --config {tmp}/my.toml --out {tmp}/run",
+      ("my.toml", "line 1"), _write("my.toml", "[train\niterations = 3\n"), absent=("run",)),
+    C("unknown config key in a file", "train --config {tmp}/my.toml --out {tmp}/run",
+      ("unknown config key train.iterationz",), _write("my.toml", "[train]\niterationz = 3\n"),
+      absent=("run",)),
+    C("unknown config section", "train --config {tmp}/my.toml --out {tmp}/run",
+      ("unknown config section [optim]",), _write("my.toml", "[optim]\nlr = 3\n"),
+      absent=("run",)),
+    C("--set without '='", "train --set train.iterations --out {tmp}/run",
+      ("--set 'train.iterations'", "section.key=value"), absent=("run",)),
+    C("--set without a section", "train --set iterations=5 --out {tmp}/run",
+      ("--set 'iterations=5'", "section.key=value"), absent=("run",)),
+    C("--set unknown key", "train --set train.iterationz=5 --out {tmp}/run",
+      ("unknown config key train.iterationz",), absent=("run",)),
+    C("--set a word for an integer", "train --set train.iterations=many --out {tmp}/run",
+      ("train.iterations = 'many'", "expected an integer"), absent=("run",)),
+    C("--set NaN for a float", "train --set train.outer_lr=nan --out {tmp}/run",
+      ("train.outer_lr = nan", "finite number"), absent=("run",)),
+    C("--set a bad list", "train --set 'model.channels=[4, \"x\"]' --out {tmp}/run",
+      ("model.channels = [4, 'x']", "list of integers"), absent=("run",)),
+    C("--set a number for a flag", "train --set train.relative_lr=1 --out {tmp}/run",
+      ("train.relative_lr = 1", "true or false"), absent=("run",)),
+    C("config device unknown", "train --set train.device=tpu --out {tmp}/run",
+      ("train.device='tpu'", "'cpu' or 'cuda'"), absent=("run",)),
+    C("--device nonsense", "train --device gpu --out {tmp}/run",
+      ("--device", "'gpu'", "'cpu', 'cuda'"), absent=("run",)),
+    C("--device cuda without a GPU", "train --device cuda --out {tmp}/run",
+      ("train.device='cuda'", "torch.cuda.is_available() is False"), _no_cuda, absent=("run",)),
+    C("evaluate --device cuda without a GPU", "evaluate {tmp}/x.pt --device cuda",
+      ("--device='cuda'", "is_available() is False"), _no_cuda),
+    C("--seed not an integer", "train --seed one --out {tmp}/run", ("--seed", "'one'"),
+      absent=("run",)),
+    # --- data: real data sets' folders and files --------------------------------------------------
+    C("real data set, folder missing (API)",
+      _load_dataset("double_nmnist", root="/nonexistent/N-MNIST"),
+      ("/nonexistent/N-MNIST", "data folder not found")),
+    C("train on a real data set with no folder",
+      "train --set data.dataset=double_nmnist --set data.root=/nonexistent --out {tmp}/run",
+      ("/nonexistent", "data folder not found"), absent=("run",)),
+    C("real data set without --root", "data show nmnist --out {tmp}/s.png",
+      ("'nmnist'", "local folder"), absent=("s.png",)),
+    C("embedded data set given a folder", "data show gestures --root {tmp} --out {tmp}/s.png",
+      ("'gestures'", "takes no folder"), absent=("s.png",)),
+    C("unknown data set", "data show gesturez --out {tmp}/s.png",
+      ("unknown data set 'gesturez'",), absent=("s.png",)),
+    C("N-MNIST .bin truncated", "data show nmnist --root {tmp}/nm --out {tmp}/s.png",
+      ("00001.bin", "7 bytes", "5-byte"), _nmnist_folder(b"\x01" * 7), absent=("s.png",)),
+    C("N-MNIST .bin of garbage", "data show nmnist --root {tmp}/nm --out {tmp}/s.png",
+      ("00001.bin", "outside the 34x34"), _nmnist_folder(bytes([200, 90, 0, 0, 9]) * 4),
+      absent=("s.png",)),
+    C("N-MNIST folder without Train/", "data show nmnist --root {tmp} --out {tmp}/s.png",
+      ("no Train/ folder",), absent=("s.png",)),
+    C("AEDAT 3.1 truncated packet header",
+      "data show dvs_gesture --root {tmp}/g --out {tmp}/s.png",
+      ("user01_led.aedat", "truncated packet header at byte"),
+      _gesture_folder(bytes(10)), absent=("s.png",)),
+    C("AEDAT 3.1 truncated packet (API)", _reader("read_aedat31", "a.aedat"),
+      ("a.aedat", "truncated packet", "needs 80 bytes"),
+      _write("a.aedat", _aedat31(_packet_header(capacity=10, number=10) + bytes(16)))),
+    C("AEDAT 3.1 that is not AEDAT (API)", _reader("read_aedat31", "a.aedat"),
+      ("a.aedat", "not an AEDAT 3.x file"), _write("a.aedat", "hello")),
+    C("AEDAT 4 of garbage (API)", _reader("read_aedat4", "a.aedat4"),
+      ("a.aedat4", "not an AEDAT 4.0 file"), _write("a.aedat4", bytes(64))),
+    C("AEDAT 4 truncated header (API)", _reader("read_aedat4", "a.aedat4"),
+      ("a.aedat4", "truncated AEDAT4 IOHeader"),
+      _write("a.aedat4", b"#!AER-DAT4.0\r\n" + np.uint32(400).tobytes() + bytes(20))),
+    C("ASL-DVS .mat of garbage (API)", _reader("read_asl_mat", "a.mat"),
+      ("a.mat", "not a readable MATLAB .mat file"), _write("a.mat", bytes(100))),
+    # --- command-line typos -------------------------------------------------------------------
+    C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
+    C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
+    C("unknown option", "adapt x.h5 --wayz 5", ("No such option: --wayz",)),
+    C("missing argument", "adapt", ("Missing argument 'bundle'",)),
+    C("option without its value", "export --ways", ("'--ways' requires an argument",)),
+    C("--ways 0", "adapt x.h5 --ways 0", ("--ways", "'0'", "greater than or equal to 1")),
+    C("--ways -1", "adapt x.h5 --ways -1", ("--ways", "'-1'")),
+    C("--ways not a number", "adapt x.h5 --ways five", ("--ways", "'five'", "integer")),
+    C("--backend nonsense", "adapt x.h5 --backend loihi", ("--backend", "'loihi'", "'sim'")),
+    C("--shots 0 (adapt)", "adapt x.h5 --shots 0", ("--shots", "'0'")),
+    C("--shots 0 (evaluate)", "evaluate x.pt --shots 0", ("--shots='0'", ">= 1")),
+    C("--shots not integers", "evaluate x.pt --shots 1,five", ("--shots='1,five'",)),
+    C("--tasks 1", "evaluate x.pt --tasks 1", ("--tasks=1", ">= 2")),
+    C("--per-class 0", "data show gestures --per-class 0 --out {tmp}/s.png",
+      ("--per-class", "'0'"), absent=("s.png",)),
+    C("deploy --steps 0", "deploy {bundle} --steps 0", ("--steps", "'0'")),
+    C("deploy --rate 2", "deploy {bundle} --rate 2", ("--rate", "'2'")),
+]
+
+
+def _run(case: Case, c: Ctx) -> int:
+    if callable(case.run):
+        return cli.guarded(lambda: case.run(c))
+    argv = shlex.split(case.run.format(tmp=c.tmp, bundle=c.bundle, ckpt=c.ckpt))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    return exc.value.code
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Case, good_bundle, tmp_path, monkeypatch, capsys):
+    if case.needs_lava and not lava_available():
+        pytest.skip("needs Lava")
+    c = Ctx(tmp_path, tmp_path / "b.h5", monkeypatch)
+    shutil.copy(good_bundle, c.bundle)
+    if case.setup:
+        case.setup(c)
+    code = _run(case, c)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 1, (code, err[-3000:])
+    assert "Traceback" not in out + err
+    assert len(lines) == 1 and lines[0].startswith(("error: ", "aborted")), err
+    for fragment in case.expect:
+        assert fragment in lines[0], (fragment, lines[0])
+    for rel in case.absent:
+        assert not (tmp_path / rel).exists(), f"{rel} was left behind"
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name], "a temporary file was left"
+
+
+def test_the_corpus_is_large_and_names_are_unique():
+    assert len(CASES) >= 30
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+REAL = ["unknown command", "--ways 0", "bundle cut in half", "export checkpoint with NaN weights",
+        "--set a word for an integer"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_entry_point(name, good_bundle, tmp_path, monkeypatch):
+    """The same rows through `python -m metaloihi` (the console script's main): same exit code,
+    same one line, no traceback."""
+    case = next(c for c in CASES if c.name == name)
+    c = Ctx(tmp_path, tmp_path / "b.h5", monkeypatch)
+    shutil.copy(good_bundle, c.bundle)
+    if case.setup:
+        case.setup(c)
+    argv = shlex.split(case.run.format(tmp=c.tmp, bundle=c.bundle, ckpt=c.ckpt))
+    r = subprocess.run([sys.executable, "-m", "metaloihi", *argv], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-3000:]
+    assert len(lines) == 1 and all(f in lines[0] for f in case.expect), r.stderr
+    for rel in case.absent:
+        assert not (tmp_path / rel).exists()
+
+
+def test_internal_errors_exit_2_with_the_traceback_and_a_hint(capsys):
+    def bug():
+        raise ZeroDivisionError("division by zero")
+    assert cli.guarded(bug) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error: ZeroDivisionError" in err
+    assert "bug in metaloihi: please report it" in err
+
+
+def test_an_interrupted_export_keeps_the_previous_bundle(good_bundle, tmp_path, monkeypatch,
+                                                         capsys):
+    """Atomic write: a failure mid-write leaves the old file byte for byte, and no temp file."""
+    out = tmp_path / "o.h5"
+    shutil.copy(good_bundle, out)
+    before = out.read_bytes()
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("metaloihi.bridge.bundle._write_head", boom)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["export", "--random", "--input-shape", "2,8,8", "--channels", "2",
+                  "--out", str(out)])
+    assert exc.value.code == 1 and out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.h5"]

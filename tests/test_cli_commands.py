@@ -1,0 +1,153 @@
+"""Issue 7's command line: every command's --help names its defaults and units, --seed changes
+what it should (and only that), --device reaches training and evaluation, and `deploy` runs a
+bundle in Lava's CPU simulator with the output spike counts sim/ computes. (User mistakes on
+every command: tests/bad_inputs/.)"""
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from metaloihi import cli
+from metaloihi.offline import checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+COMMANDS = [["data", "show"], ["train"], ["evaluate"], ["export"], ["bundle", "validate"],
+            ["deploy"], ["adapt"]]
+# (command, option) -> a unit or range word its help must carry
+UNITS = {("deploy", "--steps"): "1 ms each", ("deploy", "--rate"): "per input neuron and step",
+         ("train", "--set"): "minutes", ("adapt", "--queries"): "per class",
+         ("adapt", "--shots"): "per class", ("evaluate", "--shots"): "per class",
+         ("evaluate", "--pretrain-iterations"): "Adam steps", ("export", "--input-shape"):
+         "channels, pixels", ("data", "--per-class"): "per class"}
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_names_every_default_and_unit(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")          # one line per option
+    code, out, _ = run([*command, "--help"], capsys)
+    assert code == 0
+    options = [ln for ln in out.splitlines() if ln.lstrip("│ ").startswith("--")
+               and not ln.lstrip("│ ").startswith("--help")]
+    assert options or command == ["bundle", "validate"]
+    for line in options:
+        assert "default" in line, f"{command}: no default named in {line.strip()!r}"
+        name = line.lstrip("│ ").split()[0]
+        unit = UNITS.get((command[0], name))
+        assert unit is None or unit in line, (name, unit, line)
+    if command[0] in ("train", "evaluate"):
+        assert "<cpu|cuda>" in out
+    seeded = {"data", "train", "evaluate", "export", "deploy", "adapt"}
+    assert ("--seed" in out) == (command[0] in seeded)
+
+
+def test_internal_exit_codes_pass_through(capsys):
+    import typer
+    def exits_2():
+        raise typer.Exit(2)
+    assert cli.guarded(lambda: cli.app(args=["version"], standalone_mode=False)) == 0
+    assert cli.guarded(exits_2) == 2
+
+
+# --- --seed does something real ---------------------------------------------------------------
+def _weights(path):
+    with h5py.File(path, "r") as f:
+        return f["layer/1/weight"][()]
+
+
+def test_export_seed_draws_the_weights(tmp_path, capsys):
+    small = ["export", "--random", "--input-shape", "2,8,8", "--channels", "2", "--ways", "2"]
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        assert run([*small, "--seed", seed, "--out", tmp_path / f"{name}.h5"], capsys)[0] == 0
+    a, b, c = (_weights(tmp_path / f"{n}.h5") for n in "abc")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_train_seed_and_device_reach_the_config_and_theta0(tmp_path, capsys):
+    from test_offline_train import TINY
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    base = ["train", "--config", cfg, "--no-progress", "--set", "train.iterations=1",
+            "--set", "train.val_tasks=2"]
+    for name, extra in (("s0", []), ("s5", ["--seed", "5", "--device", "cpu"])):
+        code, _, err = run([*base, *extra, "--out", tmp_path / name], capsys)
+        assert code == 0, err
+    s0, s5 = (checkpoint.load(tmp_path / n / "last.pt") for n in ("s0", "s5"))
+    assert s0["config"]["train"]["seed"] == 0 and s5["config"]["train"]["seed"] == 5
+    assert s5["config"]["train"]["device"] == "cpu"
+    key = "theta0.layers.0.weight"
+    assert not torch.equal(s0["meta"][key], s5["meta"][key])
+
+
+def test_evaluate_device_reaches_the_evaluation(tmp_path, capsys, monkeypatch):
+    seen = {}
+    def fake(paths, tasks, shots, split, baselines, iters, seed, report, device):
+        seen.update(device=device, seed=seed, shots=shots)
+        return []
+    monkeypatch.setattr("metaloihi.offline.evaluate.evaluate", fake)
+    code, _, err = run(["evaluate", tmp_path / "x.pt", "--device", "cpu", "--seed", "9",
+                        "--shots", "1,2", "--out", tmp_path / "rows.json"], capsys)
+    assert code == 0, err
+    assert seen == {"device": "cpu", "seed": 9, "shots": (1, 2)}
+    assert json.loads((tmp_path / "rows.json").read_text()) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_cpu(tmp_path, capsys):
+    from test_offline_train import TINY
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    base = ["train", "--config", cfg, "--no-progress", "--set", "train.iterations=2",
+            "--set", "train.val_tasks=2", "--set", 'train.dtype="float64"']
+    for dev in ("cpu", "cuda"):
+        code, _, err = run([*base, "--device", dev, "--out", tmp_path / dev], capsys)
+        assert code == 0, err
+    a, b = (checkpoint.load(tmp_path / d / "last.pt") for d in ("cpu", "cuda"))
+    assert b["config"]["train"]["device"] == "cuda"
+    for k in a["meta"]:
+        assert torch.allclose(a["meta"][k], b["meta"][k], rtol=1e-6, atol=1e-9), k
+
+
+# --- deploy -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory):
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(4, 8), seed=3)
+    path, _ = export_bundle(tmp_path_factory.mktemp("deploy") / "d.h5", specs, params, neurons)
+    return path
+
+
+def test_smoke_input_is_seeded(small_bundle):
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.bridge.deploy import smoke_input
+    b = read_bundle(small_bundle)
+    a, a2, c = (smoke_input(b, 2, 12, 0.3, s) for s in (0, 0, 1))
+    assert a.shape == (2, 12, 2, 8, 8) and np.array_equal(a, a2) and not np.array_equal(a, c)
+
+
+@pytest.mark.lava
+def test_deploy_runs_lava_and_prints_the_counts_sim_computes(small_bundle, tmp_path, capsys):
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.sim import fixed
+    x = np.random.default_rng(4).random((2, 12, 2, 8, 8)) < 0.4
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run(["deploy", small_bundle, "--input", tmp_path / "x.npy"], capsys)
+    assert code == 0, err
+    counts = fixed.run(read_bundle(small_bundle).net, x, layers="last")["spikes"][-1].sum(1)
+    assert counts.sum() > 0                      # a run where spikes reach the output
+    assert out.splitlines()[0].startswith("Loihi2SimCfg (fixed_pt): 2 sample(s)")
+    for k, c in enumerate(counts):
+        assert f"sample {k}: output spike counts {c.tolist()}" in out
+    assert "sim/ (bit-exact model): identical, spike for spike" in out
