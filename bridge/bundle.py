@@ -59,7 +59,7 @@ class HeadParams:
     """What the on-chip learning of the head needs besides its weights and neuron."""
     soel_threshold: float = 1.0      # theta: an update only where |e| >= theta
     soel_eta: float = 1.0            # step per (e // theta) * x in float weight units, as learnt
-                                     # offline (mantissa units: * scales[-1] / 2**weight_exp)
+                                     # offline (mantissa units: * scales[-1])
     target_on: int = 8               # target spike count of the labelled output neuron
     target_off: int = 0
     rng_seed: int = 0                # the learning engine's stochastic rounding

@@ -60,9 +60,11 @@ def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dic
 
 def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
                   head: HeadParams | None = None, meta: dict | None = None,
-                  head_weight_exp: int = 0, nir_path: str | Path | None = None
-                  ) -> tuple[Path, Quantized]:
-    q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp)
+                  head_weight_exp: int = 0, nir_path: str | Path | None = None,
+                  head_range: float | None = None) -> tuple[Path, Quantized]:
+    """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR)."""
+    q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp,
+                 head_range=head_range)
     path = write_bundle(out, q.net, head, q.scales, meta)
     if nir_path is not None:
         from metaloihi.bridge.nir_export import write_nir

@@ -92,10 +92,13 @@ def _netx_bias(i: int, bias: np.ndarray, units: float, n: int) -> tuple[np.ndarr
 
 
 def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
-             head_weight_exp: int = 0) -> Quantized:
+             head_weight_exp: int = 0, head_range: float | None = None) -> Quantized:
     """Map a float network (sim.float_lif's params dict + LifFloat per layer; the last layer is
     the learning head) to the deployment's fixed-point Network and report the error per layer.
-    head_weight_exp: the head's Dense weight exponent (only the head may have one)."""
+    head_weight_exp: the head's Dense weight exponent (only the head may have one).
+    head_range: the float |weight| the head's grid edge (mantissa 254) stands for; None: the
+    head's max |w|. SOEL learns the head on chip inside [-256, 255] mantissas, so a head whose
+    learnt weights outgrow theta0's range needs a larger one (onchip/gap.py measures it)."""
     if len(specs) < 2:
         raise UserError(f"a deployable network needs frozen layers and a head, got "
                         f"{len(specs)} layer(s)")
@@ -106,7 +109,8 @@ def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
             raise UserError(f"parameter {key} holds {a[~np.isfinite(a)].ravel()[0]} at {at}; "
                             "a network with NaN/inf parameters cannot be quantised")
     exps = [0] * (len(specs) - 1) + [int(head_weight_exp)]
-    net, scales = float_to_fixed(specs, params, neurons, weight_exps=exps)
+    ranges = [None] * (len(specs) - 1) + [head_range]
+    net, scales = float_to_fixed(specs, params, neurons, weight_exps=exps, ranges=ranges)
     out: Network = []
     errors: list[LayerError] = []
     for i, (layer, scale) in enumerate(zip(net, scales)):

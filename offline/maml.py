@@ -29,6 +29,7 @@ from metaloihi.offline import model
 from metaloihi.offline.quant import grid_scale, quantize, threshold_update
 from metaloihi.sim import soel
 from metaloihi.sim.float_lif import weight_key
+from metaloihi.sim.loihi import GRID_MAX
 
 THETA0 = "theta0."
 
@@ -52,6 +53,8 @@ class MamlConfig:
     learn_soel: bool = True
     soel_target_on: int = 8
     soel_target_off: int = 0
+    soel_on_chip: bool = False        # SOEL as the chip applies it: eta on the learning engine's
+                                      # step, weights in the 8-bit range (sim.soel.OnChip)
     loss_scale: float = 1.0           # cross-entropy on loss_scale * logits (a temperature)
 
     def __post_init__(self):
@@ -132,9 +135,12 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
     if cfg.inner_rule == "soel":
         k = keys[0]
         targets = soel.SoelTargets(cfg.soel_target_on, cfg.soel_target_off)
+        # the bundle's head scale (bridge/ puts theta0's max |w| on the grid's edge)
+        chip = soel.OnChip(GRID_MAX / grid_scale(theta[k])) if cfg.soel_on_chip else None
         w = soel.adapt(theta[k], h_support, y_support, neurons[-1],
                        meta["soel.log_threshold"].exp(), meta["soel.log_eta"].exp(),
-                       targets, passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k])
+                       targets, passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k],
+                       chip=chip)
         return {**theta, k: w}
 
     fast = dict(theta)

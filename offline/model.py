@@ -131,6 +131,19 @@ def logits_np(counts: np.ndarray, v_last: np.ndarray, vth: float) -> np.ndarray:
         np.asarray(v_last, np.float64) / vth)
 
 
+def predict_np(counts: np.ndarray, v_last: np.ndarray) -> np.ndarray:
+    """The class the logits rank first, as an exact rule every back end shares (float,
+    sim/'s integers, Lava's monitors): the highest spike count, among equal counts the higher
+    membrane v_last, then the lowest index. counts, v_last [..., n_out] -> int64 [...].
+    Free of units (v_last may be float or integer mantissas), and equal to logits().argmax(-1)
+    wherever float tanh keeps distinct membranes distinct (it merges them only for
+    v_last / vth below about -9 in float32, -19 in float64, where this rule still orders them)."""
+    counts = np.asarray(counts)
+    v = np.asarray(v_last, np.float64)     # integer mantissas (< 2**24) are exact in float64
+    top = counts == counts.max(axis=-1, keepdims=True)
+    return np.argmax(np.where(top, v, -np.inf), axis=-1).astype(np.int64)   # first max: lowest
+
+
 def features(specs, params: dict, neurons, x: torch.Tensor, stop: int,
              trunc: int | None) -> torch.Tensor:
     """Spikes [B, T, n] of layer stop-1 (the input of layer `stop`); x itself when stop == 0."""

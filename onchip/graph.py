@@ -6,7 +6,8 @@
 
 One sample per period of T + 1 steps; after each period the host resets what "rested" means
 for the next sample (u, v of every LIF, every synapse's one-step buffer, the head's pre trace),
-as Var.set calls on the paused runtime.
+as Var.set calls on the paused runtime. Read out: Monitors of the head's spikes and of its
+membrane v (the session's prediction breaks equal spike counts by v at the window's last step).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule
 class LavaSessionResult:
     head_spikes: np.ndarray          # bool [samples, T, n_out]
     weights: list[np.ndarray]        # head weights (torch order) after each sample
+    v_last: np.ndarray               # int [samples, n_out]: head v at each window's last step
     timings: dict = field(default_factory=dict)
 
 
@@ -96,6 +98,8 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     lif.s_out_y3.connect(dense.s_in_y3)
     mon = Monitor()
     mon.probe(lif.s_out, S * P)
+    mon_v = Monitor()                # v after each step's update and reset (sim/'s v_last)
+    mon_v.probe(lif.v, S * P)
 
     cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
         SoelHeadLIF: PySoelHeadLIFModelFixed, SoelErrorPath: PySoelErrorPathModel})
@@ -119,8 +123,9 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
                     for var in resets:
                         _zero(var)
             spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
+            v = np.asarray(mon_v.get_data()[lif.name]["v"]).reshape(S, P, n_out)[:, T - 1]
     finally:
         source.stop()
     t2 = time.perf_counter()
-    return LavaSessionResult(spikes != 0, weights,
+    return LavaSessionResult(spikes != 0, weights, v.astype(np.int64),
                              {"build_s": t1 - t0, "run_s": t2 - t1, "samples": S})

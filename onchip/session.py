@@ -1,14 +1,17 @@
 """An adaptation session: bundle -> one shot at a time with its label driving the error path
-(SOEL learns the head on chip) -> learning frozen -> queries classified by output spike counts.
+(SOEL learns the head on chip) -> learning frozen -> queries classified by output spike counts,
+ties broken by the head's membrane.
 
 Two backends that compute the same bits: "lava" (onchip/graph.py, Lava's CPU simulator) and
 "sim" (sim/soel_fixed.py, which tests hold equal to Lava step for step). Shots go in the order
 given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is sim/soel.py's convention and
 what `support_order` produces.
 
-Prediction: argmax of the query's output spike count over the window; ties go to the lowest
-class index (np.argmax), which both backends share. A query with no output spike at all counts
-as a tie of all classes (so class 0): reported separately as `silent`.
+Prediction: offline/'s rule (offline.model.predict_np, the exact form of argmax of
+offline.model.logits): the highest output spike count over the window, among equal counts the
+higher membrane v at the window's last step (read from sim/'s emulation or a Lava Monitor of the
+head's v: the same integers), then the lowest class index. A query with no output spike at all
+is decided by v alone: counted separately as `silent`.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from metaloihi.bridge.bundle import Bundle, read_bundle
 from metaloihi.errors import UserError
+from metaloihi.offline.model import predict_np
 from metaloihi.sim import soel_fixed as sf
 
 
@@ -28,6 +32,7 @@ class SessionResult:
     accuracy: float
     predictions: np.ndarray          # [Q]
     query_counts: np.ndarray         # [Q, ways] output spike counts per query
+    query_v: np.ndarray              # [Q, ways] head membrane at the last window step (int)
     head_spikes: np.ndarray          # bool [shots + Q, T, ways]: every sample, every step
     step_counts: np.ndarray          # int [shots + Q, T]: output spikes per step (all neurons)
     weights: np.ndarray              # learnt head weights (mantissas, torch order)
@@ -78,15 +83,16 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
     shots = len(x_support) * passes
     if backend == "sim":
         tr = sf.run_session(b.frozen, head, rule, x, labels)
-        spikes, ws = tr.head_spikes, tr.weights
+        spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last
     else:
         from metaloihi.onchip.graph import run_lava_session
         res = run_lava_session(bundle, rule, x, labels)
-        spikes, ws = res.head_spikes, res.weights
+        spikes, ws, v_last = res.head_spikes, res.weights, res.v_last
     counts = spikes[shots:].sum(1)
-    pred = np.argmax(counts, axis=1) if len(counts) else np.zeros(0, np.int64)
+    query_v = np.asarray(v_last[shots:], np.int64)
+    pred = predict_np(counts, query_v) if len(counts) else np.zeros(0, np.int64)
     acc = float(np.mean(pred == y_query)) if len(y_query) else float("nan")
-    return SessionResult(accuracy=acc, predictions=pred, query_counts=counts,
+    return SessionResult(accuracy=acc, predictions=pred, query_counts=counts, query_v=query_v,
                          head_spikes=spikes, step_counts=spikes.sum(2),
                          weights=ws[shots - 1] if shots else head.weight.copy(),
                          weights_per_shot=ws[:shots], silent=int((counts.sum(1) == 0).sum()),

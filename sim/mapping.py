@@ -43,17 +43,22 @@ def _float_neuron(i: int, neuron: L.LifFloat, params: dict) -> L.LifFloat:
 
 
 def float_to_fixed(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
-                   weight_exps: list[int] | None = None) -> tuple[Network, list[float]]:
+                   weight_exps: list[int] | None = None,
+                   ranges: list[float | None] | None = None) -> tuple[Network, list[float]]:
     """Map a float network (sim.float_lif's params dict + LifFloat per layer) to a sim.fixed
     Network. Returns (network, scales): scales[i] is layer i's mantissa units per float weight
     unit; with weight_exp e the neuron's u/v units are scale * 2**e per float unit.
     weight_exps: per layer, 0 by default; only Dense layers may use another (a negative one
     shrinks vth for layers whose vth/max|w| is too large for 17 bits, at the price of Lava's
-    floor shift of the synaptic sum, which the float model does not have)."""
+    floor shift of the synaptic sum, which the float model does not have).
+    ranges: per layer, the float |weight| the grid's edge stands for (None: the layer's max |w|,
+    the finest grid); a larger one leaves headroom, e.g. for weights that learn on chip."""
     check_params(specs, params, neurons)
     weight_exps = [0] * len(specs) if weight_exps is None else list(weight_exps)
     if len(weight_exps) != len(specs):
         raise UserError(f"{len(specs)} layers but {len(weight_exps)} weight exponents")
+    if ranges is not None and len(ranges) != len(specs):
+        raise UserError(f"{len(specs)} layers but {len(ranges)} weight ranges")
     net: Network = []
     scales: list[float] = []
     for i, spec in enumerate(specs):
@@ -65,7 +70,12 @@ def float_to_fixed(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFl
         if not np.all(np.isfinite(w)):
             bad = w[~np.isfinite(w)].ravel()[0]
             raise UserError(f"layer {i}: weights contain {bad} (NaN or inf)")
-        scale = L.grid_scale(float(np.abs(w).max(initial=0.0)))
+        max_abs = float(np.abs(w).max(initial=0.0))
+        edge = None if ranges is None else ranges[i]
+        if edge is not None and not (np.isfinite(edge) and edge >= max_abs and edge > 0):
+            raise UserError(f"layer {i}: range {edge} must be finite and cover the layer's "
+                            f"max |w| = {max_abs:.4g}")
+        scale = L.grid_scale(max_abs if edge is None else float(edge))
         mant = L.weights_to_grid(w, scale)
         neuron = _float_neuron(i, neurons[i], params)
         if np.any(np.asarray(neuron.vth) < 0):

@@ -18,6 +18,16 @@ whose input spikes are the frozen network's last hidden layer:
 
 Integer-friendly: c, x, e, n are small integers; eta is the only real factor (on chip a weight
 mantissa step times a power of two, bridge/'s business). theta and eta are meta-learned offline.
+
+On chip (``OnChip``, optional: ``chip=`` of adapt_np / adapt): the head deployed at `scale`
+mantissa units per float weight unit (bridge/: GRID_MAX / the head's max |w|) applies eta as
+the nearest step m 2^(e-3) mantissas its learning engine can express (sim/soel_fixed.py's
+eta_to_rule: up to ~11% off), adds at most 256 mantissas per update (16-bit accumulator) and
+keeps weights in the 8-bit mantissas [-256, 255]. With `chip` the float rule does the same, so
+what offline/ trains and evaluates is what the chip learns. onchip/gap.py measured these two
+as the software's part of the float/fixed gap (without them: +3.6 pp and 73% identical
+predictions on the SOEL-inner interim checkpoint; with them -0.2 +- 0.5 pp, 96.9%).
+
 Two implementations that must agree: ``adapt_np`` (plain numpy reference, float64) and
 ``adapt`` (torch, differentiable: straight-through for trunc and the trace clip, the post
 counts through the surrogate spike), which offline/'s inner loop uses.
@@ -31,6 +41,7 @@ import torch
 
 from metaloihi.errors import UserError
 from metaloihi.sim import float_lif
+from metaloihi.sim import soel_fixed as sf
 from metaloihi.sim.arch import DenseSpec
 from metaloihi.sim.loihi import LifFloat
 
@@ -54,6 +65,40 @@ class SoelTargets:
 def _check(theta, eta) -> None:
     if float(theta) <= 0:
         raise UserError(f"soel_threshold={float(theta)}; expected > 0")
+
+
+# every step m 2^(e-3) the learning engine can express, in mantissa units (sorted)
+_CHIP_STEPS = np.unique([m * 2.0 ** (e - sf.PRODUCT_SHIFT) for m in range(1, sf.MANT_MAX + 1)
+                         for e in range(sf.EXP_MIN, sf.EXP_MAX + 1)])
+
+
+@dataclass(frozen=True)
+class OnChip:
+    """The chip's limits on the rule for a head deployed at `scale` mantissa units per float
+    weight unit (a number, or a 0-d tensor computed outside the graph)."""
+    scale: object
+
+    def eta(self, eta):
+        """eta (float weight units) as the chip applies it: the nearest expressible step
+        (sim.soel_fixed.eta_to_rule) / scale. Tensors: straight-through gradient."""
+        if not torch.is_tensor(eta) and not torch.is_tensor(self.scale):
+            m, e = sf.eta_to_rule(float(eta) * float(self.scale))
+            return m * 2.0 ** (e - sf.PRODUCT_SHIFT) / float(self.scale)
+        eta_t = torch.as_tensor(eta)
+        scale = torch.as_tensor(self.scale, dtype=eta_t.dtype).detach()
+        steps = torch.as_tensor(_CHIP_STEPS, dtype=eta_t.dtype, device=eta_t.device)
+        mant = eta_t.detach() * scale
+        q = steps[torch.argmin((steps - mant).abs())] / scale   # vmap-safe: no .item()
+        return eta_t + (q - eta_t).detach()
+
+    def update(self, w, dw):
+        """w + dw with the accumulator's and the weights' limits: |dw| <= 256 mantissas, then
+        w in [-256, 255] mantissas (the chip's stochastic rounding is not modelled)."""
+        acc = sf.ACC_LIMIT / 2 ** sf.ACC_SHIFT / self.scale
+        lo, hi = sf.W_MIN / self.scale, sf.W_MAX / self.scale
+        if torch.is_tensor(w):
+            return torch.clamp(w + torch.clamp(dw, -acc, acc), lo, hi)
+        return np.clip(w + np.clip(dw, -acc, acc), lo, hi)
 
 
 # --- numpy reference ------------------------------------------------------------------------
@@ -95,14 +140,16 @@ def head_run_np(w: np.ndarray, pre_spikes: np.ndarray, neuron: LifFloat
 
 def adapt_np(w: np.ndarray, pre_spikes: np.ndarray, labels: np.ndarray, neuron: LifFloat,
              theta: float, eta: float, targets: SoelTargets = SoelTargets(),
-             passes: int = 1) -> np.ndarray:
+             passes: int = 1, chip: OnChip | None = None) -> np.ndarray:
     """The rule over shots pre_spikes [S, T, n_in] with labels [S], in order (`passes` times).
-    Returns the adapted weights."""
+    Returns the adapted weights. chip: apply eta and the weight limits as the chip does."""
     w = np.array(w, np.float64)
+    eta = eta if chip is None else chip.eta(eta)
     for _ in range(passes):
         for x, y in zip(pre_spikes, labels):
             counts, _ = head_run_np(w, x, neuron)
-            w = w + delta_np(error_np(counts, int(y), targets), pre_trace_np(x), theta, eta)
+            dw = delta_np(error_np(counts, int(y), targets), pre_trace_np(x), theta, eta)
+            w = w + dw if chip is None else chip.update(w, dw)
     return w
 
 
@@ -133,18 +180,21 @@ def delta(err: torch.Tensor, trace: torch.Tensor, theta, eta) -> torch.Tensor:
 
 def adapt(w: torch.Tensor, pre_spikes: torch.Tensor, labels: torch.Tensor, neuron: LifFloat,
           theta, eta, targets: SoelTargets = SoelTargets(), passes: int = 1,
-          trunc: int | None = None, quantize=None) -> torch.Tensor:
+          trunc: int | None = None, quantize=None, chip: OnChip | None = None) -> torch.Tensor:
     """Differentiable adapt_np: w [n_out, n_in], pre_spikes [S, T, n_in], labels [S]. The post
     counts come from sim.float_lif.run (surrogate gradient, truncated BPTT `trunc`); `quantize`
     (w -> w) is applied after every update (the inner-loop Q of offline/). theta, eta may be
-    tensors that require grad (meta-learned)."""
+    tensors that require grad (meta-learned). chip: as adapt_np's (eta straight-through,
+    the limits as clamps)."""
     spec = [DenseSpec(w.shape[1], w.shape[0])]
+    eta = eta if chip is None else chip.eta(eta)
     for _ in range(passes):
         for s in range(pre_spikes.shape[0]):
             x = pre_spikes[s:s + 1]
             out = float_lif.run(spec, {float_lif.weight_key(0): w}, [neuron], x, trunc=trunc)
             e = error(out["counts"], labels[s:s + 1], targets)[0]
-            w = w + delta(e, pre_trace(x)[0], theta, eta)
+            dw = delta(e, pre_trace(x)[0], theta, eta)
+            w = w + dw if chip is None else chip.update(w, dw)
             if quantize is not None:
                 w = quantize(w)
     return w

@@ -97,8 +97,10 @@ def eta_to_rule(eta_mant: float) -> tuple[int, int]:
 
 def rule_of(head, scales: list[float], head_layer: FixedLayer, window: int) -> SoelRule:
     """SoelRule of a bundle's head (bridge.bundle.HeadParams): eta in float weight units ->
-    mantissa units eta * scale / 2**weight_exp."""
-    eta_mant = float(head.soel_eta) * float(scales[-1]) / 2.0 ** head_layer.weight_exp
+    mantissa units eta * scale. The learning engine updates the weight mantissas and a float
+    weight w is the mantissa w * scale whatever the weight exponent (the exponent scales the
+    synaptic sum and, with it, the neuron's units), so the exponent plays no part here."""
+    eta_mant = float(head.soel_eta) * float(scales[-1])
     m, e = eta_to_rule(eta_mant)
     return SoelRule(mant=m, exp=e, theta=float(head.soel_threshold),
                     target_on=int(head.target_on), target_off=int(head.target_off),
@@ -179,9 +181,10 @@ def learn(w: np.ndarray, x1: np.ndarray, n: np.ndarray, rule: SoelRule, r_w: flo
 
 # --- the head and the session ------------------------------------------------------------------
 def head_window(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndarray
-                ) -> np.ndarray:
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The head over one window from rest: Dense with raw (learnt) weights, one step of delay,
-    then the LIF. pre [T, n_in] bool -> spikes [T, n_out] bool."""
+    then the LIF. pre [T, n_in] bool -> (spikes [T, n_out] bool, v_last [n_out] int64: the
+    membrane after the window's last step, after its reset, as a Lava Monitor of v reads it)."""
     n_out = w.shape[0]
     state = fixed.LifState(np.zeros((1, n_out), np.int64), np.zeros((1, n_out), np.int64))
     buf = np.zeros((1, n_out), np.int64)
@@ -194,7 +197,7 @@ def head_window(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndar
         buf = fixed.wrap_signed(acc, L.CHANNEL_BITS)
         state, spk = fixed.lif_step(state, neuron, a)
         out[t] = spk[0]
-    return out
+    return out, state.v[0].copy()
 
 
 @dataclass
@@ -203,6 +206,7 @@ class SessionTrace:
     counts: np.ndarray           # int [samples, n_out]
     weights: list[np.ndarray]    # head weights after each sample (torch order)
     n: np.ndarray                # int [samples, n_out], the third factor sent
+    v_last: np.ndarray           # int [samples, n_out], head membrane at the window's last step
 
 
 def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray,
@@ -218,10 +222,10 @@ def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray
     w = (np.asarray(head.weight, np.int64) >> 1) << 1        # Lava's first-step truncation
     xr_decay, yr_decay, wr = _Stream(rule.rng_seed), _Stream(rule.rng_seed + 2), \
         _Stream(WEIGHT_RNG_SEED)
-    spikes, counts, ws, ns = [], [], [], []
+    spikes, counts, ws, ns, vs = [], [], [], [], []
     pad = np.zeros((1, pre_all.shape[-1]), bool)
     for pre, label in zip(pre_all, np.asarray(labels, np.int64)):
-        out = head_window(w, head.weight_exp, head.neuron, pre)
+        out, v_last = head_window(w, head.weight_exp, head.neuron, pre)
         c = out.sum(0)
         n = quantised_error(c, int(label), rule)
         r_x, r_y = xr_decay.advance(2 * P), yr_decay.advance(2 * P)
@@ -231,4 +235,5 @@ def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray
         counts.append(c)
         ws.append(w.copy())
         ns.append(n)
-    return SessionTrace(np.array(spikes), np.array(counts), ws, np.array(ns))
+        vs.append(v_last)
+    return SessionTrace(np.array(spikes), np.array(counts), ws, np.array(ns), np.array(vs))

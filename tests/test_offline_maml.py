@@ -61,11 +61,13 @@ def test_second_order_meta_gradient_matches_finite_differences(smooth_spikes, ad
     assert float((fo[k] - grads[k]).norm() / grads[k].norm()) > 1e-3
 
 
-@pytest.mark.parametrize("rule,adapt", [("sgd", "head"), ("sgd", "all"), ("soel", "head")])
-def test_vmap_and_per_task_loop_give_the_same_meta_gradient(rule, adapt):
+@pytest.mark.parametrize("rule,adapt,chip", [("sgd", "head", False), ("sgd", "all", False),
+                                             ("soel", "head", False), ("soel", "head", True)])
+def test_vmap_and_per_task_loop_give_the_same_meta_gradient(rule, adapt, chip):
     specs, neurons, p, batch = tiny()
     cfg = maml.MamlConfig(inner_steps=2, inner_lr=0.05, adapt=adapt, trunc=6, inner_rule=rule,
-                          soel_target_on=3, soel_threshold=1.5, soel_eta=0.02)
+                          soel_target_on=3, soel_threshold=1.5, soel_eta=0.02,
+                          soel_on_chip=chip)
     meta = maml.init_meta(p, len(specs), cfg)
     gv, lv, av = maml.meta_gradient(meta, batch, specs, neurons, cfg, "vmap")
     gl, ll, al = maml.meta_gradient(meta, batch, specs, neurons, cfg, "loop")

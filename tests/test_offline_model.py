@@ -42,3 +42,28 @@ def test_calibration_reaches_the_target_rates_and_features_compose():
     h = model.features(specs, p, neurons, x, 2, None)
     assert torch.equal(model.forward_from(specs, p, neurons, h, 2, None), whole)
     assert torch.equal(whole, model.logits(out, neurons[-1].vth))
+
+
+def test_predict_is_counts_then_membrane_then_lowest_index():
+    counts = np.array([[3, 3, 2, 0, 3],     # tie of 0, 1, 4 on counts: v decides -> 4
+                       [1, 1, 1, 1, 1],     # all tied, v tied at the top between 1 and 3 -> 1
+                       [0, 0, 0, 0, 0],     # silent head: v alone
+                       [0, 5, 0, 0, 0]])    # one count wins whatever v says
+    v = np.array([[10, 20, 9999, 0, 30],
+                  [-5, 7, 3, 7, 0],
+                  [-300, -200, -100, -400, -101],
+                  [9999, -9999, 9999, 9999, 9999]])
+    assert model.predict_np(counts, v).tolist() == [4, 1, 2, 1]
+    assert model.predict_np(counts[0], v[0]) == 4                    # one sample
+    # integers (sim/, Lava) and floats give the same answer; so does argmax of the logits
+    # wherever tanh keeps the membranes apart
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 3, (2000, 5))
+    vf = rng.normal(0, 2, (2000, 5))
+    np.testing.assert_array_equal(model.predict_np(c, vf),
+                                  model.logits_np(c, vf, 1.0).argmax(-1))
+    lg = model.logits({"counts": torch.as_tensor(c, dtype=torch.float64),
+                       "v_last": torch.as_tensor(vf)}, 1.0)
+    np.testing.assert_array_equal(model.predict_np(c, vf), lg.argmax(-1).numpy())
+    vi = rng.integers(-2 ** 23, 2 ** 23, (2000, 5))
+    np.testing.assert_array_equal(model.predict_np(c, vi), model.predict_np(c, vi / 7.0))

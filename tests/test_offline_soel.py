@@ -1,5 +1,6 @@
 """sim/soel.py: the rule by hand, numpy reference == differentiable torch version."""
 import numpy as np
+import pytest
 import torch
 
 from metaloihi.sim import soel
@@ -57,3 +58,41 @@ def test_theta_and_eta_get_meta_gradients():
                      theta, eta, soel.SoelTargets(target_on=5))
     g_theta, g_eta = torch.autograd.grad(out.pow(2).sum(), [theta, eta])
     assert float(g_theta.abs()) > 0 and float(g_eta.abs()) > 0
+
+
+def test_on_chip_eta_is_the_step_the_learning_engine_takes():
+    from metaloihi.sim import soel_fixed as sf
+    rng = np.random.default_rng(0)
+    for scale in (1.0, 57250.0, 72400.0):
+        for eta_mant in np.exp(rng.uniform(np.log(4.5e-3), np.log(200.0), 60)):
+            chip = soel.OnChip(scale)
+            m, e = sf.eta_to_rule(eta_mant)
+            want = sf.SoelRule(m, e, 1.0, 8, 0, 10, 0).step / scale
+            got = chip.eta(eta_mant / scale)
+            assert got == pytest.approx(want, rel=1e-12)
+            assert abs(got * scale - eta_mant) <= 0.12 * eta_mant          # <= ~1/9 off
+            t = torch.tensor(eta_mant / scale, dtype=torch.float64, requires_grad=True)
+            q = soel.OnChip(torch.tensor(scale, dtype=torch.float64)).eta(t)
+            assert float(q) == pytest.approx(want, rel=1e-12)
+            (g,) = torch.autograd.grad(q, t)
+            assert float(g) == 1.0                                          # straight-through
+
+
+def test_on_chip_rule_keeps_the_chips_weight_range_numpy_equals_torch():
+    rng = np.random.default_rng(5)
+    n_in, n_out, steps = 30, 5, 40
+    neuron = LifFloat(du=0.2, dv=0.1, vth=1.0)
+    w = rng.normal(0.05, 0.05, (n_out, n_in))
+    pre = (rng.random((5, steps, n_in)) < 0.2).astype(np.float64)
+    labels = np.arange(5)
+    scale = 254 / np.abs(w).max()                  # bridge/'s head scale
+    chip = soel.OnChip(scale)
+    args = (neuron, 1.0, 0.05, soel.SoelTargets(target_on=12))
+    free = soel.adapt_np(w, pre, labels, *args)
+    ours = soel.adapt_np(w, pre, labels, *args, chip=chip)
+    assert np.abs(free).max() * scale > 300                 # unconstrained: beyond 8 bits
+    assert ours.min() * scale >= -256 - 1e-9 and ours.max() * scale <= 255 + 1e-9
+    assert np.isclose(ours * scale, 255).any() or np.isclose(ours * scale, -256).any()
+    tw = soel.adapt(torch.from_numpy(w), torch.from_numpy(pre), torch.from_numpy(labels), *args,
+                    chip=soel.OnChip(torch.tensor(scale, dtype=torch.float64)))
+    assert np.abs(tw.numpy() - ours).max() < 1e-12

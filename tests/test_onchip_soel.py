@@ -8,6 +8,7 @@ import pytest
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.bridge.export import random_float_network
 from metaloihi.bridge.quantize import quantize
+from metaloihi.offline.model import predict_np
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel as spec
 from metaloihi.sim import soel_fixed as sf
@@ -118,6 +119,8 @@ def assert_lava_equals_sim(path, in_shape, labels, seed, density=0.3):
         assert bad.size == 0, f"sample {k}: output spikes differ first at step/neuron {bad[0]}"
         np.testing.assert_array_equal(lava.weights[k], ours.weights[k],
                                       err_msg=f"head weights after sample {k}")
+    np.testing.assert_array_equal(lava.v_last, ours.v_last, err_msg="head v at the last step")
+    assert np.count_nonzero(ours.v_last) > 0                     # the membranes are not all rested
     return ours
 
 
@@ -164,7 +167,9 @@ def test_session_predictions_identical_in_lava_and_sim(tmp_path):
     b = adapt(path, sup, ysup, qry, yq, backend="lava")
     np.testing.assert_array_equal(a.head_spikes, b.head_spikes)
     np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.query_v, b.query_v)
     np.testing.assert_array_equal(a.predictions, b.predictions)
+    np.testing.assert_array_equal(a.predictions, predict_np(a.query_counts, a.query_v))
     assert a.accuracy == b.accuracy
     assert a.step_counts.shape == (9, T) and a.query_counts.shape == (4, 5)
 
@@ -177,3 +182,15 @@ def test_lava_equals_sim_5way_5shot(tmp_path):
     ours = assert_lava_equals_sim(path, in_shape, labels, seed=11)
     assert np.count_nonzero(ours.n[:25]) >= 10
     assert len({w.tobytes() for w in ours.weights[:25]}) >= 10   # weights keep moving
+
+
+def test_eta_in_mantissa_units_does_not_depend_on_the_weight_exponent():
+    """The learning engine updates mantissas; a float weight w is the mantissa w * scale
+    whatever the exponent (it scales the synaptic sum and the neuron's units)."""
+    head = HeadParams(soel_threshold=1.0, soel_eta=0.3 / 40.0)
+    rules = []
+    for exp in (-2, 0, 3):
+        layer = FixedLayer(DenseSpec(12, 5), np.zeros((5, 12), np.int64),
+                           L.LifFixed(du=400, dv=300, vth=150), weight_exp=exp)
+        rules.append(sf.rule_of(head, [1.0, 40.0], layer, T))
+    assert {(r.mant, r.exp) for r in rules} == {sf.eta_to_rule(0.3)}
