@@ -1,6 +1,7 @@
 """Float network (a checkpoint from offline/, or a random one) -> quantised -> bundle (+ NIR)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,12 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
     return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
 
 
-def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dict]:
+def from_checkpoint(path: str | Path, use_fit: bool = True
+                    ) -> tuple[list, dict, list, HeadParams, dict]:
     """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint (metaloihi.maml/1).
-    The network's input shape comes from the checkpoint's data set (loaded through offline/)."""
+    The network's input shape comes from the checkpoint's data set (loaded through offline/).
+    SOEL parameters: the checkpoint's "soel_fit" (bridge/soel_fit.py, fitted on meta-val in
+    fixed point) when present and use_fit, else the learnt ones, else the config's."""
     try:
         from metaloihi.offline import checkpoint, config, maml, model, train
     except ImportError as err:
@@ -52,6 +56,11 @@ def from_checkpoint(path: str | Path) -> tuple[list, dict, list, HeadParams, dic
                       target_on=int(cfg.maml.soel_target_on),
                       target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed))
     meta = default_meta(source=path, split=state.get("split", {}))
+    fitted = state.get("soel_fit") if use_fit else None
+    if fitted:
+        head = replace(head, soel_threshold=float(fitted["soel_threshold"]),
+                       soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]))
+        meta["soel_fit"] = dict(fitted)
     meta["iteration"] = int(state.get("iteration", 0))
     meta["dataset"] = cfg.data.dataset
     meta["encoding"] = model.encoding(cfg.model).to_dict()

@@ -1,73 +1,253 @@
-"""`metaloihi demo`, until the five-way one-shot learning demo lands (issue 7): the best
-end-to-end path that exists today. One example of each of the five held-out demo gestures
-(embedded, generated locally) runs through the paper's conv network on sim/'s bit-exact Loihi 2
-model and on Lava's own fixed_pt simulator; the output spikes must be identical."""
+"""`metaloihi demo`: five-way one-shot gesture learning on Lava, end to end.
+
+  shipped theta0 (checkpoints/demo/theta0.pt, `metaloihi train --config demo`, log beside it;
+  --retrain redoes it) -> bundle (bridge/: Loihi 2 fixed point, netx layout, validated) ->
+  Lava's CPU simulator (Loihi2SimCfg): per task, one example of each of five gestures never seen
+  in meta-training, one at a time, the label driving the error path, SOEL learning the head on
+  chip -> learning frozen -> held-out examples of the five classified.
+
+Printed: accuracy on Lava per task and mean +- 95% CI; sim/ on the same tasks (bit-exact: same
+spikes, same learnt weights, same predictions, checked); the same network without adaptation
+(theta0's uniform head: chance) and without meta-training (a calibrated random theta0 with the
+same on-chip rule), both in sim/. Written: a PNG per run (shots, confusion, weight changes,
+output raster while learning) and a JSON of every number.
+"""
 from __future__ import annotations
 
+import json
+import os
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from metaloihi.errors import UserError
 
-console = Console(stderr=False)
+console = Console()
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "checkpoints" / "demo" / "theta0.pt"
+WAYS, SHOTS = 5, 1
+RETRAIN_ITERATIONS = 7750
 
 
-def run_demo(seed: int = 0, steps: int = 100, lava_samples: int = 2) -> dict:
-    from metaloihi.datasets import TaskSampler, load_dataset
-    from metaloihi.sim import fixed
-    from metaloihi.sim.arch import paper_arch
-    from metaloihi.sim.random_net import calibrated_network
+def _ci95(a) -> tuple[float, float]:
+    a = np.asarray(a, np.float64)
+    return float(a.mean()), float(1.96 * a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0
 
-    if not 1 <= steps <= 100:
-        raise UserError(f"--steps must be in 1..100 (the gesture frames have 100 bins), got {steps}")
+
+def _retrain(out: Path, seed: int) -> Path:
+    from metaloihi.bridge.soel_fit import fit_checkpoint
+    from metaloihi.offline import config, train
+    # the shipped theta0 is the demo config's best meta-val checkpoint, iteration 7750
+    # (checkpoints/demo/README.md): run to that iteration, without the 28-min time limit
+    cfg = config.load("demo", {"train.seed": seed, "train.iterations": RETRAIN_ITERATIONS,
+                               "train.time_limit_min": 0})
+    console.print(f"[bold]retraining[/] theta0: metaloihi train --config demo --out {out} "
+                  f"--set train.iterations={RETRAIN_ITERATIONS} --set train.time_limit_min=0 "
+                  "(~50 min on 2 cores)")
+    train.train(cfg, out)
+    best = out / "best.pt"
+    with console.status("fitting the on-chip SOEL step on meta-validation tasks (sim/)"):
+        fit_checkpoint(best)
+    return best
+
+
+def _baseline_bundle(ckpt: Path, out: Path, step: float) -> Path:
+    """The same architecture with a calibrated random theta0 (no meta-training) and the same
+    on-chip rule step (mantissa units), exported like the real one."""
+    from metaloihi.bridge import export as ex
+    from metaloihi.bridge.quantize import quantize
+    from metaloihi.offline import checkpoint, config, maml, train
+    state = checkpoint.load(ckpt)
+    cfg = config.from_dict(state["config"])
+    s = train.setup(cfg)
+    theta0 = {k: v.detach().double() for k, v in maml.theta0_of(train.initial_meta(s)).items()}
+    _, _, _, head, meta = ex.from_checkpoint(ckpt)
+    for exp in range(0, -8, -1):   # a random head's scale can need a weight exponent (17-bit vth)
+        try:
+            q = quantize(s.specs, theta0, s.neurons, head_weight_exp=exp)
+            break
+        except UserError:
+            if exp == -7:
+                raise
+    head = replace(head, soel_eta=step / q.scales[-1])
+    meta = {**meta, "source": "calibrated random theta0 (no meta-training)"}
+    path, _ = ex.export_bundle(out, s.specs, theta0, s.neurons, head=head, meta=meta,
+                               head_weight_exp=exp)
+    return path
+
+
+class LiveView:
+    """What the chip is doing, while Lava runs: task, shot being learnt, its error spikes and
+    the weight update it caused; then the queries."""
+
+    def __init__(self, names: list[str], n_tasks: int):
+        self.names, self.n_tasks = names, n_tasks
+        self.rows: list[tuple] = []
+        self.status = ""
+        self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+
+    def _render(self) -> Table:
+        t = Table(title=self.status or "on-chip learning (Lava, Loihi2SimCfg)", expand=False)
+        for col in ("task", "shot", "learning", "out spikes", "error n", "dw: #w, sum|dw|"):
+            t.add_column(col, no_wrap=True)
+        for r in self.rows[-6:]:
+            t.add_row(*map(str, r))
+        return t
+
+    def shot(self, task: int, k: int, label: int, counts, n, dw) -> None:
+        self.rows.append((f"{task + 1}/{self.n_tasks}", f"{k + 1}/{WAYS * SHOTS}",
+                          self.names[label], " ".join(map(str, counts)),
+                          " ".join(f"{v:+d}" for v in n),
+                          f"{int((dw != 0).sum())}, {int(np.abs(dw).sum())}"))
+        self.live.update(self._render())
+
+    def say(self, text: str) -> None:
+        self.status = text
+        self.live.update(self._render())
+
+
+def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path = "runs/demo",
+             checkpoint: str | Path | None = None, retrain: bool = False,
+             backend: str = "lava") -> dict:
+    """The demo; returns every number it prints (tests read them)."""
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.bridge.export import export_bundle, from_checkpoint
+    from metaloihi.bridge.validate import validate_bundle
+    from metaloihi.datasets import load_dataset
+    from metaloihi.datasets.tasks import sample_task
+    from metaloihi.onchip.session import adapt, support_order
+    from metaloihi.plots import demo_figure
+
+    if tasks < 1 or queries < 1:
+        raise UserError(f"--tasks and --queries must be >= 1, got {tasks} and {queries}")
+    if backend not in ("lava", "sim"):
+        raise UserError(f"--backend must be 'lava' or 'sim', got {backend!r}")
+    if backend == "lava":
+        from metaloihi.lava_support import require_lava
+        require_lava("lava.magma.core.run_configs")
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = Path(checkpoint) if checkpoint else SHIPPED
+    if retrain:
+        ckpt = _retrain(out / "train", seed)
+    if not ckpt.exists():
+        raise UserError(f"checkpoint {str(ckpt)!r} not found (the shipped one is "
+                        f"{SHIPPED.relative_to(REPO)}; --retrain makes a new one)")
+
     with console.status("embedded DVS gestures (generated on first use, ~15 s, then cached)"):
         ds = load_dataset("gestures", seed=0)
-    task = TaskSampler(ds, "demo", ways=5, shots=1, queries=0, seed=seed).sample()
-    x = (task.support_x.numpy()[:, :steps] > 0)
-    names = [ds.class_names[c] for c in task.classes] if hasattr(ds, "class_names") else \
-        [str(c) for c in task.classes]
-    console.print(f"[bold]metaloihi demo[/bold]: 5 held-out gestures ({', '.join(names)}), "
-                  f"{x.shape[1]} steps of 1 ms, input {tuple(x.shape[2:])}")
-    console.print("network: paper's 32c5-64c5-128c5 (stride-2 pooling) + 5-way head; random "
-                  "theta0 with thresholds calibrated to ~5% firing (meta-trained theta0: issue 5)")
+    with console.status(f"exporting {ckpt.name} to a Loihi 2 bundle"):
+        specs, params, neurons, head, meta = from_checkpoint(ckpt)
+        bundle_path, q = export_bundle(out / "bundle.h5", specs, params, neurons, head=head,
+                                       meta=meta)
+        console.print(validate_bundle(bundle_path))
+        bundle = read_bundle(bundle_path)
+    fit = meta.get("soel_fit", {})
     rng = np.random.default_rng(seed)
-    net = calibrated_network(paper_arch(tuple(x.shape[2:]), ways=5), x, rate=0.05, rng=rng)
+    task_list = [sample_task(ds, "demo", WAYS, SHOTS, queries, rng) for _ in range(tasks)]
+    names = [ds.class_names[c] for c in task_list[0].classes]
+    console.print(f"theta0: {ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt} "
+                  f"(iteration {meta.get('iteration')}); on-chip rule: theta {head.soel_threshold:g}"
+                  f" spikes, target {head.target_on}/{head.target_off} spikes"
+                  + (f", step fitted on meta-val ({fit.get('val_accuracy', 0):.1%})" if fit
+                     else ""))
+    console.print(f"{tasks} task(s): 5-way 1-shot on {', '.join(names)} (never seen in "
+                  f"meta-training), {queries} held-out queries per class; backend {backend}")
 
-    t0 = time.perf_counter()
-    ours = fixed.run(net, x)
-    sim_s = (time.perf_counter() - t0) / len(x)
-    table = Table(title="output layer spike counts per class neuron (sim/ vs Lava)")
-    table.add_column("gesture")
-    table.add_column("sim/ counts")
-    table.add_column("Lava counts")
-    table.add_column("identical")
-    lava_s, all_same = [], True
-    from metaloihi.lava_support import LavaUnavailable
-    for i in range(len(x)):
-        counts = ours["spikes"][-1][i].sum(0)
-        lava_counts, same = "-", "-"
-        if i < lava_samples:
-            try:
-                from metaloihi.bridge.lava_net import run_in_lava
-                with console.status(f"Lava fixed_pt CPU simulator: sample {i + 1} ..."):
-                    t1 = time.perf_counter()
-                    lv = run_in_lava(net, x[i], record_uv=False, probe="last")
-                    lava_s.append(time.perf_counter() - t1)
-                ok = bool(np.array_equal(lv["spikes"][0][0], ours["spikes"][-1][i]))
-                all_same &= ok
-                lava_counts, same = str(lv["spikes"][0][0].sum(0).tolist()), "yes" if ok else "NO"
-            except LavaUnavailable as err:
-                console.print(f"[yellow]Lava part skipped:[/yellow] {err}")
-                lava_samples = 0
-        table.add_row(names[i], str(counts.tolist()), lava_counts, same)
+    enc = bundle.encode
+    per_task, sim_acc, identical, frozen_acc = [], [], [], []
+    last = None
+    view = LiveView(names, tasks)
+    with view.live:
+        for i, t in enumerate(task_list):
+            xs, ys = support_order(enc(t.support_x), t.support_y.numpy(), WAYS)
+            xq, yq = enc(t.query_x), t.query_y.numpy()
+            w0 = (bundle.net[-1].weight >> 1) << 1     # as Lava's first step truncates it
+            prev = {"w": w0}
+
+            def on_sample(k, counts, n, w, _i=i, _ys=ys, _yq=yq, _prev=prev):
+                if k < len(_ys):
+                    view.shot(_i, k, int(_ys[k]), counts, n, w - _prev["w"])
+                    _prev["w"] = w
+                elif k == len(_ys):
+                    view.say(f"task {_i + 1}/{tasks}: learning frozen, classifying "
+                             f"{len(_yq)} queries")
+
+            view.say(f"task {i + 1}/{tasks}: learning {WAYS} gestures, one shot each")
+            res = adapt(bundle_path, xs, ys, xq, yq, backend=backend, on_sample=on_sample)
+            ref = adapt(bundle_path, xs, ys, xq, yq, backend="sim") if backend == "lava" \
+                else res
+            same = bool(np.array_equal(res.head_spikes, ref.head_spikes)
+                        and np.array_equal(res.weights, ref.weights)
+                        and np.array_equal(res.predictions, ref.predictions))
+            fro = adapt(bundle_path, xs[:0], ys[:0], xq, yq, backend="sim")   # no learning
+            per_task.append(res.accuracy)
+            sim_acc.append(ref.accuracy)
+            identical.append(same)
+            frozen_acc.append(fro.accuracy)
+            view.say(f"task {i + 1}/{tasks}: {backend} {res.accuracy:.0%}, sim/ "
+                     f"{ref.accuracy:.0%} ({'identical' if same else 'DIFFERENT'}), "
+                     f"{res.seconds:.0f} s")
+            last = (t, xs, ys, yq, res, w0)
+
+    with console.status("baseline without meta-training (random theta0, same rule, sim/)"):
+        step = float(fit.get("step", 0.0)) or head.soel_eta * q.scales[-1]
+        rand_path = _baseline_bundle(ckpt, out / "bundle_random_theta0.h5", step)
+        rand_acc = []
+        for t in task_list:
+            xs, ys = support_order(enc(t.support_x), t.support_y.numpy(), WAYS)
+            rand_acc.append(adapt(rand_path, xs, ys, enc(t.query_x), t.query_y.numpy(),
+                                  backend="sim").accuracy)
+
+    t, xs, ys, yq, res, w0 = last
+    conf = np.zeros((WAYS, WAYS), np.int64)
+    np.add.at(conf, (yq, res.predictions), 1)
+    png = out / f"demo_seed{seed}.png"
+    shot_idx, _ = support_order(np.arange(len(ys)), t.support_y.numpy(), WAYS)
+    demo_figure(png, t.support_x.numpy()[shot_idx],
+                ys, conf, w0, res.weights, res.head_spikes[:len(ys)], names,
+                title=f"metaloihi demo: 5-way 1-shot learnt on chip "
+                      f"({'Lava Loihi2SimCfg' if backend == 'lava' else 'sim/'}), task {tasks} "
+                      f"of {tasks}, seed {seed}: {res.accuracy:.0%}")
+    acc, ci = _ci95(per_task)
+    result = {"backend": backend, "tasks": tasks, "queries_per_class": queries, "seed": seed,
+              "classes": names, "checkpoint": str(ckpt), "bundle": str(bundle_path),
+              "accuracy": acc, "ci95": ci, "per_task": per_task, "sim_accuracy": float(
+                  np.mean(sim_acc)), "identical": all(identical),
+              "no_adaptation": float(np.mean(frozen_acc)),
+              "no_meta_training": float(np.mean(rand_acc)), "chance": 1.0 / WAYS,
+              "rule": {"theta": head.soel_threshold, "target_on": head.target_on,
+                       "dw": res.rule.dw_string()},
+              "png": str(png), "seconds": time.perf_counter() - t_start}
+    _write_json(out / f"demo_seed{seed}.json", result)
+
+    table = Table(title="five-way one-shot on held-out gestures, learnt on chip")
+    table.add_column("")
+    table.add_column("accuracy", justify="right")
+    table.add_row(f"on chip: SOEL in {'Lava (Loihi2SimCfg)' if backend == 'lava' else 'sim/'}",
+                  f"{acc:.1%} +- {ci:.1%}  ({tasks} tasks: "
+                  + " ".join(f"{a:.0%}" for a in per_task) + ")")
+    if backend == "lava":
+        table.add_row("sim/, same tasks", f"{result['sim_accuracy']:.1%}  "
+                      + ("identical spikes, weights, predictions" if result["identical"]
+                         else "NOT IDENTICAL"))
+    table.add_row("without adaptation (theta0's head)", f"{result['no_adaptation']:.1%}")
+    table.add_row("without meta-training (random theta0 + same rule)",
+                  f"{result['no_meta_training']:.1%}")
+    table.add_row("chance", f"{1 / WAYS:.0%}")
     console.print(table)
-    console.print(f"sim/: {sim_s * 1e3:.1f} ms per sample (batch of {len(x)})"
-                  + (f"; Lava: {np.mean(lava_s):.1f} s per sample incl. start-up -> "
-                     f"{np.mean(lava_s) / sim_s:.0f}x" if lava_s else ""))
-    if lava_s and not all_same:
-        raise RuntimeError("sim/ and Lava disagree on the demo network: please report this")
-    return {"sim_s_per_sample": sim_s, "lava_s_per_sample": lava_s, "identical": all_same,
-            "output_spikes": int(ours["spikes"][-1].sum())}
+    console.print(f"wrote {png} and {out / f'demo_seed{seed}.json'}; "
+                  f"{result['seconds']:.0f} s in all")
+    return result
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)

@@ -298,7 +298,7 @@ def bundle_summary(path: str | Path) -> dict:
     b = read_bundle(path)
     head = b.net[-1]
     steps = (b.meta.get("encoding") or {}).get("steps")
-    eta_mant = b.head.soel_eta * b.scales[-1] / 2.0 ** head.weight_exp
+    eta_mant = b.head.soel_eta * b.scales[-1]     # mantissa units (the engine updates mantissas)
     try:
         rule = sf.rule_of(b.head, b.scales, head, int(steps or 0))
         rule_text = f"dw = {rule.dw_string()}  (step {rule.step:g} mantissa per n·x)"

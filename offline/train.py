@@ -153,6 +153,24 @@ def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, wor
     return grads, losses.mean(), accs.mean()
 
 
+def _load_init(meta: dict, path: str | Path) -> dict:
+    """Copy a checkpoint's meta-parameters into meta (same names and shapes, else UserError)."""
+    from metaloihi.bridge.bundle import file_sha256
+    state = checkpoint.load(path)
+    theirs = state["meta"]
+    if set(theirs) != set(meta) or any(theirs[k].shape != meta[k].shape for k in meta):
+        diff = sorted(set(theirs) ^ set(meta)) or [k for k in meta
+                                                   if theirs[k].shape != meta[k].shape]
+        raise UserError(f"--init {str(path)!r}: its meta-parameters do not fit this config's "
+                        f"network (first difference: {diff[0]})")
+    with torch.no_grad():
+        for k, v in theirs.items():
+            meta[k].copy_(v.to(meta[k].device, meta[k].dtype))
+    return {"path": str(path), "sha256": file_sha256(path),
+            "iteration": int(state.get("iteration", 0)),
+            "init_from": state.get("init_from", {})}
+
+
 def _same_run(cfg_dict: dict) -> dict:
     """The config without the keys a resumed run may change (its horizon, where it runs; a
     different thread count changes float summation order, not the run's meaning)."""
@@ -171,8 +189,10 @@ def _trim_log(path: Path, iteration: int) -> None:
 
 
 def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
-          dataset=None) -> dict:
-    """Run meta-training into folder `out` (last.pt, best.pt, metrics.jsonl)."""
+          dataset=None, init: str | Path | None = None) -> dict:
+    """Run meta-training into folder `out` (last.pt, best.pt, metrics.jsonl). init: start from
+    another run's meta-parameters (a second stage with other settings, e.g. a smaller outer
+    learning rate); the checkpoints record it as "init_from"."""
     t_start = time.perf_counter()
     tc = cfg.train
     if tc.threads:
@@ -184,6 +204,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     out = Path(out)
     last, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
     meta = initial_meta(s)
+    init_from = _load_init(meta, init) if init is not None else {}
     keys = maml.learnable(meta, cfg.maml)
     for k in keys:
         meta[k].requires_grad_(True)
@@ -215,7 +236,8 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         checkpoint.save(path, {"meta": {k: v.detach().clone() for k, v in meta.items()},
                                "optimizer": opt.state_dict(), "iteration": iteration,
                                "best_val": best_val, "best_iteration": best_it,
-                               "config": to_dict(cfg), "split": split})
+                               "config": to_dict(cfg), "split": split,
+                               **({"init_from": init_from} if init_from else {})})
 
     bar = None
     if progress and rank == 0:

@@ -24,7 +24,7 @@ from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_s
     to_lava_order
 from metaloihi.bridge.netx_run import netx_network
 from metaloihi.lava_support import require_lava
-from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule
+from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule, quantised_error
 
 
 @dataclass
@@ -46,10 +46,13 @@ def _zero(var) -> None:
 
 
 def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np.ndarray,
-                     head_weight: np.ndarray | None = None) -> LavaSessionResult:
+                     head_weight: np.ndarray | None = None, on_sample=None
+                     ) -> LavaSessionResult:
     """Samples x [S, T, *in_shape] (binary) through the bundle's graph in order; labels[s] >= 0
     learns from sample s, -1 only runs it. head_weight overrides the bundle's head weights
-    (torch order), e.g. to continue from earlier learning."""
+    (torch order), e.g. to continue from earlier learning. on_sample(k, counts, n, weights)
+    is called after each sample (its output spike counts, the third factor n it caused, the
+    head weights after it)."""
     from metaloihi.onchip.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
                                             SoelErrorPath, SoelHeadLIF)
     t0 = time.perf_counter()
@@ -119,6 +122,10 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
                 w = np.asarray(dense.weights.get()).astype(np.int64)
                 weights.append(from_lava_order(w.reshape(n_out, *lava_shape(prev_shape)),
                                                prev_shape) if len(prev_shape) == 3 else w)
+                if on_sample is not None:      # a live view: read back while paused
+                    c = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(
+                        S, P, n_out)[k, :T].sum(0).astype(np.int64)
+                    on_sample(k, c, quantised_error(c, int(labels[k]), rule), weights[-1])
                 if k < S - 1:
                     for var in resets:
                         _zero(var)

@@ -53,9 +53,10 @@ def support_order(x: np.ndarray, y: np.ndarray, ways: int) -> tuple[np.ndarray, 
 
 def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
           x_query: np.ndarray, y_query: np.ndarray, backend: str = "sim",
-          passes: int = 1) -> SessionResult:
+          passes: int = 1, on_sample=None) -> SessionResult:
     """Learn from the support set (in the given order, `passes` times), then classify the
-    queries with learning frozen. x_*: binary spikes [N, T, *in_shape]; y_*: class indices."""
+    queries with learning frozen. x_*: binary spikes [N, T, *in_shape]; y_*: class indices.
+    on_sample(k, counts, n, weights): called after each sample (a live view), both backends."""
     if backend not in ("sim", "lava"):
         raise UserError(f"backend must be 'sim' or 'lava', got {backend!r}")
     t0 = time.perf_counter()
@@ -83,10 +84,12 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
     shots = len(x_support) * passes
     if backend == "sim":
         tr = sf.run_session(b.frozen, head, rule, x, labels)
+        for k in range(len(x) if on_sample is not None else 0):
+            on_sample(k, tr.counts[k], tr.n[k], tr.weights[k])
         spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last
     else:
         from metaloihi.onchip.graph import run_lava_session
-        res = run_lava_session(bundle, rule, x, labels)
+        res = run_lava_session(bundle, rule, x, labels, on_sample=on_sample)
         spikes, ws, v_last = res.head_spikes, res.weights, res.v_last
     counts = spikes[shots:].sum(1)
     query_v = np.asarray(v_last[shots:], np.int64)
