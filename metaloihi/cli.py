@@ -224,6 +224,8 @@ def adapt(
                                                    "'lava' (Lava's CPU simulator)."),
     seed: int = typer.Option(0, help="Seed of the task (classes, samples) and of the embedded "
                              "data set's generator."),
+    root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
+                                        "(default: none, embedded data sets need none)."),
 ) -> None:
     """Learn one task on chip with SOEL (one shot at a time), then classify its queries."""
     import numpy as np
@@ -238,7 +240,7 @@ def adapt(
     if ways != n_out:
         raise UserError(f"--ways={ways} but the bundle's head has {n_out} output neurons")
     dataset = dataset or b.meta.get("dataset", "digits")
-    task = sample_task(load_dataset(dataset, seed=seed), split, ways, shots, queries,
+    task = sample_task(load_dataset(dataset, seed=seed, root=root), split, ways, shots, queries,
                        np.random.default_rng(seed))
     xs, ys = support_order(b.encode(task.support_x), task.support_y.numpy(), ways)
     res = run_adapt(bundle, xs, ys, b.encode(task.query_x), task.query_y.numpy(),
