@@ -26,9 +26,9 @@ def test_typo_in_command_exits_1_with_one_line_no_traceback(capsys):
 
 
 def test_user_error_exits_1_with_one_line(capsys):
-    assert run_cli("demo", "--steps", "500") == 1
+    assert run_cli("demo", "--backend", "loihi") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --steps must be in 1..100 (the gesture frames have 100 bins), got 500"]
+    assert err == ["error: --backend must be 'lava' or 'sim', got 'loihi'"]
 
 
 def test_sim_datasets_offline_do_not_import_lava():
