@@ -69,7 +69,7 @@ def from_checkpoint(path: str | Path, use_fit: bool = True
 
 def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
                   head: HeadParams | None = None, meta: dict | None = None,
-                  head_weight_exp: int = 0, nir_path: str | Path | None = None,
+                  head_weight_exp: int | None = None, nir_path: str | Path | None = None,
                   head_range: float | None = None) -> tuple[Path, Quantized]:
     """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR)."""
     q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp,

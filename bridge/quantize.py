@@ -92,10 +92,13 @@ def _netx_bias(i: int, bias: np.ndarray, units: float, n: int) -> tuple[np.ndarr
 
 
 def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
-             head_weight_exp: int = 0, head_range: float | None = None) -> Quantized:
+             head_weight_exp: int | None = None, head_range: float | None = None
+             ) -> Quantized:
     """Map a float network (sim.float_lif's params dict + LifFloat per layer; the last layer is
     the learning head) to the deployment's fixed-point Network and report the error per layer.
-    head_weight_exp: the head's Dense weight exponent (only the head may have one).
+    head_weight_exp: the head's Dense weight exponent (only the head may have one); None: 0, or
+    the first of -1..-7 whose scale fits the head's threshold in 17 bits (a head of small
+    weights, e.g. theta0's uniform head early in training, has a scale that would not).
     head_range: the float |weight| the head's grid edge (mantissa 254) stands for; None: the
     head's max |w|. SOEL learns the head on chip inside [-256, 255] mantissas, so a head whose
     learnt weights outgrow theta0's range needs a larger one (onchip/gap.py measures it)."""
@@ -108,9 +111,16 @@ def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
             at = [int(i) for i in np.argwhere(~np.isfinite(a))[0]]
             raise UserError(f"parameter {key} holds {a[~np.isfinite(a)].ravel()[0]} at {at}; "
                             "a network with NaN/inf parameters cannot be quantised")
-    exps = [0] * (len(specs) - 1) + [int(head_weight_exp)]
     ranges = [None] * (len(specs) - 1) + [head_range]
-    net, scales = float_to_fixed(specs, params, neurons, weight_exps=exps, ranges=ranges)
+    tries = range(0, -8, -1) if head_weight_exp is None else [int(head_weight_exp)]
+    for k, exp in enumerate(tries):
+        exps = [0] * (len(specs) - 1) + [exp]
+        try:
+            net, scales = float_to_fixed(specs, params, neurons, weight_exps=exps, ranges=ranges)
+            break
+        except UserError:
+            if k == len(tries) - 1:
+                raise
     out: Network = []
     errors: list[LayerError] = []
     for i, (layer, scale) in enumerate(zip(net, scales)):

@@ -31,7 +31,8 @@ console = Console()
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "checkpoints" / "demo" / "theta0.pt"
 WAYS, SHOTS = 5, 1
-RETRAIN_ITERATIONS = 7750
+RETRAIN_ITERATIONS = 7750       # the shipped theta0's iteration (checkpoints/demo/README.md)
+FIT_TASKS = 20                   # meta-validation tasks per grid point of the SOEL fit
 
 
 def _ci95(a) -> tuple[float, float]:
@@ -52,7 +53,7 @@ def _retrain(out: Path, seed: int) -> Path:
     train.train(cfg, out)
     best = out / "best.pt"
     with console.status("fitting the on-chip SOEL step on meta-validation tasks (sim/)"):
-        fit_checkpoint(best)
+        fit_checkpoint(best, tasks=FIT_TASKS)
     return best
 
 
@@ -67,17 +68,10 @@ def _baseline_bundle(ckpt: Path, out: Path, step: float) -> Path:
     s = train.setup(cfg)
     theta0 = {k: v.detach().double() for k, v in maml.theta0_of(train.initial_meta(s)).items()}
     _, _, _, head, meta = ex.from_checkpoint(ckpt)
-    for exp in range(0, -8, -1):   # a random head's scale can need a weight exponent (17-bit vth)
-        try:
-            q = quantize(s.specs, theta0, s.neurons, head_weight_exp=exp)
-            break
-        except UserError:
-            if exp == -7:
-                raise
+    q = quantize(s.specs, theta0, s.neurons)
     head = replace(head, soel_eta=step / q.scales[-1])
     meta = {**meta, "source": "calibrated random theta0 (no meta-training)"}
-    path, _ = ex.export_bundle(out, s.specs, theta0, s.neurons, head=head, meta=meta,
-                               head_weight_exp=exp)
+    path, _ = ex.export_bundle(out, s.specs, theta0, s.neurons, head=head, meta=meta)
     return path
 
 

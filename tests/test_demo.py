@@ -28,3 +28,30 @@ def test_demo_on_lava_equals_sim(tmp_path):
     out = run_demo(seed=1, tasks=1, queries=2, out=tmp_path, backend="lava")
     assert out["identical"] is True                       # spikes, learnt weights, predictions
     assert out["accuracy"] == out["sim_accuracy"]
+
+
+def test_retrain_path_trains_fits_exports_and_runs(tmp_path, monkeypatch):
+    """--retrain end to end on a 3-iteration stand-in: an early theta0's uniform head has a
+    scale whose threshold needs a negative weight exponent, which export now picks itself."""
+    import metaloihi.demo as demo
+    from metaloihi.offline import checkpoint
+    monkeypatch.setattr(demo, "RETRAIN_ITERATIONS", 3)
+    monkeypatch.setattr(demo, "FIT_TASKS", 2)
+    out = run_demo(seed=0, tasks=1, queries=2, out=tmp_path, retrain=True, backend="sim")
+    state = checkpoint.load(tmp_path / "train" / "best.pt")
+    assert state["soel_fit"]["tasks"] == 2 and out["checkpoint"].endswith("best.pt")
+    assert 0.0 <= out["accuracy"] <= 1.0 and out["identical"] is True
+
+
+def test_export_picks_a_head_weight_exponent_only_when_the_threshold_needs_it():
+    from metaloihi.bridge.export import random_float_network
+    from metaloihi.bridge.quantize import quantize
+    specs, params, neurons = random_float_network((2, 8, 8), 5, (4, 8), seed=0)
+    assert quantize(specs, params, neurons).net[-1].weight_exp == 0
+    key = max(params)                                  # the head's weight
+    params = {**params, key: params[key] * 1e-4}      # tiny head: vth x scale > 17 bits at 0
+    q = quantize(specs, params, neurons)
+    assert q.net[-1].weight_exp < 0
+    assert q.net[-1].neuron.vth <= 2 ** 17 - 1
+    with pytest.raises(Exception, match="17-bit"):
+        quantize(specs, params, neurons, head_weight_exp=0)
