@@ -21,7 +21,8 @@ import torch
 from metaloihi.bridge.export import export_bundle, random_float_network
 from metaloihi.datasets import TaskSampler, load_dataset
 from metaloihi.offline.model import ModelConfig, encode
-from metaloihi.onchip.session import adapt, support_order
+from metaloihi.datasets.tasks import support_order
+from metaloihi.onchip.session import adapt
 
 
 def main() -> None:

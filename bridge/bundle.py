@@ -35,16 +35,15 @@ Conv has no weight exponent in netx (Lava's Conv ignores it on CPU).
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from metaloihi.atomic import atomic_path
 from metaloihi.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
@@ -180,41 +179,6 @@ def default_meta(source: str | Path | None = None, split: dict | None = None) ->
             "versions": {"metaloihi": __version__, "lava": lava_v, "torch": torch.__version__,
                          "h5py": h5py.__version__},
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, what: str):
-    """Yield a temporary path in path's folder to write `what` to; on success fsync it and
-    rename it to `path` (os.replace), on any failure (an exception, Ctrl-C) delete it: `path`
-    is either the whole new file or untouched. File system errors become one-line UserErrors
-    naming the file."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"cannot write {what} {str(path)!r}: it is a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"cannot write {what} {str(path)!r}: {str(parent)!r} is a file, "
-                                "not a folder")
-            break
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot write {what} {str(path)!r}: cannot create its folder "
-                        f"({err.strerror or err})") from None
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        try:
-            yield tmp
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except OSError as err:
-            first = (err.strerror or str(err) or type(err).__name__).splitlines()[0]
-            raise UserError(f"cannot write {what} {str(path)!r}: {first}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,

@@ -14,14 +14,13 @@ Intel's lava-loihi extension and a board; without them it is a UserError, never 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from metaloihi.bridge.bundle import Bundle, read_bundle
-from metaloihi.bridge.lava_net import lava_dense_weight, to_lava_order
+from metaloihi.bridge.lava_net import lava_dense_weight
 from metaloihi.errors import UserError
 from metaloihi.lava_support import require_lava, require_loihi2_hw
 from metaloihi.sim import fixed
@@ -68,10 +67,6 @@ def load_input(path: str | Path) -> np.ndarray:
     return x != 0
 
 
-def _zero(var) -> None:
-    var.set(np.zeros(var.shape, dtype=np.int32))
-
-
 def run_deployed(path: str | Path, x: np.ndarray, hw: bool = False) -> DeployResult:
     """Samples x [S, T, *in_shape] (binary) through the bundle's Lava graph, learning off."""
     t0 = time.perf_counter()
@@ -86,20 +81,15 @@ def run_deployed(path: str | Path, x: np.ndarray, hw: bool = False) -> DeployRes
         RunCfg = require_lava("lava.magma.core.run_configs").Loihi2SimCfg
         tag, name = "fixed_pt", "Loihi2SimCfg (fixed_pt)"
     sim_spikes = None if hw else fixed.run(b.net, x, layers="last")["spikes"][-1]
-    RingBuffer = require_lava("lava.proc.io.source").RingBuffer
     Monitor = require_lava("lava.proc.monitor.process").Monitor
-    RunSteps = require_lava("lava.magma.core.run_conditions").RunSteps
     Dense = require_lava("lava.proc.dense.process").Dense
     LIF = require_lava("lava.proc.lif.process").LIF
-    from metaloihi.bridge.netx_run import netx_network
+    from metaloihi.bridge.netx_run import (netx_network, netx_rest_vars, period_source,
+                                           run_periods)
 
     S, T = x.shape[:2]
     P = T + 1
-    in_shape = tuple(x.shape[2:])
-    data = np.zeros((S, P, *in_shape), np.int32)
-    data[:, :T] = x
-    data = to_lava_order(data.reshape(S * P, *in_shape), in_shape)
-    source = RingBuffer(data=np.moveaxis(data, 0, -1))
+    source = period_source(x, P)
     net = netx_network(path)
     source.s_out.connect(net.inp)
     head = b.net[-1]
@@ -115,27 +105,16 @@ def run_deployed(path: str | Path, x: np.ndarray, hw: bool = False) -> DeployRes
     dense.a_out.connect(lif.a_in)
     mon = Monitor()
     mon.probe(lif.s_out, S * P)
-    resets = [lif.u, lif.v, dense.a_buff]
-    for block in net.layers:
-        resets += [block.neuron.u, block.neuron.v]
-        syn = block.synapse
-        resets.append(syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf)
     cfg = RunCfg(select_tag=tag) if tag else RunCfg()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Cannot import module")
-            try:
-                for k in range(S):
-                    source.run(condition=RunSteps(num_steps=P), run_cfg=cfg)
-                    if k < S - 1:
-                        for var in resets:
-                            _zero(var)
-                spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)
-            except Exception as err:  # noqa: BLE001 - on a board, failures are the setup's
-                if not hw:
-                    raise
-                raise UserError(f"--hw: the Loihi 2 run failed ({type(err).__name__}: "
-                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        try:
+            run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff] + netx_rest_vars(net))
+            spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)
+        except Exception as err:  # noqa: BLE001 - on a board, failures are the setup's
+            if not hw:
+                raise
+            raise UserError(f"--hw: the Loihi 2 run failed ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
     finally:
         source.stop()
     spikes = spikes[:, :T] != 0

@@ -99,7 +99,7 @@ def write_nir(path: str | Path, net: Network, scales: list[float] | None = None,
               dt: float = 1e-3) -> Path:
     import nir
 
-    from metaloihi.bridge.bundle import atomic_path
+    from metaloihi.atomic import atomic_path
 
     graph = to_nir(net, scales, dt)
     with atomic_path(path, "NIR graph") as tmp:

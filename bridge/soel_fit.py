@@ -21,7 +21,7 @@ import numpy as np
 
 from metaloihi.bridge.bundle import HeadParams
 from metaloihi.datasets.encoding import Encoding, encode
-from metaloihi.datasets.tasks import sample_task
+from metaloihi.datasets.tasks import sample_task, support_order
 from metaloihi.offline.model import predict_np
 from metaloihi.sim import fixed
 from metaloihi.sim import soel_fixed as sf
@@ -40,11 +40,6 @@ class FitRow:
     silent: float               # fraction of queries with no output spike
 
 
-def _order(y: np.ndarray, ways: int) -> np.ndarray:
-    per = [np.flatnonzero(y == c) for c in range(ways)]
-    return np.array([per[c][s] for s in range(min(map(len, per))) for c in range(ways)])
-
-
 def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Encoding,
         dataset, split: str = "val", tasks: int = 20, queries: int = 5, seed: int = 0,
         steps=STEPS, thetas=THETAS, targets_on=TARGETS_ON, progress=None
@@ -57,10 +52,10 @@ def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Enc
     runs = []
     for _ in range(tasks):
         t = sample_task(dataset, split, ways, 1, queries, rng)
-        order = _order(t.support_y.numpy(), ways)
-        x = np.concatenate([encode(t.support_x, encoding)[order], encode(t.query_x, encoding)])
+        xs, ys = support_order(encode(t.support_x, encoding), t.support_y.numpy(), ways)
+        x = np.concatenate([xs, encode(t.query_x, encoding)])
         pre = fixed.run(frozen, x, layers="last")["spikes"][-1]
-        labels = np.concatenate([t.support_y.numpy()[order], np.full(len(t.query_y), -1)])
+        labels = np.concatenate([ys, np.full(len(t.query_y), -1)])
         runs.append((pre, labels, t.query_y.numpy()))
     T = runs[0][0].shape[1]
     rows = []

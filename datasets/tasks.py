@@ -55,6 +55,16 @@ def sample_task(dataset, split: str, ways: int, shots: int, queries: int,
                 np.asarray(chosen))
 
 
+def support_order(x: np.ndarray, y: np.ndarray, ways: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder a support set to shot-major (class 0..ways-1 of shot 0, then of shot 1, ...),
+    the order sample_task draws and the chip is shown; x may be any per-sample array."""
+    y = np.asarray(y)
+    per = [np.flatnonzero(y == c) for c in range(ways)]
+    shots = min(len(p) for p in per)
+    idx = np.array([per[c][s] for s in range(shots) for c in range(ways)], np.int64)
+    return np.asarray(x)[idx], y[idx]
+
+
 class TaskSampler:
     """An endless, seeded stream of tasks: same seed -> same tasks."""
 

@@ -234,7 +234,7 @@ def adapt(
     from metaloihi.datasets.tasks import sample_task
     from metaloihi.bridge.bundle import read_bundle
     from metaloihi.onchip.session import adapt as run_adapt
-    from metaloihi.onchip.session import support_order
+    from metaloihi.datasets.tasks import support_order
     b = read_bundle(bundle)
     n_out = b.net[-1].spec.out_features
     if ways != n_out:

@@ -15,7 +15,6 @@ output raster while learning) and a JSON of every number.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from metaloihi.atomic import write_bytes
 from metaloihi.errors import UserError
 
 console = Console()
@@ -33,11 +33,6 @@ SHIPPED = REPO / "checkpoints" / "demo" / "theta0.pt"
 WAYS, SHOTS = 5, 1
 RETRAIN_ITERATIONS = 7750       # the shipped theta0's iteration (checkpoints/demo/README.md)
 FIT_TASKS = 20                   # meta-validation tasks per grid point of the SOEL fit
-
-
-def _ci95(a) -> tuple[float, float]:
-    a = np.asarray(a, np.float64)
-    return float(a.mean()), float(1.96 * a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0
 
 
 def _retrain(out: Path, seed: int) -> Path:
@@ -113,8 +108,8 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     from metaloihi.bridge.export import export_bundle, from_checkpoint
     from metaloihi.bridge.validate import validate_bundle
     from metaloihi.datasets import load_dataset
-    from metaloihi.datasets.tasks import sample_task
-    from metaloihi.onchip.session import adapt, support_order
+    from metaloihi.datasets.tasks import sample_task, support_order
+    from metaloihi.onchip.session import adapt, same_session
     from metaloihi.plots import demo_figure
 
     if tasks < 1 or queries < 1:
@@ -147,7 +142,8 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     task_list = [sample_task(ds, "demo", WAYS, SHOTS, queries, rng) for _ in range(tasks)]
     names = [ds.class_names[c] for c in task_list[0].classes]
     console.print(f"theta0: {ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt} "
-                  f"(iteration {meta.get('iteration')}); on-chip rule: theta {head.soel_threshold:g}"
+                  f"(iteration {meta.get('iteration')}); on-chip rule: theta "
+                  f"{head.soel_threshold:g}"
                   f" spikes, target {head.target_on}/{head.target_off} spikes"
                   + (f", step fitted on meta-val ({fit.get('val_accuracy', 0):.1%})" if fit
                      else ""))
@@ -155,13 +151,13 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
                   f"meta-training), {queries} held-out queries per class; backend {backend}")
 
     enc = bundle.encode
+    encoded = [(*support_order(enc(t.support_x), t.support_y.numpy(), WAYS), enc(t.query_x),
+                t.query_y.numpy()) for t in task_list]
     per_task, sim_acc, identical, frozen_acc = [], [], [], []
     last = None
     view = LiveView(names, tasks)
     with view.live:
-        for i, t in enumerate(task_list):
-            xs, ys = support_order(enc(t.support_x), t.support_y.numpy(), WAYS)
-            xq, yq = enc(t.query_x), t.query_y.numpy()
+        for i, (t, (xs, ys, xq, yq)) in enumerate(zip(task_list, encoded)):
             w0 = (bundle.net[-1].weight >> 1) << 1     # as Lava's first step truncates it
             prev = {"w": w0}
 
@@ -177,9 +173,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
             res = adapt(bundle_path, xs, ys, xq, yq, backend=backend, on_sample=on_sample)
             ref = adapt(bundle_path, xs, ys, xq, yq, backend="sim") if backend == "lava" \
                 else res
-            same = bool(np.array_equal(res.head_spikes, ref.head_spikes)
-                        and np.array_equal(res.weights, ref.weights)
-                        and np.array_equal(res.predictions, ref.predictions))
+            same = same_session(res, ref)
             fro = adapt(bundle_path, xs[:0], ys[:0], xq, yq, backend="sim")   # no learning
             per_task.append(res.accuracy)
             sim_acc.append(ref.accuracy)
@@ -188,44 +182,43 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
             view.say(f"task {i + 1}/{tasks}: {backend} {res.accuracy:.0%}, sim/ "
                      f"{ref.accuracy:.0%} ({'identical' if same else 'DIFFERENT'}), "
                      f"{res.seconds:.0f} s")
-            last = (t, xs, ys, yq, res, w0)
+            last = (t, ys, yq, res, w0)
 
     with console.status("baseline without meta-training (random theta0, same rule, sim/)"):
         step = float(fit.get("step", 0.0)) or head.soel_eta * q.scales[-1]
         rand_path = _baseline_bundle(ckpt, out / "bundle_random_theta0.h5", step)
         rand_acc = []
-        for t in task_list:
-            xs, ys = support_order(enc(t.support_x), t.support_y.numpy(), WAYS)
-            rand_acc.append(adapt(rand_path, xs, ys, enc(t.query_x), t.query_y.numpy(),
-                                  backend="sim").accuracy)
+        for xs, ys, xq, yq in encoded:
+            rand_acc.append(adapt(rand_path, xs, ys, xq, yq, backend="sim").accuracy)
 
-    t, xs, ys, yq, res, w0 = last
+    t, ys, yq, res, w0 = last
     conf = np.zeros((WAYS, WAYS), np.int64)
     np.add.at(conf, (yq, res.predictions), 1)
     png = out / f"demo_seed{seed}.png"
-    shot_idx, _ = support_order(np.arange(len(ys)), t.support_y.numpy(), WAYS)
-    demo_figure(png, t.support_x.numpy()[shot_idx],
+    demo_figure(png, support_order(t.support_x.numpy(), t.support_y.numpy(), WAYS)[0],
                 ys, conf, w0, res.weights, res.head_spikes[:len(ys)], names,
                 title=f"metaloihi demo: 5-way 1-shot learnt on chip "
                       f"({'Lava Loihi2SimCfg' if backend == 'lava' else 'sim/'}), task {tasks} "
                       f"of {tasks}, seed {seed}: {res.accuracy:.0%}")
-    acc, ci = _ci95(per_task)
+    from metaloihi.offline.evaluate import ci95
+    acc, ci = ci95(per_task)
     result = {"backend": backend, "tasks": tasks, "queries_per_class": queries, "seed": seed,
               "classes": names, "checkpoint": str(ckpt), "bundle": str(bundle_path),
-              "accuracy": acc, "ci95": ci, "per_task": per_task, "sim_accuracy": float(
-                  np.mean(sim_acc)), "identical": all(identical),
+              "accuracy": acc, "ci95": None if np.isnan(ci) else ci, "per_task": per_task,
+              "sim_accuracy": float(np.mean(sim_acc)), "identical": all(identical),
               "no_adaptation": float(np.mean(frozen_acc)),
               "no_meta_training": float(np.mean(rand_acc)), "chance": 1.0 / WAYS,
               "rule": {"theta": head.soel_threshold, "target_on": head.target_on,
                        "dw": res.rule.dw_string()},
               "png": str(png), "seconds": time.perf_counter() - t_start}
-    _write_json(out / f"demo_seed{seed}.json", result)
+    write_bytes(out / f"demo_seed{seed}.json", json.dumps(result, indent=1).encode(),
+                "demo results")
 
     table = Table(title="five-way one-shot on held-out gestures, learnt on chip")
     table.add_column("")
     table.add_column("accuracy", justify="right")
     table.add_row(f"on chip: SOEL in {'Lava (Loihi2SimCfg)' if backend == 'lava' else 'sim/'}",
-                  f"{acc:.1%} +- {ci:.1%}  ({tasks} tasks: "
+                  f"{acc:.1%}" + (f" +- {ci:.1%}" if tasks > 1 else "") + f"  ({tasks} tasks: "
                   + " ".join(f"{a:.0%}" for a in per_task) + ")")
     if backend == "lava":
         table.add_row("sim/, same tasks", f"{result['sim_accuracy']:.1%}  "
@@ -239,9 +232,3 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     console.print(f"wrote {png} and {out / f'demo_seed{seed}.json'}; "
                   f"{result['seconds']:.0f} s in all")
     return result
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)

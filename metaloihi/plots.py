@@ -12,7 +12,6 @@ atomically (a temporary file in the same folder, then os.replace).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -171,13 +170,7 @@ def demo_figure(path: str | Path, shots: np.ndarray, labels: Sequence[int],
 
 def _save(fig, path: str | Path) -> Path:
     """fig -> PNG at path via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    from metaloihi.atomic import atomic_path
+    with atomic_path(path, "figure") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)

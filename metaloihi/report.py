@@ -42,11 +42,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import gzip
-import hashlib
 import html
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +52,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from metaloihi.atomic import write_bytes
 from metaloihi.errors import UserError
 
 PAPER_LABEL = "paper (Stewart & Neftci 2022)"
@@ -594,9 +593,10 @@ def _bundles_section(bundles: list[dict]) -> str:
 
 
 def _inputs_section(inputs: Inputs, figures: list[str]) -> str:
+    from metaloihi.bridge.bundle import file_sha256
     rows = []
     for kind, p in inputs.all():
-        h = hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else "—"
+        h = file_sha256(p)[:12] if p.is_file() else "—"
         rows.append((kind, str(p), f"{p.stat().st_size:,} B" if p.is_file() else "—", h))
     figs = "".join(f'<figure><img src="{_e(f)}" alt="{_e(f)}"><figcaption>{_e(f)}'
                    "</figcaption></figure>" for f in figures)
@@ -624,18 +624,6 @@ img{max-width:100%;border:1px solid #ddd}
 figure{margin:.8em 0}
 footer{margin-top:2em;color:#777;font-size:.8em}
 """
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def build_report(out_dir: str | Path, inputs: Inputs,
@@ -667,7 +655,7 @@ def build_report(out_dir: str | Path, inputs: Inputs,
     figures = []
     for p in inputs.figures:
         name = f"figure_{len(figures)}_{Path(p).name}"
-        _atomic_write(out_dir / name, Path(p).read_bytes())
+        write_bytes(out_dir / name, Path(p).read_bytes(), "report figure")
         figures.append(name)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     body = (f"<h1>{_e(title)}</h1><p class=\"sub\">metaloihi {_e(__version__)}, generated "
@@ -680,4 +668,4 @@ def build_report(out_dir: str | Path, inputs: Inputs,
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
-    return _atomic_write(out_dir / "index.html", page.encode("utf-8"))
+    return write_bytes(out_dir / "index.html", page.encode("utf-8"), "report")

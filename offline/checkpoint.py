@@ -14,13 +14,13 @@ Layout (a dict):
 """
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 
 import torch
 
 from metaloihi import __version__
+from metaloihi.atomic import atomic_path
 from metaloihi.errors import UserError
 
 FORMAT = "metaloihi.maml/1"
@@ -32,13 +32,8 @@ def versions() -> dict:
 
 
 def save(path: str | Path, state: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": FORMAT, "versions": versions(), **state}, tmp)
-    with open(tmp, "rb") as fh:   # data on disk before the rename makes it visible
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, "checkpoint") as tmp:
+        torch.save({"format": FORMAT, "versions": versions(), **state}, tmp)
 
 
 REQUIRED = ("meta", "config")    # what every reader needs (export, evaluate, resume)

@@ -22,9 +22,13 @@ from metaloihi.offline.config import from_dict
 from metaloihi.offline.train import evaluate_split, initial_meta, param_groups, setup
 
 
-def ci95(accs: np.ndarray) -> tuple[float, float]:
-    accs = np.asarray(accs, np.float64)
-    return float(accs.mean()), float(1.96 * accs.std(ddof=1) / np.sqrt(len(accs)))
+def ci95(values) -> tuple[float, float]:
+    """Mean and 95% confidence half-width (1.96 standard errors) over tasks; nan where fewer
+    than two values leave no spread to measure."""
+    v = np.asarray(values, np.float64)
+    if len(v) < 2:
+        return float(v.mean()) if len(v) else float("nan"), float("nan")
+    return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 def label(cfg) -> str:

@@ -58,19 +58,12 @@ import torch
 from metaloihi.bridge.bundle import Bundle, HeadParams, read_bundle
 from metaloihi.bridge.export import export_bundle, from_checkpoint
 from metaloihi.errors import UserError
+from metaloihi.offline.evaluate import ci95
 from metaloihi.offline.model import predict_np, sub_params
 from metaloihi.sim import fixed, float_lif, soel
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel_fixed as sf
 from metaloihi.sim.mapping import fixed_to_float
-
-
-def ci95(values) -> tuple[float, float]:
-    """Mean and 1.96 standard errors over tasks (offline.evaluate's convention)."""
-    v = np.asarray(values, np.float64)
-    if len(v) < 2:
-        return float(v.mean()) if len(v) else float("nan"), float("nan")
-    return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 # --- the deployment ------------------------------------------------------------------------------
@@ -135,7 +128,7 @@ def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
 def task_stream(dep: Deployment, split: str, n: int, ways: int, queries: int, seed: int):
     """n tasks (encoded, support shot-major) from default_rng(seed): (xs, ys, xq, yq)."""
     from metaloihi.datasets.tasks import sample_task
-    from metaloihi.onchip.session import support_order
+    from metaloihi.datasets.tasks import support_order
     rng = np.random.default_rng(seed)
     for _ in range(n):
         t = sample_task(dep.dataset, split, ways, 1, queries, rng)
@@ -271,7 +264,7 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
     (float_session), "float_unconstrained" the rule as the interim checkpoints were trained.
     Lava runs the first `lava_tasks` tasks; `identical_to_fixed` says whether every output
     spike, head v, learnt weight and prediction equalled fixed's."""
-    from metaloihi.onchip.session import adapt
+    from metaloihi.onchip.session import adapt, same_session
     say = report or (lambda *_: None)
     if not 0 <= lava_tasks <= tasks:
         raise UserError(f"lava_tasks={lava_tasks}; expected 0..tasks={tasks}")
@@ -308,12 +301,8 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
             t = time.perf_counter()
             lv = adapt(dep.bundle_path, xs, ys, xq, yq, backend="lava")
             secs["lava"] += time.perf_counter() - t
-            same = (np.array_equal(lv.head_spikes, fx.head_spikes)
-                    and np.array_equal(lv.query_v, fx.query_v)
-                    and all(np.array_equal(a, b) for a, b in
-                            zip(lv.weights_per_shot, fx.weights_per_shot))
-                    and np.array_equal(lv.predictions, fx.predictions))
-            identical &= bool(same)
+            same = same_session(lv, fx)
+            identical &= same
             acc["lava"].append(lv.accuracy)
             say(f"task {i}: Lava {lv.accuracy:.2f}, identical to fixed: {same} "
                 f"({lv.seconds:.0f} s)")

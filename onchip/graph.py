@@ -12,7 +12,6 @@ membrane v (the session's prediction breaks equal spike counts by v at the windo
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +19,8 @@ import numpy as np
 
 from metaloihi.errors import UserError
 from metaloihi.bridge.bundle import read_bundle
-from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_shape, \
-    to_lava_order
-from metaloihi.bridge.netx_run import netx_network
+from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_shape
+from metaloihi.bridge.netx_run import netx_network, netx_rest_vars, period_source, run_periods
 from metaloihi.lava_support import require_lava
 from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule, quantised_error
 
@@ -41,10 +39,6 @@ def learning_rule(rule: SoelRule):
                                   t_epoch=rule.period, rng_seed=rule.rng_seed)
 
 
-def _zero(var) -> None:
-    var.set(np.zeros(var.shape, dtype=np.int32))
-
-
 def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np.ndarray,
                      head_weight: np.ndarray | None = None, on_sample=None
                      ) -> LavaSessionResult:
@@ -56,9 +50,7 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     from metaloihi.onchip.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
                                             SoelErrorPath, SoelHeadLIF)
     t0 = time.perf_counter()
-    RingBuffer = require_lava("lava.proc.io.source").RingBuffer
     Monitor = require_lava("lava.proc.monitor.process").Monitor
-    RunSteps = require_lava("lava.magma.core.run_conditions").RunSteps
     Loihi2SimCfg = require_lava("lava.magma.core.run_configs").Loihi2SimCfg
     LearningDense = require_lava("lava.proc.dense.process").LearningDense
     SignMode = require_lava("lava.utils.weightutils").SignMode
@@ -70,11 +62,7 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     P = rule.period
     if T != rule.window:
         raise UserError(f"samples have {T} steps, the rule's window is {rule.window}")
-    in_shape = tuple(x.shape[2:])
-    data = np.zeros((S, P, *in_shape), np.int32)
-    data[:, :T] = x != 0
-    data = to_lava_order(data.reshape(S * P, *in_shape), in_shape)
-    source = RingBuffer(data=np.moveaxis(data, 0, -1))
+    source = period_source(x, P)
     net = netx_network(path)
     source.s_out.connect(net.inp)
 
@@ -106,31 +94,23 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
 
     cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
         SoelHeadLIF: PySoelHeadLIFModelFixed, SoelErrorPath: PySoelErrorPathModel})
-    resets = [lif.u, lif.v, dense.a_buff, dense.x1]
-    for block in net.layers:
-        resets += [block.neuron.u, block.neuron.v]
-        syn = block.synapse
-        resets.append(syn.a_buff if hasattr(syn, "a_buff") else syn.a_buf)
     weights = []
+
+    def after(k: int) -> None:
+        w = np.asarray(dense.weights.get()).astype(np.int64)
+        weights.append(from_lava_order(w.reshape(n_out, *lava_shape(prev_shape)), prev_shape)
+                       if len(prev_shape) == 3 else w)
+        if on_sample is not None:      # a live view: read back while paused
+            c = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(
+                S, P, n_out)[k, :T].sum(0).astype(np.int64)
+            on_sample(k, c, quantised_error(c, int(labels[k]), rule), weights[-1])
+
     t1 = time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            # the compiler imports every module of onchip/ looking for models; ours are mapped
-            warnings.filterwarnings("ignore", message="Cannot import module")
-            for k in range(S):
-                source.run(condition=RunSteps(num_steps=P), run_cfg=cfg)
-                w = np.asarray(dense.weights.get()).astype(np.int64)
-                weights.append(from_lava_order(w.reshape(n_out, *lava_shape(prev_shape)),
-                                               prev_shape) if len(prev_shape) == 3 else w)
-                if on_sample is not None:      # a live view: read back while paused
-                    c = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(
-                        S, P, n_out)[k, :T].sum(0).astype(np.int64)
-                    on_sample(k, c, quantised_error(c, int(labels[k]), rule), weights[-1])
-                if k < S - 1:
-                    for var in resets:
-                        _zero(var)
-            spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
-            v = np.asarray(mon_v.get_data()[lif.name]["v"]).reshape(S, P, n_out)[:, T - 1]
+        run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff, dense.x1]
+                    + netx_rest_vars(net), after)
+        spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
+        v = np.asarray(mon_v.get_data()[lif.name]["v"]).reshape(S, P, n_out)[:, T - 1]
     finally:
         source.stop()
     t2 = time.perf_counter()

@@ -5,7 +5,7 @@ ties broken by the head's membrane.
 Two backends that compute the same bits: "lava" (onchip/graph.py, Lava's CPU simulator) and
 "sim" (sim/soel_fixed.py, which tests hold equal to Lava step for step). Shots go in the order
 given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is sim/soel.py's convention and
-what `support_order` produces.
+what `datasets.tasks.support_order` produces.
 
 Prediction: offline/'s rule (offline.model.predict_np, the exact form of argmax of
 offline.model.logits): the highest output spike count over the window, among equal counts the
@@ -40,15 +40,6 @@ class SessionResult:
     silent: int                      # queries with no output spike
     rule: sf.SoelRule
     seconds: float
-
-
-def support_order(x: np.ndarray, y: np.ndarray, ways: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder a support set to shot-major: class 0..ways-1 of shot 0, then of shot 1, ..."""
-    y = np.asarray(y)
-    per = [np.flatnonzero(y == c) for c in range(ways)]
-    shots = min(len(p) for p in per)
-    idx = np.array([per[c][s] for s in range(shots) for c in range(ways)])
-    return np.asarray(x)[idx], y[idx]
 
 
 def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
@@ -100,3 +91,14 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
                          weights=ws[shots - 1] if shots else head.weight.copy(),
                          weights_per_shot=ws[:shots], silent=int((counts.sum(1) == 0).sum()),
                          rule=rule, seconds=time.perf_counter() - t0)
+
+
+def same_session(a: SessionResult, b: SessionResult) -> bool:
+    """Whether two sessions computed the same bits: output spikes every step, the head's v at
+    each query's last step, the learnt weights after every shot, the predictions."""
+    return bool(np.array_equal(a.head_spikes, b.head_spikes)
+                and np.array_equal(a.query_v, b.query_v)
+                and len(a.weights_per_shot) == len(b.weights_per_shot)
+                and all(np.array_equal(x, y) for x, y in zip(a.weights_per_shot,
+                                                             b.weights_per_shot))
+                and np.array_equal(a.predictions, b.predictions))

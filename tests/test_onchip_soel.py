@@ -153,7 +153,8 @@ def test_lava_equals_sim_on_an_exported_random_float_network(tmp_path):
 
 @pytest.mark.lava
 def test_session_predictions_identical_in_lava_and_sim(tmp_path):
-    from metaloihi.onchip.session import adapt, support_order
+    from metaloihi.datasets.tasks import support_order
+    from metaloihi.onchip.session import adapt
     path, in_shape = small_bundle(tmp_path / "s.h5", 8, conv=True)
     rng = np.random.default_rng(1)
     proto = rng.random((5, T, *in_shape)) < 0.3
