@@ -10,10 +10,12 @@ them by a fraction of their value whatever their scale (alpha ~ 1e-3 here, theta
 task_loss: theta0 -> (Q_outer) -> N inner steps on the support set (SGD with thresholded
 updates and Q_inner, or SOEL one shot at a time) -> cross-entropy on the query set. Layers before
 the first adapted one do not change in the inner loop, so their spikes are computed once per
-task (support and query together) and the inner loop re-runs only the adapted tail.
-meta_gradient: over a meta-batch of tasks, either torch.func.vmap of task_loss under
-torch.func.grad (inner gradients by torch.func.grad: second order by nesting), or a per-task
-Python loop with torch.autograd.grad(create_graph=True) (the reference code's way).
+task (support and query together; in vmap mode once per meta-batch) and the inner loop re-runs
+only the adapted tail.
+meta_gradient: over a meta-batch of tasks, either the frozen layers once for the whole batch and
+torch.func.vmap of the inner loops (inner gradients by torch.func.grad, outer by
+torch.autograd.grad through them: second order), or a per-task Python loop with
+torch.autograd.grad(create_graph=True) (the reference code's way).
 Truncated BPTT: every run keeps the graph for the last `trunc` steps only.
 """
 from __future__ import annotations
@@ -165,24 +167,44 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
     return fast
 
 
-def task_loss(meta: dict, support_x, support_y, query_x, query_y, *, specs, neurons,
+def head_loss(meta: dict, h_support, support_y, h_query, query_y, *, specs, neurons,
               cfg: MamlConfig, use_autograd: bool = False):
-    """Eq. 2 for one task: query cross-entropy after adaptation -> (loss, accuracy).
-    Inputs are encoded spikes [S or Q, T, C, H, W] and labels."""
+    """Eq. 2 for one task given the spikes entering the first adapted layer ([S or Q, T, n]):
+    inner loop on the support, then query cross-entropy -> (loss, accuracy)."""
     theta = theta0_of(meta, cfg)
     first = adapted_layers(len(specs), cfg)[0]
-    n_s = support_x.shape[0]
-    h = model.features(specs, theta, neurons, torch.cat([support_x, query_x]), first, cfg.trunc)
-    fast = inner_loop(meta, theta, specs, neurons, h[:n_s], support_y, cfg, use_autograd)
-    logits = model.forward_from(specs, fast, neurons, h[n_s:], first, cfg.trunc)
+    fast = inner_loop(meta, theta, specs, neurons, h_support, support_y, cfg, use_autograd)
+    logits = model.forward_from(specs, fast, neurons, h_query, first, cfg.trunc)
     loss = F.cross_entropy(cfg.loss_scale * logits, query_y)
     acc = (logits.argmax(-1) == query_y).to(logits.dtype).mean()
     return loss, acc
 
 
+def task_loss(meta: dict, support_x, support_y, query_x, query_y, *, specs, neurons,
+              cfg: MamlConfig, use_autograd: bool = False):
+    """Eq. 2 for one task: query cross-entropy after adaptation -> (loss, accuracy).
+    Inputs are encoded spikes [S or Q, T, C, H, W] and labels."""
+    first = adapted_layers(len(specs), cfg)[0]
+    n_s = support_x.shape[0]
+    h = model.features(specs, theta0_of(meta, cfg), neurons, torch.cat([support_x, query_x]),
+                       first, cfg.trunc)
+    return head_loss(meta, h[:n_s], support_y, h[n_s:], query_y, specs=specs, neurons=neurons,
+                     cfg=cfg, use_autograd=use_autograd)
+
+
 def _vmapped(meta, batch, specs, neurons, cfg):
-    fn = partial(task_loss, specs=specs, neurons=neurons, cfg=cfg)
-    return torch.func.vmap(fn, in_dims=(None, 0, 0, 0, 0), randomness="different")(meta, *batch)
+    """Per-task (losses [M], accuracies [M]): the layers before the first adapted one run once
+    for the whole meta-batch (they are the same theta0 for every task), then the inner loop and
+    the query logits run vmapped over the tasks."""
+    support_x, support_y, query_x, query_y = batch
+    m, n_s = support_x.shape[:2]
+    x = torch.cat([support_x, query_x], 1)
+    h = model.features(specs, theta0_of(meta, cfg), neurons, x.flatten(0, 1),
+                       adapted_layers(len(specs), cfg)[0], cfg.trunc)
+    h = h.reshape(m, x.shape[1], *h.shape[1:])
+    fn = partial(head_loss, specs=specs, neurons=neurons, cfg=cfg)
+    return torch.func.vmap(fn, in_dims=(None, 0, 0, 0, 0), randomness="different")(
+        meta, h[:, :n_s], support_y, h[:, n_s:], query_y)
 
 
 def meta_gradient(meta: dict, batch: tuple, specs, neurons, cfg: MamlConfig,
@@ -190,17 +212,20 @@ def meta_gradient(meta: dict, batch: tuple, specs, neurons, cfg: MamlConfig,
     """Gradient of the mean query loss over a meta-batch (eq. 3) w.r.t. every meta-parameter.
 
     batch = (support_x [M, S, ...], support_y [M, S], query_x [M, Q, ...], query_y [M, Q]).
-    mode "vmap": torch.func.grad of the vmapped task losses; "loop": one task at a time with
-    torch.autograd.grad. Returns (grads, per-task losses [M], per-task accuracies [M])."""
-    if mode == "vmap":
-        def mean_loss(m):
-            losses, accs = _vmapped(m, batch, specs, neurons, cfg)
-            return losses.mean(), (losses.detach(), accs.detach())
-        grads, (losses, accs) = torch.func.grad(mean_loss, has_aux=True)(meta)
-        return grads, losses, accs
-    if mode != "loop":
+    mode "vmap": the frozen layers once for the meta-batch, the tasks' inner loops vmapped
+    (inner gradients by torch.func.grad), the outer gradient by torch.autograd.grad (cheaper
+    than an outer torch.func.grad transform, which wraps every op of the frozen layers too);
+    "loop": one task at a time, everything by torch.autograd.grad (the reference code's way).
+    Returns (grads, per-task losses [M], per-task accuracies [M])."""
+    if mode not in ("vmap", "loop"):
         raise UserError(f"meta-gradient mode={mode!r}; expected 'vmap' or 'loop'")
     leaves = {k: v.detach().requires_grad_(True) for k, v in meta.items()}
+    if mode == "vmap":
+        losses, accs = _vmapped(leaves, batch, specs, neurons, cfg)
+        gs = torch.autograd.grad(losses.mean(), list(leaves.values()), allow_unused=True)
+        grads = {k: torch.zeros_like(v) if g is None else g
+                 for (k, v), g in zip(leaves.items(), gs)}
+        return grads, losses.detach(), accs.detach()
     grads = {k: torch.zeros_like(v) for k, v in meta.items()}
     n = batch[0].shape[0]
     losses, accs = [], []

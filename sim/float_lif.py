@@ -28,6 +28,8 @@ from metaloihi.sim.loihi import LifFloat
 from metaloihi.sim.surrogate import BETA, spike
 
 NEURON_FIELDS = ("du", "dv", "vth", "bias")
+CONV_CHUNK = 2048   # frames per CPU convolution call (synapse)
+RUN_CHUNK = 64      # samples per CPU run (run)
 
 
 def weight_key(i: int) -> str:
@@ -64,7 +66,13 @@ def synapse(spec: SynapseSpec, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor
     n = s.shape[0]
     if isinstance(spec, DenseSpec):
         return s.reshape(n, -1) @ w.t()
-    out = F.conv2d(s.reshape(n, *spec.in_shape), w, stride=spec.stride, padding=spec.padding)
+    x = s.reshape(n, *spec.in_shape)
+    # CPU convolutions slow down per frame past a few thousand frames (1.7x at 22k on 2 cores,
+    # benchmarks/maml_throughput.py's workload): convolve in chunks there
+    chunk = n if w.is_cuda else CONV_CHUNK
+    out = torch.cat([F.conv2d(c, w, stride=spec.stride, padding=spec.padding)
+                     for c in x.split(chunk)]) if n > chunk else \
+        F.conv2d(x, w, stride=spec.stride, padding=spec.padding)
     return out.reshape(n, -1)
 
 
@@ -132,15 +140,34 @@ def step(state: NetState, specs: list[SynapseSpec], params: dict, neurons: list[
 
 
 def _scan(u, v, a, p, beta, detach_reset, record_uv):
-    """LIF over the time axis of a [B, T', n], from state (u, v)."""
+    """LIF over the time axis of a [T', B, n] (time-major), from state (u, v)."""
+    if not torch.is_grad_enabled() and not record_uv:
+        return _scan_in_place(u, v, a, p)
     s_rec, u_rec, v_rec = [], [], []
-    for t in range(a.shape[1]):
-        u, v, s = lif_step(u, v, a[:, t], p, beta, detach_reset)
+    # unbind, not a[:, t]: each slice's backward would zero-fill a whole [B, T', n] gradient
+    # (quadratic in T'; half of a meta-gradient's time), unbind's backward is one stack
+    for a_t in a.unbind(0):
+        u, v, s = lif_step(u, v, a_t, p, beta, detach_reset)
         s_rec.append(s)
         if record_uv:
             u_rec.append(u)
             v_rec.append(v)
     return u, v, s_rec, u_rec, v_rec
+
+
+def _scan_in_place(u, v, a, p):
+    """_scan without a graph (burn-in, evaluation): the same float operations in the same
+    order, in place, so the results are bit-identical at about half the elementwise cost."""
+    zero = torch.zeros_like(a[0])    # fresh tensors of a's batching (under vmap too)
+    u, v = u + zero, v + zero
+    s_rec = []
+    for a_t in a.unbind(0):
+        u.mul_(1 - p.du).add_(a_t)
+        v.mul_(1 - p.dv).add_(u).add_(p.bias)
+        s = v > p.vth          # == (v - vth > 0) in IEEE arithmetic
+        v.masked_fill_(s, 0.0)
+        s_rec.append(s.to(v.dtype))
+    return u, v, s_rec, [], []
 
 
 def run(specs: list[SynapseSpec], params: dict, neurons: list[LifFloat], x: torch.Tensor,
@@ -168,31 +195,46 @@ def run(specs: list[SynapseSpec], params: dict, neurons: list[LifFloat], x: torc
                         f"network's {tuple(specs[0].in_shape)} (expected [batch, steps, *shape])")
     if trunc is not None and trunc < 0:
         raise UserError(f"trunc must be >= 0 or None, got {trunc}")
+    if b > RUN_CHUNK and not x.is_cuda:
+        # on the CPU a batch of a few dozen samples keeps the [T, B, n] tensors in cache:
+        # 220 samples in chunks of 64 run 1.3x faster than at once (benchmarks/maml_throughput)
+        outs = [run(specs, params, neurons, c, trunc, record_uv, beta, detach_reset)
+                for c in x.split(RUN_CHUNK)]
+        return {k: [torch.cat(layer) for layer in zip(*(o[k] for o in outs))]
+                if isinstance(outs[0][k], list) else torch.cat([o[k] for o in outs])
+                for k in outs[0]}
     t0 = 0 if trunc is None else max(t_all - trunc, 0)
     dtype = params[weight_key(0)].dtype
-    s_in = x.to(dtype).reshape(b, t_all, -1)
+    # time-major inside ([T, B, n]): each step's slice is contiguous for the LIF scan
+    s_in = x.to(dtype).reshape(b, t_all, -1).transpose(0, 1)
+    # Each layer's input as (burn-in steps, gradient window): slicing one [T, B, n] tensor
+    # into windows would cost a full-size zero-filled gradient per slice in backward.
+    parts_in = (s_in[:t0], s_in[t0:])
     rec: dict = {"spikes": [], "u": [], "v": []}
     for i, spec in enumerate(specs):
         w = params[weight_key(i)]
         p = layer_neuron(i, neurons[i], params, w)
-        # The connection's one-step delay: the neuron at step t sees the input of step t-1.
-        delayed = torch.cat([torch.zeros_like(s_in[:, :1]), s_in[:, :-1]], dim=1)
-        u = torch.zeros(b, _n_out(spec), dtype=dtype, device=w.device)
+        n_out = _n_out(spec)
+        u = torch.zeros(b, n_out, dtype=dtype, device=w.device)
         v = torch.zeros_like(u)
-        parts = {"spikes": [], "u": [], "v": []}
-        for lo, hi, grad in ((0, t0, False), (t0, t_all, True)):
-            if hi <= lo:
+        prev = u.new_zeros(1, b, parts_in[0].shape[-1])   # the input before step 0
+        outs = []                                        # per part: (spikes, u, v) [B, steps, n]
+        for part, grad in zip(parts_in, (False, True)):
+            steps = part.shape[0]
+            if steps == 0:
+                empty = u.new_zeros(0, b, n_out)
+                outs.append((empty, empty, empty))
                 continue
             with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-                win = delayed[:, lo:hi]
-                a = synapse(spec, w, win.reshape(b * (hi - lo), -1)).reshape(b, hi - lo, -1)
+                # the connection's one-step delay: the neuron at step t sees step t-1's input
+                win = torch.cat([prev, part[:-1]], dim=0)
+                a = synapse(spec, w, win.reshape(steps * b, -1)).reshape(steps, b, -1)
                 u, v, s_r, u_r, v_r = _scan(u, v, a, p, beta, detach_reset, record_uv)
-            parts["spikes"] += s_r
-            parts["u"] += u_r
-            parts["v"] += v_r
-        for key in ("spikes", "u", "v") if record_uv else ("spikes",):
-            rec[key].append(torch.stack(parts[key], dim=1))
-        s_in = rec["spikes"][-1]
+            prev = part[-1:]
+            outs.append(tuple(torch.stack(r) if r else None for r in (s_r, u_r, v_r)))
+        parts_in = (outs[0][0], outs[1][0])
+        for j, key in enumerate(("spikes", "u", "v") if record_uv else ("spikes",)):
+            rec[key].append(torch.cat([o[j] for o in outs]).transpose(0, 1))
     out = {"spikes": rec["spikes"], "v_last": v, "counts": rec["spikes"][-1].sum(dim=1)}
     if record_uv:
         out["u"], out["v"] = rec["u"], rec["v"]

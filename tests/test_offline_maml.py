@@ -27,9 +27,12 @@ def smooth_spikes(monkeypatch):
     """A smooth network for finite differences: sigmoid spikes and a differentiated reset, so
     the forward pass is the function whose exact gradient autograd computes."""
     orig = float_lif._scan
+
+    def smooth_scan(u, v, a, p, beta, detach, rec):
+        with torch.enable_grad():     # no-graph runs would take the hard-threshold fast path
+            return orig(u, v, a, p, beta, False, rec)
     monkeypatch.setattr(float_lif, "spike", lambda x, beta=10.0: torch.sigmoid(4.0 * x))
-    monkeypatch.setattr(float_lif, "_scan", lambda u, v, a, p, beta, detach, rec:
-                        orig(u, v, a, p, beta, False, rec))
+    monkeypatch.setattr(float_lif, "_scan", smooth_scan)
 
 
 @pytest.mark.parametrize("adapt", ["head", "all"])

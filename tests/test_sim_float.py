@@ -365,3 +365,22 @@ def test_mapping_reads_learnt_neuron_parameters_from_the_params_dict():
     assert np.all(net[1].neuron.effective_bias == round(0.125 * scales[1] * 64))
     with pytest.raises(UserError, match=r"layer 0: vth must be one number per layer"):
         float_to_fixed(specs, dict(params, **{FL.neuron_key(0, "vth"): torch.ones(3)}), neurons)
+
+
+def test_fast_paths_are_bit_identical(monkeypatch):
+    """run without a graph (in-place scan), split into CPU sample chunks and conv frame chunks,
+    equals the graph path on one batch, bit for bit, with and without truncation."""
+    specs, params, neurons, x = _small_conv_net(3)
+    x = torch.cat([x] * 5)                                    # several samples per chunk
+    ref = {tr: FL.run(specs, {k: v.requires_grad_(True) for k, v in params.items()}, neurons,
+                      x, trunc=tr) for tr in (None, 7)}
+    monkeypatch.setattr(FL, "RUN_CHUNK", 3)
+    monkeypatch.setattr(FL, "CONV_CHUNK", 5)
+    for tr, want in ref.items():
+        with torch.no_grad():
+            got = FL.run(specs, params, neurons, x, trunc=tr)
+        for a, b in zip(want["spikes"], got["spikes"]):
+            assert torch.equal(a, b)
+        assert torch.equal(want["v_last"], got["v_last"])
+        assert torch.equal(want["counts"], got["counts"])
+    assert float(ref[None]["counts"].sum()) > 10
