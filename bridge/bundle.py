@@ -43,7 +43,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from metaloihi.atomic import atomic_path
+from metaloihi.atomic import atomic_path, file_sha256
 from metaloihi.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
@@ -154,15 +154,6 @@ def _write_head(g: h5py.Group, layer: FixedLayer, head: HeadParams) -> None:
     rule = g.create_group("learning_rule")
     for key, val in head.learning_rule.items():
         rule.attrs[key] = val
-
-
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_meta(source: str | Path | None = None, split: dict | None = None) -> dict:

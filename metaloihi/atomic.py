@@ -1,9 +1,11 @@
-"""Atomic file writes, the one mechanism every writer uses (bundles, NIR graphs, checkpoints,
+"""Files: their content hash (file_sha256, recorded in bundles, checkpoints and reports), and
+atomic writes, the one mechanism every writer uses (bundles, NIR graphs, checkpoints,
 figures, reports, JSON results): write to a temporary file in the target's folder, fsync, then
 os.replace, so a reader (or a kill -9) sees either the whole new file or the previous one."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 
@@ -50,3 +52,12 @@ def write_bytes(path: str | Path, data: bytes, what: str = "file") -> Path:
     with atomic_path(path, what) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

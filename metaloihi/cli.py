@@ -316,6 +316,10 @@ def evaluate(
     baselines: bool = typer.Option(True, help="Add random-init and pretrained baselines."),
     pretrain_iterations: int = typer.Option(300, min=0, help="Iterations (Adam steps of 16 "
                                             "samples) of the pretrained baseline."),
+    pretrain_minutes: Optional[float] = typer.Option(
+        None, min=0.0, help="Train the pretrained baseline for this many minutes instead of "
+        "--pretrain-iterations (an equal-time budget with the meta-training runs; default: "
+        "none, count iterations)."),
     out: Optional[Path] = typer.Option(None, help="Also write the rows as JSON here "
                                                "(default: no file)."),
     seed: int = typer.Option(1234, help="Seed of the meta-test tasks drawn."),
@@ -340,7 +344,8 @@ def evaluate(
     console = Console()
     rows = run_eval(checkpoints, tasks, k_shots, split, baselines, pretrain_iterations, seed,
                     report=lambda r: console.print(f"  {r['name']}, {r['shots']}-shot: "
-                                                   f"{100 * r['acc']:.1f}%"), device=device)
+                                                   f"{100 * r['acc']:.1f}%"), device=device,
+                    pretrain_minutes=pretrain_minutes)
     table = Table(title=f"{tasks} tasks per row, 95% confidence intervals")
     for col in ("model", "shots", "accuracy"):
         table.add_column(col)
@@ -348,8 +353,8 @@ def evaluate(
         table.add_row(r["name"], str(r["shots"]), f"{100 * r['acc']:.1f} ± {100 * r['ci95']:.1f}%")
     console.print(table)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rows, indent=1))
+        from metaloihi.atomic import write_bytes
+        write_bytes(out, json.dumps(rows, indent=1).encode(), "evaluation JSON")
 
 
 def _one_line(text: str) -> str:

@@ -593,7 +593,7 @@ def _bundles_section(bundles: list[dict]) -> str:
 
 
 def _inputs_section(inputs: Inputs, figures: list[str]) -> str:
-    from metaloihi.bridge.bundle import file_sha256
+    from metaloihi.atomic import file_sha256
     rows = []
     for kind, p in inputs.all():
         h = file_sha256(p)[:12] if p.is_file() else "—"

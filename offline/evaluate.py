@@ -9,6 +9,7 @@ several (`metaloihi evaluate a.pt b.pt`); each row is labelled by its config.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,11 +38,13 @@ def label(cfg) -> str:
     return f"{algo}, {cfg.data.dataset}, adapt={m.adapt}"
 
 
-def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0
-             ) -> dict[str, torch.Tensor]:
+def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0,
+             minutes: float | None = None) -> tuple[dict[str, torch.Tensor], int, float]:
     """Conventional (non-meta) training of the same network on all meta-train classes with a
-    head as wide as their number (Adam, steps relative to each layer's scale as in training);
-    returns theta0 with the body trained and the fresh calibrated N-way head of initial_meta."""
+    head as wide as their number (Adam, steps relative to each layer's scale as in training),
+    for `iterations` Adam steps or, given `minutes`, for that long (an equal-time budget with
+    a meta-training run). Returns (theta0 with the body trained and the fresh calibrated N-way
+    head of initial_meta, Adam steps taken, seconds spent)."""
     classes = [int(c) for c in s.dataset.split_classes(s.cfg.data.train_split)]
     wide = replace(s.cfg.data, ways=len(classes))
     specs, neurons = model.build(s.dataset.frame_shape, wide.ways, s.cfg.model)
@@ -57,7 +60,10 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
         v.requires_grad_(True)
     opt = torch.optim.Adam(param_groups(params, list(params), s.cfg.train), lr=lr)
     rng = np.random.default_rng(seed)
-    for _ in range(iterations):
+    start, steps = time.monotonic(), 0
+    while (steps < iterations if minutes is None
+           else time.monotonic() - start < 60 * minutes):
+        steps += 1
         t = sample_task(s.dataset, s.cfg.data.train_split, len(classes), 1, 0, rng)
         pick = rng.choice(len(classes), batch, replace=False)
         x = model.encode(t.support_x[pick], s.cfg.model).to(s.device, s.dtype)
@@ -70,12 +76,13 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
     theta0 = {k: v.detach() for k, v in params.items()}
     theta0[f"layers.{len(specs) - 1}.weight"] = maml.theta0_of(base)[
         f"layers.{len(specs) - 1}.weight"]
-    return theta0
+    return theta0, steps, time.monotonic() - start
 
 
 def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] = (1, 5),
              split: str | None = None, baselines: bool = True, pretrain_iterations: int = 300,
-             seed: int = 1234, report=print, device: str = "cpu") -> list[dict]:
+             seed: int = 1234, report=print, device: str = "cpu",
+             pretrain_minutes: float | None = None) -> list[dict]:
     """Rows {name, shots, acc, ci95, tasks}; the baselines use the first checkpoint's setup.
     Runs on `device` ("cpu" or "cuda"), whatever device the checkpoints were trained on."""
     rows = []
@@ -99,10 +106,11 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
         learnt = {k: v.to(first.device) for k, v in meta0.items()
                   if not k.startswith(maml.THETA0)}
         rand = {**initial_meta(first), **learnt}
-        pre_theta = pretrain(first, pretrain_iterations)
+        pre_theta, steps, secs = pretrain(first, pretrain_iterations, minutes=pretrain_minutes)
         pre = {**{maml.THETA0 + k: v for k, v in pre_theta.items()}, **learnt}
         for name, meta in (("random init + same inner loop", rand),
-                           ("pretrained (non-meta) + same inner loop", pre)):
+                           (f"pretrained (non-meta, {steps} steps of 16, {secs / 60:.1f} min) "
+                            "+ same inner loop", pre)):
             for k in shots:
                 accs = evaluate_split(first, meta, split or first.cfg.data.test_split, tasks,
                                       seed, shots=k)

@@ -155,7 +155,7 @@ def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, wor
 
 def _load_init(meta: dict, path: str | Path) -> dict:
     """Copy a checkpoint's meta-parameters into meta (same names and shapes, else UserError)."""
-    from metaloihi.bridge.bundle import file_sha256
+    from metaloihi.atomic import file_sha256
     state = checkpoint.load(path)
     theirs = state["meta"]
     if set(theirs) != set(meta) or any(theirs[k].shape != meta[k].shape for k in meta):

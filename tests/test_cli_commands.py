@@ -23,7 +23,8 @@ COMMANDS = [["data", "show"], ["train"], ["evaluate"], ["export"], ["bundle", "v
 UNITS = {("deploy", "--steps"): "1 ms each", ("deploy", "--rate"): "per input neuron and step",
          ("train", "--set"): "minutes", ("adapt", "--queries"): "per class",
          ("adapt", "--shots"): "per class", ("evaluate", "--shots"): "per class",
-         ("evaluate", "--pretrain-iterations"): "Adam steps", ("export", "--input-shape"):
+         ("evaluate", "--pretrain-iterations"): "Adam steps", ("evaluate", "--pretrain-minutes"):
+         "minutes", ("export", "--input-shape"):
          "channels, pixels", ("data", "--per-class"): "per class"}
 
 
@@ -93,14 +94,16 @@ def test_train_seed_and_device_reach_the_config_and_theta0(tmp_path, capsys):
 
 def test_evaluate_device_reaches_the_evaluation(tmp_path, capsys, monkeypatch):
     seen = {}
-    def fake(paths, tasks, shots, split, baselines, iters, seed, report, device):
-        seen.update(device=device, seed=seed, shots=shots)
+    def fake(paths, tasks, shots, split, baselines, iters, seed, report, device,
+             pretrain_minutes):
+        seen.update(device=device, seed=seed, shots=shots, minutes=pretrain_minutes)
         return []
     monkeypatch.setattr("metaloihi.offline.evaluate.evaluate", fake)
     code, _, err = run(["evaluate", tmp_path / "x.pt", "--device", "cpu", "--seed", "9",
-                        "--shots", "1,2", "--out", tmp_path / "rows.json"], capsys)
+                        "--shots", "1,2", "--pretrain-minutes", "0.5",
+                        "--out", tmp_path / "rows.json"], capsys)
     assert code == 0, err
-    assert seen == {"device": "cpu", "seed": 9, "shots": (1, 2)}
+    assert seen == {"device": "cpu", "seed": 9, "shots": (1, 2), "minutes": 0.5}
     assert json.loads((tmp_path / "rows.json").read_text()) == []
 
 

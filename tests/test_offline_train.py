@@ -89,6 +89,22 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
         assert torch.equal(a[k], b[k]), k
 
 
+def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, gestures):
+    from metaloihi.offline.evaluate import evaluate
+    train.train(tiny_cfg(tmp_path), tmp_path / "run", progress=False, dataset=gestures)
+    rows = evaluate([tmp_path / "run" / "best.pt"], tasks=6, shots=(1, 2),
+                    pretrain_minutes=0.02, report=lambda r: None)
+    assert [r["shots"] for r in rows] == [1, 2] * 3
+    assert rows[0]["name"].startswith("MAML SGD-inner, gestures")
+    assert rows[2]["name"] == "random init + same inner loop"
+    pre = rows[4]["name"]           # "pretrained (non-meta, N steps of 16, 0.0 min) + ..."
+    assert pre.startswith("pretrained (non-meta, ") and int(pre.split(", ")[1].split()[0]) >= 1
+    for r in rows:
+        assert r["tasks"] == 6 and 0.0 <= r["acc"] <= 1.0 and r["ci95"] >= 0.0
+        # accuracies are means over 6 tasks of 5 queries each: multiples of 1/30
+        assert abs(r["acc"] * 30 - round(r["acc"] * 30)) < 1e-6
+
+
 def test_resume_after_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY.replace("iterations = 6", "iterations = 10000"))
