@@ -58,6 +58,8 @@ class MamlConfig:
     soel_on_chip: bool = False        # SOEL as the chip applies it: eta on the learning engine's
                                       # step, weights in the 8-bit range (sim.soel.OnChip)
     loss_scale: float = 1.0           # cross-entropy on loss_scale * logits (a temperature)
+    learn_head_init: bool = True      # false: theta0's head stays at its calibrated start
+                                      # (the "zero trick": the outer loop cannot shrink it)
 
     def __post_init__(self):
         if self.inner_rule not in ("sgd", "soel"):
@@ -108,6 +110,9 @@ def learnt_values(meta: dict) -> dict[str, float]:
 def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
     """Keys the outer optimiser updates."""
     keys = [k for k in meta if k.startswith(THETA0)]
+    if not cfg.learn_head_init:
+        head = max(int(k.split(".")[2]) for k in keys)
+        keys = [k for k in keys if k != THETA0 + weight_key(head)]
     if cfg.learn_inner_lr:
         keys += [k for k in meta if k.startswith("log_inner_lr.")]
     if cfg.learn_soel:

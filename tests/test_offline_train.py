@@ -89,6 +89,17 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
         assert torch.equal(a[k], b[k]), k
 
 
+def test_learn_head_init_false_keeps_the_calibrated_head(tmp_path, gestures):
+    cfg = tiny_cfg(tmp_path, **{"maml.learn_head_init": False, "train.iterations": 3})
+    s = train.setup(cfg, gestures)
+    start = train.initial_meta(s)
+    assert "theta0.layers.2.weight" not in maml.learnable(start, cfg.maml)
+    train.train(cfg, tmp_path / "run", progress=False, dataset=gestures)
+    end = checkpoint.load(tmp_path / "run" / "last.pt")["meta"]
+    assert torch.equal(end["theta0.layers.2.weight"], start["theta0.layers.2.weight"])
+    assert not torch.equal(end["theta0.layers.1.weight"], start["theta0.layers.1.weight"])
+
+
 def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, gestures):
     from metaloihi.offline.evaluate import evaluate
     train.train(tiny_cfg(tmp_path), tmp_path / "run", progress=False, dataset=gestures)
