@@ -172,11 +172,11 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
     return fast
 
 
-def head_loss(meta: dict, h_support, support_y, h_query, query_y, *, specs, neurons,
-              cfg: MamlConfig, use_autograd: bool = False):
-    """Eq. 2 for one task given the spikes entering the first adapted layer ([S or Q, T, n]):
-    inner loop on the support, then query cross-entropy -> (loss, accuracy)."""
-    theta = theta0_of(meta, cfg)
+def head_loss(meta: dict, theta: dict, h_support, support_y, h_query, query_y, *, specs,
+              neurons, cfg: MamlConfig, use_autograd: bool = False):
+    """Eq. 2 for one task given theta0 (theta0_of(meta, cfg), drawn once with the frozen
+    layers' run) and the spikes entering the first adapted layer ([S or Q, T, n]): inner loop
+    on the support, then query cross-entropy -> (loss, accuracy)."""
     first = adapted_layers(len(specs), cfg)[0]
     fast = inner_loop(meta, theta, specs, neurons, h_support, support_y, cfg, use_autograd)
     logits = model.forward_from(specs, fast, neurons, h_query, first, cfg.trunc)
@@ -191,10 +191,10 @@ def task_loss(meta: dict, support_x, support_y, query_x, query_y, *, specs, neur
     Inputs are encoded spikes [S or Q, T, C, H, W] and labels."""
     first = adapted_layers(len(specs), cfg)[0]
     n_s = support_x.shape[0]
-    h = model.features(specs, theta0_of(meta, cfg), neurons, torch.cat([support_x, query_x]),
-                       first, cfg.trunc)
-    return head_loss(meta, h[:n_s], support_y, h[n_s:], query_y, specs=specs, neurons=neurons,
-                     cfg=cfg, use_autograd=use_autograd)
+    theta = theta0_of(meta, cfg)
+    h = model.features(specs, theta, neurons, torch.cat([support_x, query_x]), first, cfg.trunc)
+    return head_loss(meta, theta, h[:n_s], support_y, h[n_s:], query_y, specs=specs,
+                     neurons=neurons, cfg=cfg, use_autograd=use_autograd)
 
 
 def _vmapped(meta, batch, specs, neurons, cfg):
@@ -204,12 +204,13 @@ def _vmapped(meta, batch, specs, neurons, cfg):
     support_x, support_y, query_x, query_y = batch
     m, n_s = support_x.shape[:2]
     x = torch.cat([support_x, query_x], 1)
-    h = model.features(specs, theta0_of(meta, cfg), neurons, x.flatten(0, 1),
+    theta = theta0_of(meta, cfg)
+    h = model.features(specs, theta, neurons, x.flatten(0, 1),
                        adapted_layers(len(specs), cfg)[0], cfg.trunc)
     h = h.reshape(m, x.shape[1], *h.shape[1:])
     fn = partial(head_loss, specs=specs, neurons=neurons, cfg=cfg)
-    return torch.func.vmap(fn, in_dims=(None, 0, 0, 0, 0), randomness="different")(
-        meta, h[:, :n_s], support_y, h[:, n_s:], query_y)
+    return torch.func.vmap(fn, in_dims=(None, None, 0, 0, 0, 0), randomness="different")(
+        meta, theta, h[:, :n_s], support_y, h[:, n_s:], query_y)
 
 
 def meta_gradient(meta: dict, batch: tuple, specs, neurons, cfg: MamlConfig,
