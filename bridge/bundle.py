@@ -20,7 +20,8 @@ and transposes them for Lava's true convolution itself (hdf5.py, create_conv).
                           that layer's spikes in torch flatten order, as netx's flatten gives):
                           weight int [N, N_in] (mantissas), bias_mant int [N]; attrs weight_exp,
                           du, dv, vth, bias_exp (Lava LIF units, not netx's), soel_threshold,
-                          soel_eta, target_on, target_off, rng_seed; labels (strings);
+                          soel_eta, target_on, target_off, rng_seed, passes (support-set
+                          presentations; absent in older bundles: 1); labels (strings);
                           learning_rule/ attrs (onchip/'s rule parameters)
   metaloihi/meta          attrs, each a JSON text: source_sha256, source, split, versions,
                           created (UTC ISO), and whatever the caller adds
@@ -62,6 +63,7 @@ class HeadParams:
     target_on: int = 8               # target spike count of the labelled output neuron
     target_off: int = 0
     rng_seed: int = 0                # the learning engine's stochastic rounding
+    passes: int = 1                  # presentations of the support set (the chip learns on each)
     labels: tuple[str, ...] = ()     # class name of output neuron i (empty: 0..N-1)
     learning_rule: dict = field(default_factory=dict)   # onchip/'s rule: name -> number or str
 
@@ -148,7 +150,7 @@ def _write_head(g: h5py.Group, layer: FixedLayer, head: HeadParams) -> None:
                    vth=int(nrn.vth), bias_exp=int(nrn.bias_exp),
                    soel_threshold=float(head.soel_threshold), soel_eta=float(head.soel_eta),
                    target_on=int(head.target_on), target_off=int(head.target_off),
-                   rng_seed=int(head.rng_seed))
+                   rng_seed=int(head.rng_seed), passes=int(head.passes))
     labels = list(head.labels) or [str(i) for i in range(layer.n_out)]
     g.create_dataset("labels", data=np.array(labels, dtype=h5py.string_dtype()))
     rule = g.create_group("learning_rule")
@@ -255,6 +257,7 @@ def read_bundle(path: str | Path) -> Bundle:
         head = HeadParams(soel_threshold=float(a["soel_threshold"]),
                           soel_eta=float(a["soel_eta"]), target_on=int(a["target_on"]),
                           target_off=int(a["target_off"]), rng_seed=int(a["rng_seed"]),
+                          passes=int(a.get("passes", 1)),
                           labels=tuple(s.decode() if isinstance(s, bytes) else str(s)
                                        for s in h["labels"][()]),
                           learning_rule=rule)

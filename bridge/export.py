@@ -29,6 +29,8 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
 
 def from_checkpoint(path: str | Path, use_fit: bool = True
                     ) -> tuple[list, dict, list, HeadParams, dict]:
+    # meta["head_range"]: the float |w| of the head grid's edge a silent-start head needs
+    # (offline's soel.head_range), None: theta0's own head range
     """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint (metaloihi.maml/1).
     The network's input shape comes from the checkpoint's data set (loaded through offline/).
     SOEL parameters: the checkpoint's "soel_fit" (bridge/soel_fit.py, fitted on meta-val in
@@ -54,16 +56,20 @@ def from_checkpoint(path: str | Path, use_fit: bool = True
     head = HeadParams(soel_threshold=learnt.get("soel.threshold", cfg.maml.soel_threshold),
                       soel_eta=learnt.get("soel.eta", cfg.maml.soel_eta),
                       target_on=int(cfg.maml.soel_target_on),
-                      target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed))
+                      target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed),
+                      passes=max(int(cfg.maml.inner_steps), 1)
+                      if cfg.maml.inner_rule == "soel" else 1)
     meta = default_meta(source=path, split=state.get("split", {}))
     fitted = state.get("soel_fit") if use_fit else None
     if fitted:
         head = replace(head, soel_threshold=float(fitted["soel_threshold"]),
-                       soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]))
+                       soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
+                       passes=int(fitted.get("passes", head.passes)))
         meta["soel_fit"] = dict(fitted)
     meta["iteration"] = int(state.get("iteration", 0))
     meta["dataset"] = cfg.data.dataset
     meta["encoding"] = model.encoding(cfg.model).to_dict()
+    meta["head_range"] = learnt.get(maml.HEAD_RANGE)
     return setup.specs, theta0, setup.neurons, head, meta
 
 
@@ -72,6 +78,8 @@ def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
                   head_weight_exp: int | None = None, nir_path: str | Path | None = None,
                   head_range: float | None = None) -> tuple[Path, Quantized]:
     """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR)."""
+    if head_range is None and meta:
+        head_range = meta.get("head_range")
     q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp,
                  head_range=head_range)
     path = write_bundle(out, q.net, head, q.scales, meta)

@@ -29,6 +29,11 @@ from metaloihi.sim import soel_fixed as sf
 STEPS = (0.125, 0.1875, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0)   # each exactly m 2^(e-3)
 THETAS = (1, 2)
 TARGETS_ON = (8, 16)
+PASSES = (1,)
+# a head that starts silent (the recipe's stage 2) has its grid set from the rule's own
+# weights, so its step is searched around the trained one instead of on the absolute grid
+STEP_FACTORS = (0.5, 0.71, 1.0, 1.41, 2.0)
+RECIPE_PASSES = (3, 5, 8)
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,13 @@ class FitRow:
     target_on: int
     accuracy: float             # mean over the fit tasks
     silent: float               # fraction of queries with no output spike
+    passes: int = 1             # presentations of the support set
 
 
 def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Encoding,
         dataset, split: str = "val", tasks: int = 20, queries: int = 5, seed: int = 0,
-        steps=STEPS, thetas=THETAS, targets_on=TARGETS_ON, progress=None
-        ) -> tuple[HeadParams, list[FitRow]]:
+        steps=STEPS, thetas=THETAS, targets_on=TARGETS_ON, progress=None,
+        passes=PASSES) -> tuple[HeadParams, list[FitRow]]:
     """Grid search; returns head params with the best (theta, eta, target_on) (ties: the first
     in grid order) and every row, best first. net: the quantised network (frozen + head)."""
     frozen, head_layer = net[:-1], net[-1]
@@ -59,34 +65,37 @@ def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Enc
         runs.append((pre, labels, t.query_y.numpy()))
     T = runs[0][0].shape[1]
     rows = []
-    grid = [(th, st, to) for th in thetas for st in steps for to in targets_on]
-    for k, (theta, step, target_on) in enumerate(grid):
+    grid = [(th, st, to, p) for th in thetas for st in steps for to in targets_on for p in passes]
+    for k, (theta, step, target_on, n_pass) in enumerate(grid):
         hp = dataclasses.replace(head, soel_threshold=float(theta), target_on=int(target_on),
-                                 soel_eta=float(step) / float(scales[-1]))
+                                 soel_eta=float(step) / float(scales[-1]), passes=int(n_pass))
         rule = sf.rule_of(hp, scales, head_layer, T)
         accs, silent, n_q = [], 0, 0
         for pre, labels, yq in runs:
-            tr = sf.run_session([], head_layer, rule, pre, labels)
-            q = labels < 0
+            shot = labels >= 0          # the support set, presented n_pass times
+            tr = sf.run_session([], head_layer, rule,
+                                np.concatenate([pre[shot]] * n_pass + [pre[~shot]]),
+                                np.concatenate([labels[shot]] * n_pass + [labels[~shot]]))
+            q = np.arange(len(tr.counts)) >= int(shot.sum()) * n_pass
             pred = predict_np(tr.counts[q], tr.v_last[q])
             accs.append(float(np.mean(pred == yq)))
             silent += int((tr.counts[q].sum(1) == 0).sum())
             n_q += int(q.sum())
         rows.append(FitRow(float(theta), rule.step, int(target_on), float(np.mean(accs)),
-                           silent / n_q))
+                           silent / n_q, int(n_pass)))
         if progress is not None:
             progress(k + 1, len(grid), rows[-1])
     best = max(rows, key=lambda r: r.accuracy)     # max keeps the first of equals
     rows.sort(key=lambda r: -r.accuracy)
     return dataclasses.replace(head, soel_threshold=best.theta, target_on=best.target_on,
-                               soel_eta=best.step / float(scales[-1])), rows
+                               soel_eta=best.step / float(scales[-1]), passes=best.passes), rows
 
 
 def table(rows: list[FitRow], top: int = 8) -> str:
-    lines = ["theta  step(mant/nx)  target_on  val acc  silent"]
+    lines = ["theta  step(mant/nx)  target_on  passes  val acc  silent"]
     for r in rows[:top]:
-        lines.append(f"{r.theta:5.0f}  {r.step:13.4f}  {r.target_on:9d}  {r.accuracy:7.3f}  "
-                     f"{r.silent:6.3f}")
+        lines.append(f"{r.theta:5.0f}  {r.step:13.4f}  {r.target_on:9d}  {r.passes:6d}  "
+                     f"{r.accuracy:7.3f}  {r.silent:6.3f}")
     return "\n".join(lines)
 
 
@@ -102,12 +111,20 @@ def fit_checkpoint(path, tasks: int = 20, queries: int = 5, seed: int = 0, progr
     specs, params, neurons, head, meta = export.from_checkpoint(path, use_fit=False)
     state = checkpoint.load(path)
     cfg = config.from_dict(state["config"])
-    q = quantize(specs, params, neurons)
+    q = quantize(specs, params, neurons, head_range=meta.get("head_range"))
+    grid = {}
+    if meta.get("head_range") is not None:     # the recipe: search around the trained rule
+        step0 = float(head.soel_eta) * float(q.scales[-1])
+        grid = {"steps": sorted({sf.SoelRule(*sf.eta_to_rule(step0 * f), 1, 0, 0, 1, 0).step
+                                 for f in STEP_FACTORS}),
+                "thetas": (1,) if head.soel_threshold < 1.5 else (1, 2),
+                "targets_on": (int(head.target_on),), "passes": RECIPE_PASSES}
     best, rows = fit(q.net, q.scales, head, Encoding.from_dict(meta["encoding"]),
                      train.load_data(cfg), split=cfg.data.val_split, tasks=tasks,
-                     queries=queries, seed=seed, progress=progress)
+                     queries=queries, seed=seed, progress=progress, **grid)
     state["soel_fit"] = {"soel_threshold": float(best.soel_threshold),
                          "soel_eta": float(best.soel_eta), "target_on": int(best.target_on),
+                         "passes": int(best.passes),
                          "step": float(rows[0].step), "val_accuracy": float(rows[0].accuracy),
                          "split": cfg.data.val_split, "tasks": int(tasks),
                          "queries": int(queries), "seed": int(seed)}

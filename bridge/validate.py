@@ -178,6 +178,8 @@ def _head(c: _Checker, h: h5py.Group, n_in: int) -> tuple[int, int]:
         if name not in a:
             c.fail(where, f"required attribute {name!r} is missing")
         c.scalar(a[name], f"{where}/{name}", lo, hi)
+    if "passes" in a:     # older bundles have none: one pass
+        c.scalar(a["passes"], f"{where}/passes", 1, 1000)
     b = c.ints(h, "bias_mant", where, ndim=1)
     if b.shape != (w.shape[0],):
         c.fail(f"{where}/bias_mant", f"shape {b.shape}, expected ({w.shape[0]},)")

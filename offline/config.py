@@ -14,6 +14,7 @@ from pathlib import Path
 from metaloihi.errors import UserError
 from metaloihi.offline.maml import MamlConfig
 from metaloihi.offline.model import ModelConfig
+from metaloihi.offline.pretrain import PretrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,10 +59,12 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     maml: MamlConfig = field(default_factory=MamlConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "maml": MamlConfig, "train": TrainConfig}
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "maml": MamlConfig,
+            "pretrain": PretrainConfig, "train": TrainConfig}
 _NONE = "none"   # TOML has no null: the string "none" stands for None (e.g. trunc, bits)
 
 

@@ -1,9 +1,13 @@
 """Meta-test evaluation (`metaloihi evaluate`): N-way K-shot accuracy over many tasks of the
 meta-test classes, mean and 95% confidence interval (1.96 standard errors over tasks), for
-meta-trained checkpoints and the baselines of the same architecture:
-  random init    calibrated random theta0 + the checkpoint's own inner loop (learnt alpha/SOEL)
-  pretrained     theta0 trained conventionally (cross-entropy over all meta-train classes, no
-                 meta-learning), a fresh calibrated head, then the checkpoint's inner loop
+meta-trained checkpoints and the baselines and ceilings of the same architecture:
+  prototype rows  nearest prototype (cosine) on the RAW encoded input and on each checkpoint's
+                  penultimate spike counts: what any head rule on those features can reach
+                  without learning the features (the ceilings every result is read against)
+  random init     calibrated random theta0 + the checkpoint's own inner loop (learnt alpha/SOEL)
+  pretrained      theta0 trained conventionally (cross-entropy over all meta-train classes, no
+                  meta-learning), a fresh head, then the checkpoint's inner loop, and a
+                  prototype on its penultimate counts (its best head)
 Other algorithms (FOMAML, SGD-inner vs SOEL-inner) are rows of their own checkpoints: give
 several (`metaloihi evaluate a.pt b.pt`); each row is labelled by its config.
 """
@@ -18,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from metaloihi.datasets.tasks import sample_task
-from metaloihi.offline import checkpoint, maml, model
+from metaloihi.offline import checkpoint, maml, model, pretrain as stage1
 from metaloihi.offline.config import from_dict
-from metaloihi.offline.train import evaluate_split, initial_meta, param_groups, setup
+from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0,
+                                     param_groups, setup)
 
 
 def ci95(values) -> tuple[float, float]:
@@ -39,23 +44,26 @@ def label(cfg) -> str:
 
 
 def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0,
-             minutes: float | None = None) -> tuple[dict[str, torch.Tensor], int, float]:
+             minutes: float | None = None, losses: list | None = None
+             ) -> tuple[dict[str, torch.Tensor], int, float]:
     """Conventional (non-meta) training of the same network on all meta-train classes with a
     head as wide as their number (Adam, steps relative to each layer's scale as in training),
     for `iterations` Adam steps or, given `minutes`, for that long (an equal-time budget with
-    a meta-training run). Returns (theta0 with the body trained and the fresh calibrated N-way
+    a meta-training run; `losses`, a list, collects the loss of every step). Returns (theta0 with the body trained and the fresh calibrated N-way
     head of initial_meta, Adam steps taken, seconds spent)."""
     classes = [int(c) for c in s.dataset.split_classes(s.cfg.data.train_split)]
     wide = replace(s.cfg.data, ways=len(classes))
     specs, neurons = model.build(s.dataset.frame_shape, wide.ways, s.cfg.model)
     base = initial_meta(s)
+    calibrated = initial_theta0(s)
     gen = torch.Generator().manual_seed(seed)
-    params = maml.theta0_of(base)
-    params = {k: v.detach().clone() for k, v in params.items()}
+    params = {k: v.detach().clone() for k, v in calibrated.items()}
     head = model.init_params(specs, gen, s.dtype)[f"layers.{len(specs) - 1}.weight"]
     head = head.to(s.device)
+    # the temporary wide head at the RMS of the calibrated one (its std is 0 where the
+    # calibrated head is uniform: that froze the whole baseline at its random start)
     params[f"layers.{len(specs) - 1}.weight"] = head * float(
-        base[f"theta0.layers.{len(specs) - 1}.weight"].std() / head.std())
+        calibrated[f"layers.{len(specs) - 1}.weight"].pow(2).mean().sqrt() / head.std())
     for v in params.values():
         v.requires_grad_(True)
     opt = torch.optim.Adam(param_groups(params, list(params), s.cfg.train), lr=lr)
@@ -73,10 +81,30 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if losses is not None:
+            losses.append(float(loss))
     theta0 = {k: v.detach() for k, v in params.items()}
     theta0[f"layers.{len(specs) - 1}.weight"] = maml.theta0_of(base)[
         f"layers.{len(specs) - 1}.weight"]
     return theta0, steps, time.monotonic() - start
+
+
+def prototype_rows(s, split: str, shots: tuple[int, ...], tasks: int, seed: int, name: str,
+                   params: dict | None) -> list[dict]:
+    """Nearest-prototype (cosine) rows on the penultimate counts of params, or on the raw
+    encoded input (params None: every input spike counted per input neuron)."""
+    if params is None:
+        x, y = stage1.encoded_split(s.dataset, split, s.cfg.model)
+        feats = x.reshape(len(x), x.shape[1], -1).sum(1).numpy().astype(np.float64)
+    else:
+        feats, y = stage1.split_features(s, params, split)
+    rows = []
+    for k in shots:
+        accs = stage1.prototype_eval(feats, y, s.cfg.data.ways, k, s.cfg.data.queries, tasks,
+                                     seed)
+        rows.append({"name": name, "shots": k, "acc": ci95(accs)[0], "ci95": ci95(accs)[1],
+                     "tasks": tasks})
+    return rows
 
 
 def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] = (1, 5),
@@ -87,6 +115,7 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
     Runs on `device` ("cpu" or "cuda"), whatever device the checkpoints were trained on."""
     rows = []
     first = None
+    out = rows.append
     for path in paths:
         state = checkpoint.load(path)
         cfg = from_dict(state["config"])
@@ -101,7 +130,17 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
                          "shots": k,
                          "acc": ci95(accs)[0], "ci95": ci95(accs)[1], "tasks": tasks})
             report(rows[-1])
+        for r in prototype_rows(s, split or cfg.data.test_split, shots, tasks, seed,
+                                f"prototype (cosine) on the penultimate counts of "
+                                f"{Path(path).parent.name}/{Path(path).name}",
+                                maml.theta0_of(meta, cfg.maml)):
+            out(r)
+            report(r)
     if baselines and first is not None:
+        for r in prototype_rows(first, split or first.cfg.data.test_split, shots, tasks, seed,
+                                "prototype (cosine) on the raw encoded input, no learning", None):
+            out(r)
+            report(r)
         meta0 = checkpoint.load(paths[0])["meta"]
         learnt = {k: v.to(first.device) for k, v in meta0.items()
                   if not k.startswith(maml.THETA0)}
@@ -117,4 +156,9 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
                 rows.append({"name": name, "shots": k, "acc": ci95(accs)[0],
                              "ci95": ci95(accs)[1], "tasks": tasks})
                 report(rows[-1])
+        for r in prototype_rows(first, split or first.cfg.data.test_split, shots, tasks, seed,
+                                f"pretrained (non-meta, {steps} steps) + prototype (cosine) "
+                                "on its penultimate counts", pre_theta):
+            out(r)
+            report(r)
     return rows

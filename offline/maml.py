@@ -60,6 +60,10 @@ class MamlConfig:
     loss_scale: float = 1.0           # cross-entropy on loss_scale * logits (a temperature)
     learn_head_init: bool = True      # false: theta0's head stays at its calibrated start
                                       # (the "zero trick": the outer loop cannot shrink it)
+    head_start: str = "theta0"        # "theta0": the calibrated head; "zero": a silent head
+                                      # the rule writes into (stage 2 of the recipe)
+    soel_fit_rule: bool = False       # stage 2: fit eta, and with it the head's grid, to the
+                                      # stage-1 body on meta-train tasks before meta-training
 
     def __post_init__(self):
         if self.inner_rule not in ("sgd", "soel"):
@@ -68,6 +72,11 @@ class MamlConfig:
             raise UserError(f"inner_steps={self.inner_steps}; expected >= 0")
         if self.trunc is not None and self.trunc < 1:
             raise UserError(f"trunc={self.trunc}; expected >= 1 or none")
+        if self.head_start not in ("theta0", "zero"):
+            raise UserError(f"head_start={self.head_start!r}; expected 'theta0' or 'zero'")
+        if self.soel_threshold <= 0 or self.soel_eta <= 0:
+            raise UserError(f"soel_threshold={self.soel_threshold}, soel_eta={self.soel_eta}; "
+                            "expected > 0")
 
 
 def adapted_layers(n_layers: int, cfg: MamlConfig) -> list[int]:
@@ -101,10 +110,24 @@ def init_meta(theta0: dict, n_layers: int, cfg: MamlConfig) -> dict[str, torch.T
     return meta
 
 
+HEAD_RANGE = "soel.head_range"   # the float |w| at the head grid's edge (not learnt)
+
+
+def head_range(meta: dict, theta: dict, key: str):
+    """The float |w| the deployed head's grid edge stands for: meta's soel.head_range where set
+    (a head that starts silent has no range of its own), else theta0's head max |w|."""
+    if HEAD_RANGE in meta:
+        return meta[HEAD_RANGE].detach()
+    return grid_scale(theta[key])
+
+
 def learnt_values(meta: dict) -> dict[str, float]:
     """The scalar meta-parameters in natural units: inner_lr.{i}, soel.threshold, soel.eta."""
-    return {k.replace("log_", ""): float(v.detach().exp()) for k, v in meta.items()
-            if "log_" in k}
+    out = {k.replace("log_", ""): float(v.detach().exp()) for k, v in meta.items()
+           if "log_" in k}
+    if HEAD_RANGE in meta:
+        out[HEAD_RANGE] = float(meta[HEAD_RANGE])
+    return out
 
 
 def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
@@ -116,7 +139,7 @@ def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
     if cfg.learn_inner_lr:
         keys += [k for k in meta if k.startswith("log_inner_lr.")]
     if cfg.learn_soel:
-        keys += [k for k in meta if k.startswith("soel.")]
+        keys += [k for k in meta if k.startswith("soel.log_")]
     return keys
 
 
@@ -138,12 +161,13 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
     keys = [weight_key(i) for i in layers]
     # Q_inner's grid is fixed by theta0's (the chip cannot rescale a layer while learning)
     qs = {k: partial(quantize, bits=cfg.q_inner_bits, stochastic=cfg.q_inner_stochastic,
-                     scale=grid_scale(theta[k])) for k in keys}
+                     scale=head_range(meta, theta, k) if cfg.inner_rule == "soel"
+                     else grid_scale(theta[k])) for k in keys}
     if cfg.inner_rule == "soel":
         k = keys[0]
         targets = soel.SoelTargets(cfg.soel_target_on, cfg.soel_target_off)
         # the bundle's head scale (bridge/ puts theta0's max |w| on the grid's edge)
-        chip = soel.OnChip(GRID_MAX / grid_scale(theta[k])) if cfg.soel_on_chip else None
+        chip = soel.OnChip(GRID_MAX / head_range(meta, theta, k)) if cfg.soel_on_chip else None
         w = soel.adapt(theta[k], h_support, y_support, neurons[-1],
                        meta["soel.log_threshold"].exp(), meta["soel.log_eta"].exp(),
                        targets, passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k],

@@ -21,7 +21,8 @@ import torch
 
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.errors import UserError
-from metaloihi.offline import checkpoint, maml, model
+from metaloihi.offline import checkpoint, maml, model, pretrain
+from metaloihi.offline.rule_start import fit_rule_start
 from metaloihi.offline.config import Config, to_dict
 
 
@@ -87,16 +88,49 @@ def task_batch(s: Setup, split: str, n: int, seed: tuple, shots: int | None = No
             torch.stack([t.query_y for t in tasks]).to(s.device))
 
 
-def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
+def initial_theta0(s: Setup) -> dict[str, torch.Tensor]:
     """Random theta0, calibrated on training samples to the configured firing rates."""
     gen = torch.Generator().manual_seed(s.cfg.train.seed)
     theta0 = model.init_params(s.specs, gen, s.dtype, s.cfg.model.uniform_head)
     theta0 = {k: v.to(s.device) for k, v in theta0.items()}   # drawn on the CPU: same values
     sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, (s.cfg.train.seed, 2 ** 31))
     x = torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)])
-    theta0 = model.calibrate(s.specs, theta0, s.neurons, x, s.cfg.model.init_rate,
-                             s.cfg.model.head_init_rate)
-    return maml.init_meta(theta0, len(s.specs), s.cfg.maml)
+    return model.calibrate(s.specs, theta0, s.neurons, x, s.cfg.model.init_rate,
+                           s.cfg.model.head_init_rate)
+
+
+def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
+    """The meta-parameters of a fresh run (stage 2 without stage 1): calibrated theta0."""
+    return stage2_meta(s, initial_theta0(s))
+
+
+def stage2_meta(s: Setup, theta0: dict, log=None) -> dict[str, torch.Tensor]:
+    """Meta-parameters for meta-training from theta0 (a calibrated or a stage-1 body): the head
+    start of maml.head_start, and with maml.soel_fit_rule eta and the head's grid fitted to the
+    body (offline/rule_start.py; recorded as soel.log_eta and soel.head_range)."""
+    mc = s.cfg.maml
+    theta0 = dict(theta0)
+    head = model.float_lif.weight_key(len(s.specs) - 1)
+    if mc.head_start == "zero":
+        theta0[head] = torch.zeros_like(theta0[head])
+    meta = maml.init_meta(theta0, len(s.specs), mc)
+    if mc.inner_rule == "soel" and mc.soel_fit_rule:
+        batch = task_batch(s, s.cfg.data.train_split, 16, (s.cfg.train.seed, 2 ** 31 + 1))
+        eta, rng, acc = fit_rule_start(s.specs, s.neurons, theta0, batch, mc, log=log)
+        like = meta["soel.log_eta"]
+        meta["soel.log_eta"] = torch.tensor(eta, dtype=like.dtype, device=like.device).log()
+        meta[maml.HEAD_RANGE] = torch.tensor(rng, dtype=like.dtype, device=like.device)
+    return meta
+
+
+def prototype_val(s: Setup, split: str, tasks: int, seed: int):
+    """Stage 1's validation: 1-shot nearest-prototype (cosine) accuracy on the penultimate
+    spike counts of a split's tasks, as a function of the params."""
+    def score(params: dict) -> float:
+        f, y = pretrain.split_features(s, params, split)
+        return float(pretrain.prototype_eval(f, y, s.cfg.data.ways, 1, s.cfg.data.queries,
+                                             tasks, seed).mean())
+    return score
 
 
 def evaluate_split(s: Setup, meta: dict, split: str, n_tasks: int, seed: int,
@@ -184,7 +218,8 @@ def _trim_log(path: Path, iteration: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln).get("iteration", 0) <= iteration]
+            if ln.strip() and (json.loads(ln).get("stage") == 1
+                               or json.loads(ln).get("iteration", 0) <= iteration)]
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
@@ -203,7 +238,29 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     s = setup(cfg, dataset)
     out = Path(out)
     last, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
-    meta = initial_meta(s)
+    stage1_path = out / "stage1.pt"
+    fresh = not (resume and last.exists())
+    if fresh and rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
+    theta0 = initial_theta0(s)
+    stage1 = {}
+    if cfg.pretrain.iterations > 0 and init is None:
+        if stage1_path.exists() and not fresh:
+            theta0 = maml.theta0_of(checkpoint.load(stage1_path)["meta"])
+            theta0 = {k: v.to(s.device, s.dtype) for k, v in theta0.items()}
+        else:
+            theta0, stage1 = pretrain.pretrain_body(
+                s, theta0, cfg.pretrain, log_path=log_path if rank == 0 else None,
+                progress=progress and rank == 0, seed=tc.seed,
+                evaluate=prototype_val(s, cfg.data.val_split, cfg.pretrain.val_tasks,
+                                       tc.seed + 1))
+            if rank == 0:
+                checkpoint.save(stage1_path, {"meta": {maml.THETA0 + k: v.detach().clone()
+                                                       for k, v in theta0.items()},
+                                              "config": to_dict(cfg), "stage": 1,
+                                              "summary": stage1})
+    meta = stage2_meta(s, theta0, log=(lambda m: print(m, flush=True)) if progress else None)
     init_from = _load_init(meta, init) if init is not None else {}
     keys = maml.learnable(meta, cfg.maml)
     for k in keys:
@@ -225,9 +282,8 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 meta[k].copy_(v.to(meta[k].device))
         opt.load_state_dict(state["optimizer"])
         start, best_val, best_it = state["iteration"], state["best_val"], state["best_iteration"]
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        _trim_log(log_path, start) if resume else log_path.unlink(missing_ok=True)
+    if rank == 0 and not fresh:
+        _trim_log(log_path, start)
     split = {k: [int(c) for c in s.dataset.split_classes(v)] for k, v in
              (("train", cfg.data.train_split), ("val", cfg.data.val_split),
               ("test", cfg.data.test_split))}
@@ -244,7 +300,18 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         from tqdm import tqdm
         bar = tqdm(total=tc.iterations, initial=start, unit="it", dynamic_ncols=True)
     val_acc, it, t_loop, n_tasks = float("nan"), start, time.perf_counter(), 0
+    cpu0 = time.process_time()
     stopped = "iterations"
+    if fresh and rank == 0 and tc.iterations > 0:
+        # the start is a candidate too: meta-training must beat what stage 1 hands it
+        val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
+                                       seed=tc.seed + 1).mean())
+        best_val, best_it = val_acc, 0
+        save(best_path, 0)
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"stage": 2, "iteration": 0, "meta_val_acc": val_acc,
+                                 "elapsed_s": time.perf_counter() - t_start,
+                                 **maml.learnt_values(meta)}) + "\n")
     for it in range(start + 1, tc.iterations + 1):
         batch = task_batch(s, cfg.data.train_split, tc.meta_batch, (tc.seed, it))
         torch.manual_seed(tc.seed * 1_000_003 + it)
@@ -265,8 +332,10 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 break
             continue
         rate = n_tasks / (time.perf_counter() - t_loop)
-        rec = {"iteration": it, "meta_loss": float(loss), "meta_train_acc": float(acc),
-               "tasks_per_s": rate, "elapsed_s": time.perf_counter() - t_start}
+        rec = {"stage": 2, "iteration": it, "meta_loss": float(loss),
+               "meta_train_acc": float(acc), "tasks_per_s": rate,
+               "elapsed_s": time.perf_counter() - t_start,
+               "cpu_s": time.process_time() - cpu0}
         if it % tc.val_every == 0 or it == tc.iterations:
             val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
                                            seed=tc.seed + 1).mean())
@@ -292,4 +361,5 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return {"iterations": it, "best_val": best_val, "best_iteration": best_it, "rank": rank,
-            "stopped": stopped, "wall_s": time.perf_counter() - t_start, "out": str(out)}
+            "stopped": stopped, "wall_s": time.perf_counter() - t_start, "out": str(out),
+            "stage1": stage1, "cpu_s": time.process_time()}

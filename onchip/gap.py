@@ -104,7 +104,7 @@ class Deployment:
 def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
            eta: float | None = None, target_on: int | None = None,
            target_off: int | None = None, head_range: float | None = None,
-           dataset=None) -> Deployment:
+           dataset=None, passes: int | None = None) -> Deployment:
     """Export `checkpoint` to the bundle `out` (bridge.export) with the SOEL parameters given
     (None: the checkpoint's learnt or configured ones) and load both sides."""
     from metaloihi.offline import checkpoint as ckpt
@@ -113,10 +113,12 @@ def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
 
     specs, theta0, neurons, head, meta = from_checkpoint(checkpoint)
     over = {k: v for k, v in (("soel_threshold", theta), ("soel_eta", eta),
-                              ("target_on", target_on), ("target_off", target_off))
+                              ("target_on", target_on), ("target_off", target_off),
+                              ("passes", passes))
             if v is not None}
     head = replace(head, **over)
-    export_bundle(out, specs, theta0, neurons, head=head, meta=meta, head_range=head_range)
+    export_bundle(out, specs, theta0, neurons, head=head, meta=meta,
+                  head_range=head_range if head_range is not None else meta.get("head_range"))
     b = read_bundle(out)
     cfg = from_dict(ckpt.load(checkpoint)["config"])
     dataset = load_data(cfg) if dataset is None else dataset
@@ -125,13 +127,14 @@ def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
                       sf.rule_of(b.head, b.scales, b.net[-1], window), dataset, window)
 
 
-def task_stream(dep: Deployment, split: str, n: int, ways: int, queries: int, seed: int):
+def task_stream(dep: Deployment, split: str, n: int, ways: int, queries: int, seed: int,
+                shots: int = 1):
     """n tasks (encoded, support shot-major) from default_rng(seed): (xs, ys, xq, yq)."""
     from metaloihi.datasets.tasks import sample_task
     from metaloihi.datasets.tasks import support_order
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        t = sample_task(dep.dataset, split, ways, 1, queries, rng)
+        t = sample_task(dep.dataset, split, ways, shots, queries, rng)
         xs, ys = support_order(dep.encode(t.support_x), t.support_y.numpy(), ways)
         yield xs, ys, dep.encode(t.query_x), t.query_y.numpy()
 
@@ -165,14 +168,15 @@ class HeadRun:
 def float_head_session(w0: np.ndarray, pre_s: np.ndarray, ys: np.ndarray, pre_q: np.ndarray,
                        neuron: L.LifFloat, theta: float, eta: float, targets: soel.SoelTargets,
                        chip: soel.OnChip | None = None,
-                       engine: tuple[sf.SoelRule, float] | None = None) -> HeadRun:
+                       engine: tuple[sf.SoelRule, float] | None = None,
+                       passes: int = 1) -> HeadRun:
     """The float head learning from the shots pre_s [S, T, n_in] (in order) with sim/soel.py's
     rule (soel.adapt_np; chip: its on-chip limits), then classifying pre_q [Q, T, n_in]
     (soel.head_run_np, offline.model.predict_np). engine = (rule, scale): instead, the updates
     as the chip's learning engine computes them (sim.soel_fixed.learn on the mantissas
     w * scale, with its random streams), only the head's LIF staying float: a ladder step."""
     if engine is None:
-        w = soel.adapt_np(w0, pre_s, ys, neuron, theta, eta, targets, chip=chip)
+        w = soel.adapt_np(w0, pre_s, ys, neuron, theta, eta, targets, passes=passes, chip=chip)
     else:
         rule, scale = engine
         m = np.round(np.asarray(w0, np.float64) * scale).astype(np.int64)
@@ -180,7 +184,7 @@ def float_head_session(w0: np.ndarray, pre_s: np.ndarray, ys: np.ndarray, pre_q:
         xr, yr, wr = sf._Stream(rule.rng_seed), sf._Stream(rule.rng_seed + 2), \
             sf._Stream(sf.WEIGHT_RNG_SEED)
         pad = np.zeros((1, pre_s.shape[-1]), bool)
-        for x, y in zip(pre_s, ys):
+        for x, y in zip(np.concatenate([pre_s] * passes), np.concatenate([ys] * passes)):
             counts, _ = soel.head_run_np(m / scale, x, neuron)
             n = sf.quantised_error(counts.astype(np.int64), int(y), rule)
             r_x, r_y = xr.advance(2 * P), yr.advance(2 * P)
@@ -202,7 +206,8 @@ def float_session(dep: Deployment, xs, ys, xq, features: np.ndarray | None = Non
     return float_head_session(dep.head_weight, h[:len(xs)], ys, h[len(xs):], dep.head_neuron(),
                               dep.head.soel_threshold, dep.head.soel_eta,
                               soel.SoelTargets(dep.head.target_on, dep.head.target_off),
-                              chip=soel.OnChip(dep.scale) if on_chip else None)
+                              chip=soel.OnChip(dep.scale) if on_chip else None,
+                              passes=dep.head.passes)
 
 
 # --- the ladder from float to fixed --------------------------------------------------------------
@@ -234,7 +239,8 @@ def ladder_task(dep: Deployment, xs, ys, xq, float_feats: np.ndarray | None = No
         run = float_head_session(w0, h[:s], ys, h[s:], nrn, theta,
                                  chip.eta(eta) if k == 1 else eta, targets,
                                  chip=chip if 2 <= k < 6 else None,
-                                 engine=(dep.rule, scale) if k == 6 else None)
+                                 engine=(dep.rule, scale) if k == 6 else None,
+                                 passes=dep.head.passes)
         out[name] = run.predictions
     return out
 
@@ -258,7 +264,7 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
                    ways: int = 5, theta: float | None = None, eta: float | None = None,
                    target_on: int | None = None, target_off: int | None = None,
                    head_range: float | None = None, causes: bool = False,
-                   report=None) -> dict:
+                   report=None, shots: int = 1, passes: int | None = None) -> dict:
     """Rows float / fixed / lava on the same tasks -> a JSON-able dict (metaloihi.report's
     GAP_FORMAT; format_table prints it). "float" is the float rule with the chip's limits
     (float_session), "float_unconstrained" the rule as the interim checkpoints were trained.
@@ -269,14 +275,16 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
     if not 0 <= lava_tasks <= tasks:
         raise UserError(f"lava_tasks={lava_tasks}; expected 0..tasks={tasks}")
     t0 = time.perf_counter()
-    dep = deploy(checkpoint, bundle_out, theta, eta, target_on, target_off, head_range)
+    dep = deploy(checkpoint, bundle_out, theta, eta, target_on, target_off, head_range,
+                 passes=passes)
     secs = {"deploy": time.perf_counter() - t0, "float": 0.0, "fixed": 0.0, "lava": 0.0,
             "causes": 0.0}
     acc = {"float": [], "float_unconstrained": [], "fixed": [], "lava": []}
     agree, agree_u, identical = [], [], True
     steps = {name: [] for name in LADDER} if causes else None
     fixed_preds, labels = [], []
-    for i, (xs, ys, xq, yq) in enumerate(task_stream(dep, split, tasks, ways, queries, seed)):
+    for i, (xs, ys, xq, yq) in enumerate(task_stream(dep, split, tasks, ways, queries, seed,
+                                                              shots)):
         t = time.perf_counter()
         h = float_features(dep, np.concatenate([xs, xq]))
         fl = float_session(dep, xs, ys, xq, features=h)
@@ -312,11 +320,11 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
     fa, fx_acc = np.array(acc["float"]), np.array(acc["fixed"])
     res = {
         "checkpoint": str(checkpoint), "dataset": dep.bundle.meta.get("dataset"),
-        "split": split, "tasks": tasks, "lava_tasks": lava_tasks, "ways": ways, "shots": 1,
+        "split": split, "tasks": tasks, "lava_tasks": lava_tasks, "ways": ways, "shots": shots,
         "queries": queries, "seed": seed,
         "soel": {"theta": dep.head.soel_threshold, "eta": dep.head.soel_eta,
                  "target_on": dep.head.target_on, "target_off": dep.head.target_off,
-                 "eta_chip": soel.OnChip(dep.scale).eta(dep.head.soel_eta),
+                 "passes": dep.head.passes, "eta_chip": soel.OnChip(dep.scale).eta(dep.head.soel_eta),
                  "rule": dep.rule.dw_string(), "head_scale": dep.scale,
                  "head_range": L.GRID_MAX / dep.scale},
         "float": _acc(fa),

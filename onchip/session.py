@@ -44,8 +44,9 @@ class SessionResult:
 
 def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
           x_query: np.ndarray, y_query: np.ndarray, backend: str = "sim",
-          passes: int = 1, on_sample=None) -> SessionResult:
-    """Learn from the support set (in the given order, `passes` times), then classify the
+          passes: int | None = None, on_sample=None) -> SessionResult:
+    """Learn from the support set (in the given order, `passes` times; None: the bundle's
+    head.passes), then classify the
     queries with learning frozen. x_*: binary spikes [N, T, *in_shape]; y_*: class indices.
     on_sample(k, counts, n, weights): called after each sample (a live view), both backends."""
     if backend not in ("sim", "lava"):
@@ -69,6 +70,9 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
         if y.size and (y.min() < 0 or y.max() >= ways):
             raise UserError(f"{name} labels must be in 0..{ways - 1}, got {y.min()}..{y.max()}")
     T = x_support.shape[1]
+    passes = b.head.passes if passes is None else int(passes)
+    if passes < 1:
+        raise UserError(f"passes={passes}; expected >= 1 presentation of the support set")
     rule = sf.rule_of(b.head, b.scales, head, T)
     x = np.concatenate([x_support] * passes + [x_query])
     labels = np.concatenate([y_support] * passes + [np.full(len(x_query), -1)])

@@ -77,8 +77,10 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
     assert (tmp_path / "full" / "best.pt").exists()
     lines = [json.loads(ln) for ln in (tmp_path / "full" / "metrics.jsonl").read_text().split("\n")
              if ln]
-    assert [r["iteration"] for r in lines] == [1, 2, 3, 4, 5, 6]
-    assert "meta_val_acc" in lines[2] and "inner_lr.2" in lines[0]   # head of 3 layers
+    # iteration 0: the start validated (a candidate for best.pt), then 6 meta-batches
+    assert [r["iteration"] for r in lines] == [0, 1, 2, 3, 4, 5, 6]
+    assert "meta_val_acc" in lines[0] and "meta_val_acc" in lines[3]
+    assert "inner_lr.2" in lines[1]                                   # head of 3 layers
     # 4 iterations, then resume to 6: identical meta-parameters and optimiser state
     half = tiny_cfg(tmp_path, **{"train.iterations": 4})
     train.train(half, tmp_path / "split", progress=False, dataset=gestures)
@@ -105,11 +107,14 @@ def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, gestures
     train.train(tiny_cfg(tmp_path), tmp_path / "run", progress=False, dataset=gestures)
     rows = evaluate([tmp_path / "run" / "best.pt"], tasks=6, shots=(1, 2),
                     pretrain_minutes=0.02, report=lambda r: None)
-    assert [r["shots"] for r in rows] == [1, 2] * 3
+    assert [r["shots"] for r in rows] == [1, 2] * 6
     assert rows[0]["name"].startswith("MAML SGD-inner, gestures")
-    assert rows[2]["name"] == "random init + same inner loop"
-    pre = rows[4]["name"]           # "pretrained (non-meta, N steps of 16, 0.0 min) + ..."
+    assert rows[2]["name"].startswith("prototype (cosine) on the penultimate counts of run/")
+    assert rows[4]["name"] == "prototype (cosine) on the raw encoded input, no learning"
+    assert rows[6]["name"] == "random init + same inner loop"
+    pre = rows[8]["name"]           # "pretrained (non-meta, N steps of 16, 0.0 min) + ..."
     assert pre.startswith("pretrained (non-meta, ") and int(pre.split(", ")[1].split()[0]) >= 1
+    assert rows[10]["name"].startswith("pretrained (non-meta, ") and "prototype" in rows[10]["name"]
     for r in rows:
         assert r["tasks"] == 6 and 0.0 <= r["acc"] <= 1.0 and r["ci95"] >= 0.0
         # accuracies are means over 6 tasks of 5 queries each: multiples of 1/30
@@ -136,7 +141,7 @@ def test_resume_after_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     saved = checkpoint.load(out / "last.pt")["iteration"]
     logged = len((out / "metrics.jsonl").read_text().splitlines())
-    assert saved >= 6 and logged - saved <= 2      # checkpoint_every = 2
+    assert saved >= 6 and logged - 1 - saved <= 2  # checkpoint_every = 2; line 0: the start
     target = saved + 3
     res = subprocess.run(cmd + ["--resume", "--set", "maml.trunc=4"], cwd=ROOT,
                          capture_output=True, text=True)
@@ -145,7 +150,7 @@ def test_resume_after_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     its = [json.loads(ln)["iteration"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    assert its == list(range(1, target + 1))
+    assert its == list(range(0, target + 1))
     assert checkpoint.load(out / "last.pt")["iteration"] == target
 
 

@@ -18,7 +18,7 @@ from metaloihi.sim.fixed import FixedLayer
 T = 16
 
 
-def small_bundle(path, seed, conv=True, head_exp=0, eta=0.3, theta=1.5):
+def small_bundle(path, seed, conv=True, head_exp=0, eta=0.3, theta=1.5, passes=1):
     """A random fixed-point bundle (conv or dense frozen layers, 5-way head) that is active
     enough for the error to trigger updates."""
     rng = np.random.default_rng(seed)
@@ -39,7 +39,7 @@ def small_bundle(path, seed, conv=True, head_exp=0, eta=0.3, theta=1.5):
                                  bias_mant=rng.integers(-30, 30, 5), bias_exp=3),
                       weight_exp=head_exp)]
     head = HeadParams(soel_threshold=theta, soel_eta=eta, target_on=6, target_off=1,
-                      rng_seed=int(seed) + 100)
+                      rng_seed=int(seed) + 100, passes=passes)
     write_bundle(path, net, head, scales=[1.0] * 3)
     in_shape = (2, 6, 5) if conv else (40,)
     return path, in_shape
@@ -195,3 +195,26 @@ def test_eta_in_mantissa_units_does_not_depend_on_the_weight_exponent():
                            L.LifFixed(du=400, dv=300, vth=150), weight_exp=exp)
         rules.append(sf.rule_of(head, [1.0, 40.0], layer, T))
     assert {(r.mant, r.exp) for r in rules} == {sf.eta_to_rule(0.3)}
+
+
+@pytest.mark.lava
+def test_multi_pass_session_lava_equals_sim(tmp_path):
+    """The bundle's passes (3): the support set shown three times, learning on each; output
+    spikes every step, head v, the weights after every one of the 15 shots and the predictions
+    equal in Lava and sim/, and the later passes do change the weights."""
+    from metaloihi.onchip.session import adapt, same_session
+    path, in_shape = small_bundle(tmp_path / "p.h5", 21, conv=True, passes=3)
+    assert read_bundle(path).head.passes == 3
+    rng = np.random.default_rng(4)
+    proto = rng.random((5, T, *in_shape)) < 0.3
+    noisy = lambda c: np.logical_xor(proto[c], rng.random(proto[c].shape) < 0.08)  # noqa: E731
+    xs = np.array([noisy(c) for c in range(5)])
+    xq = np.array([noisy(c) for c in range(5) for _ in range(2)])
+    ys, yq = np.arange(5), np.repeat(np.arange(5), 2)
+    a = adapt(path, xs, ys, xq, yq, backend="sim")
+    b = adapt(path, xs, ys, xq, yq, backend="lava")
+    assert len(a.weights_per_shot) == 15 and same_session(a, b)
+    np.testing.assert_array_equal(a.head_spikes, b.head_spikes)
+    one = adapt(path, xs, ys, xq, yq, backend="sim", passes=1)
+    assert not np.array_equal(a.weights, one.weights)            # passes 2 and 3 learnt more
+    np.testing.assert_array_equal(one.weights_per_shot[4], a.weights_per_shot[4])

@@ -1,0 +1,163 @@
+"""The two-stage recipe: stage 1's losses (rate band, dot-product prototypes), stage 1 training a
+body that beats its random start, the rule's start fitted to it, stage 2 meta-training from a
+silent head with the chip's rule, and the pretrained baseline that now trains."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from metaloihi.errors import UserError
+from metaloihi.offline import checkpoint, config, evaluate, maml, pretrain, train
+
+TINY = """
+[data]
+dataset = "gestures"
+queries = 2
+[model]
+channels = [4, 8]
+kernel = 3
+pool = 4
+time_pool = 5
+[pretrain]
+iterations = 40
+classes_per_batch = 8
+lr = 0.03
+norm_weight = 1.0
+trunc = 10
+val_every = 20
+val_tasks = 30
+[maml]
+inner_rule = "soel"
+inner_steps = 2
+soel_on_chip = true
+soel_threshold = 1.0
+head_start = "zero"
+soel_fit_rule = true
+trunc = 5
+loss_scale = 0.3
+[train]
+meta_batch = 2
+iterations = 4
+val_every = 2
+val_tasks = 6
+checkpoint_every = 2
+threads = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def gestures():
+    from metaloihi.datasets import load_dataset
+    return load_dataset("gestures")
+
+
+def tiny(tmp_path, **over):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return config.load(str(path), over)
+
+
+def test_rate_penalty_is_zero_inside_the_band_and_quadratic_outside():
+    inside = [torch.full((2, 10, 4), 0.1)]
+    assert float(pretrain.rate_penalty(inside, 0.02, 0.25)) == 0.0
+    silent = [torch.zeros(2, 10, 4)]
+    assert float(pretrain.rate_penalty(silent, 0.02, 0.25)) == pytest.approx(1.0)
+    loud = [torch.full((2, 10, 4), 0.45)]                       # 0.2 above the band, in 0.02s
+    assert float(pretrain.rate_penalty(loud, 0.02, 0.25)) == pytest.approx(100.0)
+    two = [torch.zeros(1, 5, 3), torch.full((1, 5, 3), 0.01)]   # layers add up
+    assert float(pretrain.rate_penalty(two, 0.02, 0.25)) == pytest.approx(1.0 + 0.25)
+
+
+def test_prototype_logits_rank_by_dot_product_and_ignore_the_counts_scale():
+    rng = np.random.default_rng(0)
+    s = torch.tensor(rng.poisson(3, (6, 20)), dtype=torch.float64)
+    ys = torch.tensor([0, 1, 2, 0, 1, 2])
+    q = torch.tensor(rng.poisson(3, (9, 20)), dtype=torch.float64)
+    z = pretrain.proto_logits(s, ys, q, 3, 10.0)
+    protos = torch.stack([s[ys == c].mean(0) for c in range(3)])
+    assert torch.equal(z.argmax(1), (q @ protos.t()).argmax(1))
+    torch.testing.assert_close(pretrain.proto_logits(7 * s, ys, 7 * q, 3, 10.0), z)
+    # the dot product (not the cosine) is what a silent head's imprinting realises
+    assert pretrain.prototype_accuracy(np.eye(2) * [1, 9], np.arange(2), np.array([[1, 1]]),
+                                       np.array([0]), 2, "dot") == 0.0
+    assert pretrain.prototype_accuracy(np.eye(2) * [1, 9], np.arange(2), np.array([[1, 1]]),
+                                       np.array([0]), 2, "cosine") == 1.0
+
+
+def test_pretrain_config_ranges_are_checked():
+    with pytest.raises(UserError, match="pretrain.samples_per_class"):
+        config.from_dict({"pretrain": {"samples_per_class": 1}})
+    with pytest.raises(UserError, match="pretrain.rate_high"):
+        config.from_dict({"pretrain": {"rate_low": 0.3, "rate_high": 0.2}})
+    with pytest.raises(UserError, match="head_start"):
+        config.from_dict({"maml": {"head_start": "ones"}})
+
+
+def test_stage1_moves_the_body_keeps_rates_in_band_and_beats_its_start(tmp_path, gestures):
+    torch.manual_seed(0)
+    cfg = tiny(tmp_path, **{"pretrain.iterations": 300, "pretrain.val_every": 300})
+    s = train.setup(cfg, gestures)
+    theta0 = train.initial_theta0(s)
+    score = train.prototype_val(s, "val", 60, 1)
+    start = score(theta0)
+    log = tmp_path / "log.jsonl"
+    body, summary = pretrain.pretrain_body(s, theta0, cfg.pretrain, log_path=log,
+                                           progress=False, evaluate=score)
+    recs = [json.loads(ln) for ln in log.read_text().splitlines()]
+    assert len(recs) == 300 and summary["iterations"] == 300
+    for k in theta0:
+        if k != "layers.2.weight":
+            assert float((body[k] - theta0[k]).abs().max()) > 1e-3, k
+    torch.testing.assert_close(body["layers.2.weight"], theta0["layers.2.weight"])
+    assert summary["best_val"] > start + 0.05, (start, summary)
+    assert np.mean([r["proto"] for r in recs[-20:]]) < np.mean([r["proto"] for r in recs[:20]])
+    last = recs[-1]["rates"]
+    assert all(cfg.pretrain.rate_low * 0.5 < r < cfg.pretrain.rate_high * 1.5 for r in last)
+
+
+def test_rule_start_fits_eta_and_gives_a_silent_head_a_grid(tmp_path, gestures):
+    cfg = tiny(tmp_path)
+    s = train.setup(cfg, gestures)
+    theta = train.initial_theta0(s)
+    meta = train.stage2_meta(s, theta)
+    head = "theta0.layers.2.weight"
+    assert float(meta[head].abs().max()) == 0.0                  # head_start = "zero"
+    assert maml.HEAD_RANGE in meta and float(meta[maml.HEAD_RANGE]) > 0
+    assert maml.HEAD_RANGE not in maml.learnable(meta, cfg.maml)  # a grid, not a parameter
+    eta = float(meta["soel.log_eta"].exp())
+    assert eta != pytest.approx(cfg.maml.soel_eta)                # fitted, not the default
+
+
+def test_two_stage_recipe_end_to_end_and_resume(tmp_path, gestures):
+    cfg = tiny(tmp_path)
+    out = tmp_path / "run"
+    res = train.train(cfg, out, progress=False, dataset=gestures)
+    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    stages = [r.get("stage") for r in recs]
+    assert stages.count(1) == 40 and stages.count(2) == 5        # iteration 0 + 4
+    assert res["stage1"]["iterations"] == 40
+    assert (out / "stage1.pt").exists() and (out / "best.pt").exists()
+    best = checkpoint.load(out / "best.pt")
+    assert maml.HEAD_RANGE in best["meta"]
+    first2 = next(r for r in recs if r.get("stage") == 2)
+    assert first2["iteration"] == 0 and "meta_val_acc" in first2  # the start is a candidate
+    # resume continues stage 2 from last.pt without redoing stage 1
+    cfg8 = config.load(str(tmp_path / "tiny.toml"), {"train.iterations": 6})
+    train.train(cfg8, out, resume=True, progress=False, dataset=gestures)
+    recs2 = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("stage") for r in recs2].count(1) == 40
+    assert [r["iteration"] for r in recs2 if r.get("stage") == 2][-2:] == [5, 6]
+
+
+def test_pretrained_baseline_trains(tmp_path, gestures):
+    """It used to scale its fresh head by the std of a uniform head (0): no gradient at all."""
+    cfg = tiny(tmp_path, **{"model.uniform_head": True, "maml.head_start": "theta0"})
+    s = train.setup(cfg, gestures)
+    rand = train.initial_theta0(s)
+    losses = []
+    pre, steps, _ = evaluate.pretrain(s, iterations=150, lr=0.03, losses=losses)
+    assert steps == 150
+    moved = [float((pre[k] - rand[k]).abs().max()) for k in rand if k != "layers.2.weight"]
+    assert min(moved) > 1e-3                                      # every body layer trained
+    assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.1     # on its own objective
