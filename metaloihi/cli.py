@@ -8,7 +8,7 @@ from typing import Literal, Optional
 import typer
 
 from metaloihi import __version__
-from metaloihi.errors import UserError
+from metaloihi.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="metaloihi: meta-trained spiking networks, one-shot learning on Loihi 2.")
@@ -273,7 +273,11 @@ def train(
                                help="Shipped config name (demo, gestures, double_digits, ...) "
                                     "or a .toml file."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/<config name>)."),
-    resume: bool = typer.Option(False, help="Continue from <out>/last.pt."),
+    resume: bool = typer.Option(False, help="Continue from <out>/last.pt (an error if there "
+                                "is none)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new run in a folder that "
+                                   "already holds files, removing the earlier run's last.pt, "
+                                   "best.pt, stage1.pt and metrics.jsonl (default: refuse)."),
     set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value "
                                    "(e.g. train.iterations=100, train.time_limit_min=5: "
                                    "minutes); repeatable (default: none)."),
@@ -289,9 +293,15 @@ def train(
                                         "settings; default: a fresh calibrated theta0)."),
 ) -> None:
     """Meta-train theta0 (+ inner learning rate or SOEL threshold/eta) with MAML.
-    Under `torchrun --nproc_per_node=K` the meta-batch is split over K processes."""
+    Under `torchrun --nproc_per_node=K` the meta-batch is split over K processes. The run
+    folder is locked while training; SIGINT/SIGTERM/SIGHUP save last.pt, then stop (exit 1)."""
+    from metaloihi.atomic import regular_input
     from metaloihi.offline import config as cfgmod
     from metaloihi.offline.train import train as run_train
+    if resume and overwrite:
+        raise UserError("give at most one of --resume and --overwrite")
+    if Path(config).suffix:
+        regular_input(config, "config file")       # a FIFO would block the read forever
     over = _overrides(set_)
     if seed is not None:
         over["train.seed"] = seed
@@ -299,11 +309,16 @@ def train(
         over["train.device"] = device
     cfg = cfgmod.load(config, over)
     out = out or Path("runs") / Path(config).stem
-    res = run_train(cfg, out, resume=resume, progress=progress, init=init)
+    res = run_train(cfg, out, resume=resume, progress=progress, init=init,
+                    overwrite=overwrite)
     if res.get("rank", 0) == 0:
         typer.echo(f"{res['iterations']} iterations in {res['wall_s'] / 60:.1f} min "
                    f"(stopped: {res['stopped']}); best meta-val accuracy {res['best_val']:.3f} "
                    f"at iteration {res['best_iteration']}; checkpoints in {res['out']}")
+    if str(res["stopped"]).startswith("signal"):
+        typer.echo(f"stopped by {res['stopped'].split()[-1]} at iteration {res['iterations']}: "
+                   f"{Path(res['out']) / 'last.pt'} saved; continue with --resume", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -379,6 +394,16 @@ def _usage_message(err) -> str:
     return msg
 
 
+def _memory_limit() -> str:
+    """The address-space limit (ulimit -v) in words, when one is set: the usual reason a
+    MemoryError hits long before the machine's memory is used up."""
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f" (address-space limit `ulimit -v` {soft // 1024} KiB = {soft / 2 ** 30:.1f} GiB)"
+
+
 def guarded(fn) -> int:
     """Run fn() and turn what it raises into an exit code and at most one line on stderr:
     0 ok, 1 the user's mistake (UserError, a usage error, missing Lava, an interrupt), 2 a bug
@@ -395,6 +420,13 @@ def guarded(fn) -> int:
         return 1
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
+        return 1
+    except Interrupted as err:          # a signal that stopped a command at once
+        typer.echo(f"aborted ({_one_line(err)})", err=True)
+        return 1
+    except MemoryError:
+        typer.echo(f"error: out of memory{_memory_limit()}; use a smaller meta_batch, "
+                   "val_tasks or data set, or raise the limit", err=True)
         return 1
     except NoArgsIsHelpError as err:    # a bare `metaloihi` or group: the help, exit 1
         err.show()

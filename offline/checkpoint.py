@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from metaloihi import __version__
-from metaloihi.atomic import atomic_path
+from metaloihi.atomic import atomic_path, regular_input
 from metaloihi.errors import UserError
 
 FORMAT = "metaloihi.maml/1"
@@ -49,12 +49,37 @@ def _why(err: Exception) -> str:
     return text or type(err).__name__
 
 
+def _tensors(state: dict):
+    """(name, tensor) of the meta-parameters and of the optimiser's state (Adam's moments: a
+    NaN there poisons a resumed run as surely as one in the weights)."""
+    yield from state["meta"].items()
+    opt = state.get("optimizer")
+    if isinstance(opt, dict) and isinstance(opt.get("state"), dict):
+        for idx, slots in opt["state"].items():
+            for name, val in (slots.items() if isinstance(slots, dict) else ()):
+                if isinstance(val, torch.Tensor):
+                    yield f"optimizer state {idx}.{name}", val
+
+
+def _check_finite(path: Path, state: dict) -> None:
+    """One check at load time for every consumer (export, evaluate, train --init / --resume,
+    fit-soel): a diverged run's NaN/inf never flows on silently."""
+    for key, val in _tensors(state):
+        if not (val.is_floating_point() or val.is_complex()):
+            continue
+        bad = ~torch.isfinite(val.detach())
+        if bad.any():
+            at = [int(i) for i in torch.nonzero(bad)[0]] if bad.dim() else []
+            raise UserError(f"checkpoint {str(path)!r}: {key} holds "
+                            f"{float(val.detach()[bad].flatten()[0].real)} at {at} (a diverged "
+                            "run?); a checkpoint with NaN/inf values is refused")
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"checkpoint {str(path)!r} is a folder, expected a .pt file")
-    if not path.exists():
-        raise UserError(f"checkpoint {str(path)!r} does not exist")
+    regular_input(path, "checkpoint")      # a FIFO would block torch.load forever
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
@@ -76,4 +101,5 @@ def load(path: str | Path) -> dict:
     if bad:
         raise UserError(f"checkpoint {str(path)!r}: meta {bad[0]!r} is a "
                         f"{type(state['meta'][bad[0]]).__name__}, expected a tensor")
+    _check_finite(path, state)
     return state

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,21 +214,68 @@ def _same_run(cfg_dict: dict) -> dict:
     return {**cfg_dict, "train": tr}
 
 
+def _covered_bytes(path: Path, data: bytes, iteration: int) -> tuple[int, bool]:
+    """(length of the log's prefix the checkpoint covers, whether its last line lacks "\n").
+    Records are in order (stage 1, then stage 2 by iteration), so what a resume redoes is a
+    tail. A torn last line (a kill -9 mid-append) ends the prefix, with a warning; a damaged
+    line before the end is an error naming it (cutting there would lose covered records)."""
+    lines = data.split(b"\n")
+    final = max([k for k, ln in enumerate(lines) if ln.strip()], default=-1)
+    pos = 0
+    for k, line in enumerate(lines):
+        last = k >= final
+        try:
+            rec = json.loads(line) if line.strip() else {}
+            rec.get("iteration")
+        except (ValueError, AttributeError):
+            if not last:
+                raise UserError(f"--resume: {str(path)!r} line {k + 1} is not a JSON record "
+                                f"({line[:60]!r}); the log is damaged before its end") from None
+            print(f"warning: {str(path)!r}: dropped a torn last line ({len(line)} bytes, "
+                  "an interrupted write)", file=sys.stderr, flush=True)
+            return pos, False
+        if rec.get("stage") != 1 and rec.get("iteration", 0) > iteration:
+            return pos, False
+        pos += len(line) + (k < len(lines) - 1)
+    return pos, bool(data) and not data.endswith(b"\n")
+
+
 def _trim_log(path: Path, iteration: int) -> None:
-    """After a resume, drop log lines the checkpoint does not cover (they will be redone)."""
+    """After a resume, cut the log back to what the checkpoint covers (the rest is redone). The
+    log is only ever appended to or cut at its end (one ftruncate), never rewritten: a kill -9
+    at any moment leaves every covered record in place."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines()
-            if ln.strip() and (json.loads(ln).get("stage") == 1
-                               or json.loads(ln).get("iteration", 0) <= iteration)]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        keep, unterminated = _covered_bytes(path, data, iteration)
+        if keep < len(data):
+            fh.truncate(keep)
+        elif unterminated:        # a whole record whose newline was lost: the next appends
+            fh.write(b"\n")       # must not join it
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
-          dataset=None, init: str | Path | None = None) -> dict:
-    """Run meta-training into folder `out` (last.pt, best.pt, metrics.jsonl). init: start from
-    another run's meta-parameters (a second stage with other settings, e.g. a smaller outer
-    learning rate); the checkpoints record it as "init_from"."""
+          dataset=None, init: str | Path | None = None, overwrite: bool = True) -> dict:
+    """Run meta-training into folder `out` (last.pt, best.pt, metrics.jsonl), holding it
+    (offline/run_folder.py: a lock; with overwrite=False a folder with files is refused unless
+    resume; resume needs last.pt). The command line passes overwrite=False unless --overwrite;
+    API callers own their folders. SIGINT/SIGTERM/SIGHUP save last.pt and stop ("stopped":
+    "signal SIGTERM"). init: start from another run's meta-parameters (a second stage with other
+    settings, e.g. a smaller outer learning rate); the checkpoints record it as "init_from"."""
+    from metaloihi.offline import run_folder
+    if init is not None:
+        checkpoint.load(init)       # a bad --init is refused before minutes of stage 1
+    primary = int(os.environ.get("RANK", "0")) == 0
+    with run_folder.claimed(out, resume, overwrite, primary), \
+            run_folder.GracefulStop() as stop:
+        return _train(cfg, out, resume, progress, dataset, init, stop)
+
+
+def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
+           init: str | Path | None, stop) -> dict:
     t_start = time.perf_counter()
     tc = cfg.train
     if tc.threads:
@@ -323,6 +371,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         n_tasks += tc.meta_batch
         over_time = bool(tc.time_limit_min) and \
             time.perf_counter() - t_start > 60 * tc.time_limit_min
+        over_time = stop.requested() or over_time   # a signal: checkpoint and stop
         if world > 1:   # every process stops at the same iteration (else one waits forever)
             flag = torch.tensor([float(over_time)])
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -353,7 +402,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         if it % tc.checkpoint_every == 0 or it == tc.iterations or over_time:
             save(last, it)
         if over_time:
-            stopped = "time limit"
+            stopped = stop.reason or "time limit"
             break
     if bar is not None:
         bar.close()

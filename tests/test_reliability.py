@@ -1,0 +1,378 @@
+"""Issue 15: nothing lost, nothing silent. Atomic writes never replace what is not a regular
+file; NaN/inf checkpoints are refused at load for every consumer; the metrics log is append-only
+and survives a torn last line; run folders are claimed (refuse a non-empty one, a lock for the
+run, --resume needs last.pt); signals checkpoint; paths, bundle and config values are checked.
+
+Each test names the issue item it covers. CLI cases end like the bad-input corpus: exit 1, one
+line on stderr naming the thing and the value, no traceback, no temporary file."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metaloihi import atomic, cli
+from metaloihi.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(argv: str | list[str], capsys) -> tuple[int, str, str]:
+    """metaloihi <argv> in-process through the CLI's error handling: (exit code, out, err)."""
+    args = shlex.split(argv) if isinstance(argv, str) else argv
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def one_line_error(code: int, out: str, err: str, *fragments: str) -> str:
+    """The corpus's rule: exit 1, one line on stderr, no traceback; it names `fragments`."""
+    lines = err.strip().splitlines()
+    assert code == 1, (code, err[-2000:])
+    assert "Traceback" not in out + err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+def no_temps(folder: Path) -> None:
+    assert not [p for p in folder.rglob("*") if ".tmp" in p.name], "a temporary file was left"
+
+
+# --- item 1: atomic replace only ever replaces a regular file ------------------------------------
+def _device_node(tmp_path: Path) -> Path | None:
+    """A character device like /dev/null, made in tmp_path (root only): tests never touch the
+    real /dev."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        return None
+    return node
+
+
+def test_atomic_write_refuses_a_fifo_and_leaves_it_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match=r"pipe.*named pipe \(FIFO\), not a regular file"):
+        atomic.write_bytes(fifo, b"x", "bundle")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    no_temps(tmp_path)
+
+
+def test_atomic_write_refuses_a_character_device(tmp_path):
+    node = _device_node(tmp_path)
+    if node is None:
+        pytest.skip("mknod needs root")
+    with pytest.raises(UserError, match="character device, not a regular file"):
+        atomic.write_bytes(node, b"x", "bundle")
+    assert stat.S_ISCHR(os.stat(node).st_mode)      # still the device, not a file
+    no_temps(tmp_path)
+
+
+def test_export_out_device_is_one_line_and_the_device_stays(tmp_path, capsys):
+    node = _device_node(tmp_path)
+    if node is None:
+        node = tmp_path / "pipe"
+        os.mkfifo(node)
+    code, out, err = run_cli(f"export --random --input-shape 2,8,8 --channels 2 --out {node}",
+                             capsys)
+    one_line_error(code, out, err, "cannot write bundle", str(node), "not a regular file")
+    assert not stat.S_ISREG(os.stat(node).st_mode)
+    no_temps(tmp_path)
+
+
+def test_atomic_write_refuses_stdout_dash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="'-' \\(standard output\\)"):
+        atomic.write_bytes("-", b"x", "evaluation JSON")
+    assert not (tmp_path / "-").exists()
+
+
+def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    atomic.write_bytes(link, b"new")
+    assert link.is_symlink() and real.read_text() == "new"
+
+
+# --- item 7 (paths) and 8c (stale temp files) -------------------------------------------------
+def test_a_255_character_name_is_written(tmp_path):
+    path = tmp_path / ("n" * 251 + ".bin")
+    assert len(path.name) == 255
+    atomic.write_bytes(path, b"abc")
+    assert path.read_bytes() == b"abc"
+    no_temps(tmp_path)
+
+
+def test_stale_temp_files_of_dead_processes_are_cleaned(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".last.pt.tmp{dead}"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / f".best.pt.tmp{dead}"
+    other.write_bytes(b"half")
+    live = tmp_path / f".last.pt.tmp{os.getppid()}"     # a live process's: left alone
+    live.write_bytes(b"being written")
+    atomic.write_bytes(tmp_path / "last.pt", b"whole")
+    assert not stale.exists() and other.exists() and live.exists()
+    assert atomic.clean_stale_temps(tmp_path) == [other]
+
+
+def test_a_fifo_as_checkpoint_or_config_is_refused_not_a_hang(tmp_path, capsys):
+    fifo = tmp_path / "x.pt"
+    os.mkfifo(fifo)
+    code, out, err = run_cli(f"evaluate {fifo} --tasks 2", capsys)
+    one_line_error(code, out, err, "x.pt", "named pipe (FIFO)")
+    toml = tmp_path / "c.toml"
+    os.mkfifo(toml)
+    code, out, err = run_cli(f"train --config {toml} --out {tmp_path}/run", capsys)
+    one_line_error(code, out, err, "c.toml", "named pipe (FIFO)")
+    assert not (tmp_path / "run").exists()
+
+
+# --- item 4: NaN/inf checkpoints refused at load, for every consumer ---------------------------
+def _nan_checkpoint(path: Path, value=float("nan")) -> Path:
+    from metaloihi.offline import checkpoint, config
+    cfg = config.to_dict(config.load("demo"))
+    w = torch.randn(16, 2, 5, 5)
+    w[3, 1, 2, 4] = value
+    checkpoint.save(path, {"meta": {"theta0.layers.0.weight": w}, "config": cfg,
+                           "iteration": 3})
+    return path
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_checkpoint_load_refuses_nan_and_inf(tmp_path, value):
+    from metaloihi.offline import checkpoint
+    path = _nan_checkpoint(tmp_path / "c.pt", value)
+    with pytest.raises(UserError) as err:
+        checkpoint.load(path)
+    msg = str(err.value)
+    assert "c.pt" in msg and "theta0.layers.0.weight" in msg and "[3, 1, 2, 4]" in msg
+    assert str(value) in msg
+
+
+def test_checkpoint_load_refuses_nan_in_adams_state(tmp_path):
+    from metaloihi.offline import checkpoint, config
+    cfg = config.to_dict(config.load("demo"))
+    opt = {"state": {0: {"step": torch.tensor(3.0), "exp_avg_sq": torch.tensor([1.0, np.nan])}},
+           "param_groups": []}
+    checkpoint.save(tmp_path / "c.pt", {"meta": {"a": torch.zeros(2)}, "config": cfg,
+                                        "optimizer": opt})
+    with pytest.raises(UserError, match=r"optimizer state 0.exp_avg_sq holds nan at \[1\]"):
+        checkpoint.load(tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("command", ["evaluate {ckpt} --tasks 2",
+                                     "train --init {ckpt} --out {tmp}/run",
+                                     "fit-soel {ckpt}"])
+def test_every_consumer_refuses_a_nan_checkpoint(tmp_path, capsys, command):
+    ckpt = _nan_checkpoint(tmp_path / "nan.pt")
+    before = ckpt.read_bytes()
+    code, out, err = run_cli(command.format(ckpt=ckpt, tmp=tmp_path), capsys)
+    one_line_error(code, out, err, "nan.pt", "theta0.layers.0.weight", "nan")
+    assert ckpt.read_bytes() == before
+
+
+# --- item 2: run folders: no silent overwrite, one writer, --resume needs last.pt ------------
+TINY = """
+[data]
+dataset = "gestures"
+queries = 1
+[model]
+channels = [4, 8]
+kernel = 3
+pool = 4
+time_pool = 5
+uniform_head = true
+[maml]
+trunc = 5
+loss_scale = 0.1
+[train]
+meta_batch = 2
+iterations = 6
+val_every = 3
+val_tasks = 4
+checkpoint_every = 2
+threads = 1
+"""
+
+
+@pytest.fixture()
+def tiny(tmp_path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def _train_argv(tiny: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--config", str(tiny), "--out", str(out), "--no-progress", *extra]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_train_refuses_a_folder_with_a_run_and_leaves_it_untouched(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"sixty iterations of work")
+    (out / "metrics.jsonl").write_text('{"stage": 2, "iteration": 0}\n')
+    before = _snapshot(out)
+    code, o, e = run_cli(_train_argv(tiny, out, "--set", "train.iterations=1"), capsys)
+    one_line_error(code, o, e, str(out), "not empty", "best.pt", "--resume", "--overwrite")
+    assert _snapshot(out) == before and not (out / ".lock").exists()
+
+
+def test_resume_without_last_pt_is_an_error(tmp_path, tiny, capsys):
+    code, o, e = run_cli(_train_argv(tiny, tmp_path / "run", "--resume"), capsys)
+    one_line_error(code, o, e, "--resume", "last.pt", "does not exist", "nothing to resume")
+    assert not (tmp_path / "run").exists()       # no empty folder left behind
+    code, o, e = run_cli(_train_argv(tiny, tmp_path / "run", "--resume", "--overwrite"), capsys)
+    one_line_error(code, o, e, "at most one of --resume and --overwrite")
+
+
+def test_a_second_writer_gets_a_clear_error_naming_the_holder(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from metaloihi.offline.run_folder import RunLock; Path(sys.argv[1]).mkdir(); "
+         "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
+         str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, o, e = run_cli(_train_argv(tiny, out), capsys)
+        one_line_error(code, o, e, str(out), "in use by another `metaloihi train`",
+                       f"pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]   # nothing written by us
+
+
+def test_a_stale_lock_of_a_killed_run_is_taken_over(tmp_path):
+    from metaloihi.offline.run_folder import RunLock
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text("pid 999999 on elsewhere, since 2020-01-01T00:00:00+00:00\n")
+    lock = RunLock(out).acquire()        # no flock on it: the holder is gone
+    assert f"pid {os.getpid()}" in (out / ".lock").read_text()
+    lock.release()
+    assert not (out / ".lock").exists()
+
+
+# --- item 3: metrics.jsonl is append-only; a torn tail is dropped with a warning --------------
+def _log(path: Path, records: list[dict], tail: bytes = b"") -> bytes:
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in records) + tail
+    path.write_bytes(data)
+    return data
+
+
+def test_trim_log_cuts_only_the_uncovered_tail_in_place(tmp_path):
+    from metaloihi.offline.train import _trim_log
+    path = tmp_path / "metrics.jsonl"
+    recs = ([{"stage": 1, "iteration": i} for i in range(1, 4)]
+            + [{"stage": 2, "iteration": 0, "rule_start": {"eta": 1.0}},
+               {"stage": 2, "iteration": 0, "meta_val_acc": 0.2}]
+            + [{"stage": 2, "iteration": i} for i in range(1, 8)])
+    data = _log(path, recs)
+    inode = path.stat().st_ino
+    _trim_log(path, 4)
+    kept = path.read_bytes()
+    assert data.startswith(kept) and path.stat().st_ino == inode     # cut, never rewritten
+    its = [json.loads(ln) for ln in kept.decode().splitlines()]
+    assert its == recs[:9]              # stage 1, rule start, iteration 0, 1..4
+
+
+def test_trim_log_drops_a_torn_last_line_with_a_warning(tmp_path, capsys):
+    from metaloihi.offline.train import _trim_log
+    path = tmp_path / "metrics.jsonl"
+    recs = [{"stage": 2, "iteration": i} for i in range(3)]
+    data = _log(path, recs, tail=b'{"stage": 2, "iteration": 3, "meta_lo')
+    _trim_log(path, 5)
+    assert path.read_bytes() == data[: data.rindex(b"\n") + 1]
+    err = capsys.readouterr().err
+    assert "warning" in err and "metrics.jsonl" in err and "torn last line (37 bytes" in err
+
+
+def test_trim_log_refuses_a_damaged_line_before_the_end(tmp_path):
+    from metaloihi.offline.train import _trim_log
+    path = tmp_path / "metrics.jsonl"
+    data = _log(path, [{"stage": 2, "iteration": 0}]) + b"garbage\n" + b'{"iteration": 1}\n'
+    path.write_bytes(data)
+    with pytest.raises(UserError, match="line 2 is not a JSON record"):
+        _trim_log(path, 5)
+    assert path.read_bytes() == data
+
+
+def test_resume_after_a_torn_append_continues_the_log(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    code, o, e = run_cli(_train_argv(tiny, out, "--set", "train.iterations=4"), capsys)
+    assert code == 0, e
+    log = out / "metrics.jsonl"
+    covered = log.read_bytes()
+    with open(log, "ab") as fh:
+        fh.write(b'{"stage": 2, "iteration": 5, "meta_loss": 0.')     # a kill mid-append
+    code, o, e = run_cli(_train_argv(tiny, out, "--resume"), capsys)
+    assert code == 0, e
+    assert "dropped a torn last line" in e and "Traceback" not in e
+    data = log.read_bytes()
+    assert data.startswith(covered)
+    assert [json.loads(ln)["iteration"] for ln in data.decode().splitlines()] == \
+        list(range(0, 7))
+    # and a fresh run on it is refused; --overwrite replaces it
+    code, o, e = run_cli(_train_argv(tiny, out, "--set", "train.iterations=1"), capsys)
+    one_line_error(code, o, e, "not empty")
+    assert log.read_bytes() == data
+    code, o, e = run_cli(_train_argv(tiny, out, "--set", "train.iterations=1", "--overwrite"),
+                         capsys)
+    assert code == 0, e
+    assert [json.loads(ln)["iteration"] for ln in log.read_text().splitlines()] == [0, 1]
+    assert torch.load(out / "last.pt", weights_only=True)["iteration"] == 1
+
+
+# --- item 8b: SIGINT/SIGTERM/SIGHUP save last.pt, then exit 1 with a line ---------------------
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_training_saves_last_pt(tmp_path, tiny, sig):
+    tiny.write_text(TINY.replace("iterations = 6", "iterations = 10000")
+                    .replace("checkpoint_every = 2", "checkpoint_every = 1000"))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "metaloihi", *_train_argv(tiny, out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            log = out / "metrics.jsonl"
+            if log.exists() and len(log.read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    last = torch.load(out / "last.pt", weights_only=True)["iteration"]
+    logged = [json.loads(ln)["iteration"] for ln in (out / "metrics.jsonl").read_text()
+              .splitlines()]
+    assert last >= 3 and logged[-1] == last          # nothing done after the checkpoint is lost
+    name = signal.Signals(sig).name
+    assert stderr.strip().splitlines()[-1] == (f"stopped by {name} at iteration {last}: "
+                                               f"{out / 'last.pt'} saved; continue with --resume")
+    assert f"(stopped: signal {name})" in stdout
+    assert not (out / ".lock").exists()
