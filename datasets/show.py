@@ -8,6 +8,10 @@ import numpy as np
 from metaloihi.errors import UserError
 
 
+MAX_GRID = 64      # rows or columns of the grid: beyond that the figure takes minutes to draw
+                  # and no cell is readable
+
+
 def event_image(frames: np.ndarray) -> np.ndarray:
     """Frames [T, 2, H, W] -> RGB image [H, W, 3] in [0, 1]: ON counts red, OFF counts blue.
 
@@ -32,9 +36,11 @@ def show_dataset(name: str, out, per_class: int = 4, n_classes: int = 8, seed: i
 
     from metaloihi.datasets.registry import load_dataset
 
-    if per_class < 1 or n_classes < 1:
+    if not 1 <= per_class <= MAX_GRID or not 1 <= n_classes <= MAX_GRID:
         raise UserError(f"data show: per_class={per_class}, classes={n_classes}; "
-                        "expected both >= 1")
+                        f"expected both in [1, {MAX_GRID}]")
+    if Path(out).suffix.lower() not in ("", ".png"):
+        raise UserError(f"data show: --out {str(out)!r} must be a .png file (PNG is written)")
     ds = dataset if dataset is not None else load_dataset(name)
     rng = np.random.default_rng(seed)
     present = np.unique(ds.labels)
@@ -63,8 +69,13 @@ def show_dataset(name: str, out, per_class: int = 4, n_classes: int = 8, seed: i
     fig.suptitle(f"{ds.name}: {t} bins summed, ON red / OFF blue, frames {t}x2x{h}x{w}",
                  fontsize=9)
     fig.tight_layout()
+    from metaloihi.atomic import atomic_path
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        # format given: matplotlib would otherwise append ".png" to a name without a suffix,
+        # and the file written would not be the one named
+        with atomic_path(out, "figure") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out

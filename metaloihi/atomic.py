@@ -39,7 +39,7 @@ def regular_input(path: str | Path, what: str) -> Path:
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):     # the latter: a file as a folder
         raise UserError(f"{what} {str(path)!r} does not exist") from None
     except OSError as err:
         raise UserError(f"cannot read {what} {str(path)!r}: {err.strerror or err}") from None

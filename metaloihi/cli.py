@@ -1,6 +1,8 @@
 """The `metaloihi` command line. Exit codes: 0 ok, 1 user error (one line), 2 internal error."""
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Literal, Optional
@@ -32,8 +34,9 @@ def data_show(
                                   "(embedded), or nmnist, double_nmnist, dvs_gesture, asl_dvs, "
                                   "double_asl_dvs, nomniglot (with --root)."),
     out: Path = typer.Option(Path("runs/data_show.png"), help="PNG file to write."),
-    per_class: int = typer.Option(4, min=1, help="Samples shown per class (a row each class)."),
-    classes: int = typer.Option(8, min=1, help="Number of classes shown (rows)."),
+    per_class: int = typer.Option(4, min=1, max=64, help="Samples shown per class (a row each "
+                                  "class)."),
+    classes: int = typer.Option(8, min=1, max=64, help="Number of classes shown (rows)."),
     root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
                                         "(never downloaded); not for the embedded ones "
                                         "(default: none)."),
@@ -404,6 +407,20 @@ def _memory_limit() -> str:
     return f" (address-space limit `ulimit -v` {soft // 1024} KiB = {soft / 2 ** 30:.1f} GiB)"
 
 
+# the file system refusing a write: the user's disk, folder or permissions, not a bug
+_FS_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG,
+              errno.ENAMETOOLONG}
+
+
+def _fs_failure(err: OSError) -> str | None:
+    """An OSError of the file system (full disk, read-only folder, permissions) in one line
+    naming the file; None for other OSErrors (those stay internal errors)."""
+    if err.errno not in _FS_ERRNOS:
+        return None
+    where = f" {str(err.filename)!r}" if err.filename else ""
+    return f"cannot write{where}: {err.strerror or os.strerror(err.errno)}"
+
+
 def guarded(fn) -> int:
     """Run fn() and turn what it raises into an exit code and at most one line on stderr:
     0 ok, 1 the user's mistake (UserError, a usage error, missing Lava, an interrupt), 2 a bug
@@ -434,17 +451,27 @@ def guarded(fn) -> int:
     except ClickException as err:       # click/typer usage errors: unknown command/option, ...
         typer.echo(f"error: {_usage_message(err)}", err=True)
         return 1
+    except OSError as err:
+        if _fs_failure(err) is None:
+            return _internal(err)
+        typer.echo(f"error: {_fs_failure(err)}", err=True)
+        return 1
     except Exception as err:  # noqa: BLE001 - the last line of defence
-        import traceback
-        traceback.print_exc()
-        typer.echo(f"internal error: {type(err).__name__}: {err}\n"
-                   "This is a bug in metaloihi: please report it with the traceback above.",
-                   err=True)
-        return 2
+        return _internal(err)
     if rv == 130:       # typer turns Ctrl-C inside a command into Exit(130)
         typer.echo("aborted (interrupted)", err=True)
         return 1
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+def _internal(err: BaseException) -> int:
+    """A bug: the traceback, a hint to report it, exit 2."""
+    import traceback
+    traceback.print_exception(type(err), err, err.__traceback__)
+    typer.echo(f"internal error: {type(err).__name__}: {err}\n"
+               "This is a bug in metaloihi: please report it with the traceback above.",
+               err=True)
+    return 2
 
 
 @app.command()

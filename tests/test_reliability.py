@@ -376,3 +376,96 @@ def test_a_signal_during_training_saves_last_pt(tmp_path, tiny, sig):
                                                f"{out / 'last.pt'} saved; continue with --resume")
     assert f"(stopped: signal {name})" in stdout
     assert not (out / ".lock").exists()
+
+
+# --- item 8d: write failures are one-line user errors, not tracebacks --------------------------
+def _read_only_temps(monkeypatch):
+    """The folder refuses new files (as a read-only mount does; chmod means nothing to root)."""
+    import builtins
+    real_open = builtins.open
+
+    def fake_open(file, mode="r", *a, **k):
+        if ".tmp" in str(file) and "w" in mode:
+            raise OSError(30, "Read-only file system", str(file))
+        return real_open(file, mode, *a, **k)
+    monkeypatch.setattr(atomic, "open", fake_open, raising=False)
+
+
+@pytest.mark.parametrize("command,what", [
+    ("export --random --input-shape 2,8,8 --channels 2 --out {tmp}/o.h5", "bundle"),
+    ("data show gestures --per-class 1 --classes 1 --out {tmp}/s.png", "figure"),
+])
+def test_a_read_only_folder_is_a_one_line_error(tmp_path, capsys, monkeypatch, command, what):
+    _read_only_temps(monkeypatch)
+    code, o, e = run_cli(command.format(tmp=tmp_path), capsys)
+    one_line_error(code, o, e, f"cannot write {what}", str(tmp_path), "Read-only file system")
+    assert not [p for p in tmp_path.iterdir() if p.is_file()]
+
+
+def test_a_full_disk_during_a_checkpoint_write_says_so(tmp_path, monkeypatch):
+    """torch.save reports ENOSPC as RuntimeError("... unexpected pos 448 vs 342")."""
+    from metaloihi.offline import checkpoint
+
+    def full(obj, f, *a, **k):
+        Path(f).write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos 448 vs 342")
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(atomic, "_disk_full", lambda folder: True)
+    (tmp_path / "last.pt").write_bytes(b"previous")
+    with pytest.raises(UserError, match=r"cannot write checkpoint .*last.pt.*No space left on "
+                                        r"device \(\[enforce fail"):
+        checkpoint.save(tmp_path / "last.pt", {"meta": {}})
+    assert (tmp_path / "last.pt").read_bytes() == b"previous"
+    no_temps(tmp_path)
+
+
+def test_a_bug_in_a_writer_stays_an_internal_error(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        with atomic.atomic_path(tmp_path / "x", "file"):
+            1 / 0
+    no_temps(tmp_path)
+
+
+def test_an_os_level_write_refusal_anywhere_is_one_line(capsys):
+    def append_to_log():
+        raise OSError(28, "No space left on device", "/runs/x/metrics.jsonl")
+    assert cli.guarded(append_to_log) == 1
+    err = capsys.readouterr().err
+    assert err == "error: cannot write '/runs/x/metrics.jsonl': No space left on device\n"
+
+
+# --- item 8c: MemoryError is "out of memory", with the limit --------------------------------
+def test_memory_error_is_reported_as_out_of_memory_with_the_limit(capsys, monkeypatch):
+    import resource
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (3 * 2 ** 30, resource.RLIM_INFINITY))
+
+    def allocate():
+        raise MemoryError()
+    assert cli.guarded(allocate) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("error: out of memory (address-space limit `ulimit -v` 3145728 KiB")
+
+
+# --- item 7: paths ----------------------------------------------------------------------------
+def test_data_show_writes_the_file_it_names(tmp_path, capsys):
+    code, o, e = run_cli(f"data show gestures --per-class 1 --classes 2 --out {tmp_path}/grid",
+                         capsys)
+    assert code == 0, e
+    assert o.strip() == f"wrote {tmp_path}/grid"
+    assert (tmp_path / "grid").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid"]
+
+
+@pytest.mark.parametrize("command,fragments", [
+    ("data show gestures --out {tmp}/f.txt/s.png", ("f.txt", "is a file, not a folder")),
+    ("data show gestures --out {tmp}/s.jpg", ("s.jpg", "must be a .png file")),
+    ("data show gestures --per-class 100000 --out {tmp}/s.png", ("--per-class", "100000")),
+    ("data show gestures --classes 1000 --out {tmp}/s.png", ("--classes", "1000")),
+    ("evaluate {tmp}/f.txt/x.pt", ("x.pt", "does not exist")),
+])
+def test_bad_output_paths_are_one_line(tmp_path, capsys, command, fragments):
+    (tmp_path / "f.txt").write_text("a file")
+    code, o, e = run_cli(command.format(tmp=tmp_path), capsys)
+    one_line_error(code, o, e, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
