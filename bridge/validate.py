@@ -7,6 +7,8 @@ mantissa), then the head, scales and metadata. Ranges come from sim/loihi.py.
 """
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import math
 from pathlib import Path
 
@@ -18,6 +20,14 @@ from metaloihi.errors import UserError
 from metaloihi.sim import loihi as L
 
 META_REQUIRED = ("source_sha256", "created", "versions")
+
+
+def _shown(value) -> str:
+    """A bad value for a one-line message: decoded, short."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Checker:
@@ -44,7 +54,25 @@ class _Checker:
             self.fail(f"{where}/{name}", f"must be integers, got dtype {a.dtype}")
         if ndim is not None and a.ndim != ndim:
             self.fail(f"{where}/{name}", f"must have {ndim} dimension(s), got shape {a.shape}")
+        self.fits_int64(a, f"{where}/{name}")
         return a.astype(np.int64)
+
+    def fits_int64(self, a: np.ndarray, where: str) -> None:
+        """Unsigned values past int64's range would wrap when read (2**64 - 2 reads as -2)."""
+        if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
+            idx = [int(i) for i in np.unravel_index(int(np.argmax(a)), a.shape)]
+            self.fail(where, f"value {int(a.max())} at {idx} ({a.dtype}) is out of range: "
+                             "no Loihi 2 field holds it")
+
+    def number(self, value, where: str) -> float:
+        """One finite real number (an attribute a consumer reads with float())."""
+        v = np.asarray(value)
+        if v.size != 1 or v.dtype.kind not in "iuf":
+            self.fail(where, f"must be one number, got {_shown(value)}")
+        x = float(v.ravel()[0])
+        if not math.isfinite(x):
+            self.fail(where, f"{x} must be finite")
+        return x
 
     def in_range(self, a, lo: int, hi: int, where: str, what: str) -> None:
         a = np.asarray(a)
@@ -66,14 +94,18 @@ class _Checker:
                              f"grid (even values in [-{L.GRID_MAX}, {L.GRID_MAX}])")
 
     def text(self, g: h5py.Group, name: str, where: str) -> str:
-        v = self.get(g, name, where)[()]
-        v = v[0] if np.ndim(v) else v
-        return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
+        """A type name stored as lava-dl writes it, a 1-element byte string array (what the
+        reader and netx read back, with [0].decode())."""
+        ds = self.get(g, name, where)
+        v = ds[()] if isinstance(ds, h5py.Dataset) else None
+        if np.ndim(v) != 1 or len(v) != 1 or not isinstance(v[0], bytes):
+            self.fail(f"{where}/{name}", f"must be a 1-element byte string, got {_shown(v)}")
+        return v[0].decode("ascii", "replace")
 
     def scalar(self, value, where: str, lo: int, hi: int) -> int:
         v = np.asarray(value)
         if v.size != 1 or v.dtype.kind not in "iu":
-            self.fail(where, f"must be one integer, got {value!r}")
+            self.fail(where, f"must be one integer, got {_shown(value)}")
         self.in_range(int(v.ravel()[0]), lo, hi, where, where.rsplit("/", 1)[-1])
         return int(v.ravel()[0])
 
@@ -187,15 +219,59 @@ def _head(c: _Checker, h: h5py.Group, n_in: int) -> tuple[int, int]:
     for name, positive in (("soel_threshold", True), ("soel_eta", False)):
         if name not in a:
             c.fail(where, f"required attribute {name!r} is missing")
-        v = float(a[name])
-        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        v = c.number(a[name], f"{where}/{name}")
+        if v < 0 or (positive and v == 0):
             c.fail(f"{where}/{name}", f"{v} must be finite and {'> 0' if positive else '>= 0'}")
-    labels = c.get(h, "labels", where)[()]
-    if len(labels) != w.shape[0] or len(set(labels.tolist())) != len(labels):
-        c.fail(f"{where}/labels", f"{len(labels)} labels for {w.shape[0]} output neurons "
-                                  "(one distinct label each)")
-    c.get(h, "learning_rule", where)
+    _labels(c, h, where, w.shape[0])
+    rule = c.get(h, "learning_rule", where)
+    if not isinstance(rule, h5py.Group):
+        c.fail(f"{where}/learning_rule", "is a dataset, expected a group of attributes")
+    for key, val in rule.attrs.items():
+        v = np.asarray(val)
+        if v.size != 1 or v.dtype.kind not in "iufSUO":
+            c.fail(f"{where}/learning_rule/{key}", f"must be one number or string, got "
+                                                   f"{_shown(val)}")
     return w.shape[0], int(w.size)
+
+
+def _labels(c: _Checker, h: h5py.Group, where: str, n_out: int) -> None:
+    ds = c.get(h, "labels", where)
+    labels = ds[()] if isinstance(ds, h5py.Dataset) else None
+    if np.ndim(labels) != 1 or not all(isinstance(s, (bytes, str)) for s in labels):
+        c.fail(f"{where}/labels", f"must be a list of strings, got {_shown(labels)}")
+    if len(labels) != n_out or len(set(labels.tolist())) != len(labels):
+        c.fail(f"{where}/labels", f"{len(labels)} labels for {n_out} output neurons "
+                                  "(one distinct label each)")
+
+
+def _meta(c: _Checker, meta: h5py.Group) -> str:
+    """Every attribute is JSON text (the reader json.loads each); created an ISO date, versions
+    a table, the encoding one the data path accepts. Returns `created`."""
+    from metaloihi.datasets.encoding import Encoding
+    for key in META_REQUIRED:
+        if key not in meta.attrs:
+            c.fail("metaloihi/meta", f"required attribute {key!r} is missing")
+    values = {}
+    for key, raw in meta.attrs.items():
+        try:
+            values[key] = json.loads(raw)
+        except (TypeError, ValueError):
+            c.fail(f"metaloihi/meta/{key}", f"{_shown(raw)} is not JSON text")
+    created = values["created"]
+    try:
+        _dt.datetime.fromisoformat(created)
+    except (TypeError, ValueError):
+        c.fail("metaloihi/meta/created", f"{_shown(created)} is not an ISO 8601 date and time")
+    if not isinstance(values["versions"], dict):
+        c.fail("metaloihi/meta/versions", f"{_shown(values['versions'])} must be a table")
+    if not isinstance(values["source_sha256"], str):
+        c.fail("metaloihi/meta/source_sha256", f"{_shown(values['source_sha256'])} must be text")
+    try:
+        Encoding.from_dict(values.get("encoding"))
+    except (UserError, TypeError, ValueError) as err:
+        c.fail("metaloihi/meta/encoding", f"{_shown(values.get('encoding'))}: "
+                                          f"{str(err) or type(err).__name__}")
+    return created
 
 
 def validate_bundle(path: str | Path) -> str:
@@ -222,23 +298,21 @@ def _validate(c: _Checker, path: Path) -> str:
     with h5py.File(path, "r") as f:
         ours = c.get(f, "metaloihi", "/")
         fmt = ours.attrs.get("format", "")
-        if fmt != FORMAT:
+        if not isinstance(fmt, str) or fmt != FORMAT:
             c.fail("metaloihi", f"format {fmt!r}, expected {FORMAT!r}")
         shape, kinds = _layers(c, f)
         n_out, n_head = _head(c, c.get(ours, "head", "metaloihi"), int(np.prod(shape)))
         n_layers = len([k for k in kinds if k != "flatten"]) + 1
-        scales = np.asarray(c.get(ours, "scales", "metaloihi")[()], dtype=np.float64)
+        scales = np.asarray(c.get(ours, "scales", "metaloihi")[()])
+        if scales.dtype.kind not in "iuf":
+            c.fail("metaloihi/scales", f"must be numbers, got {_shown(scales)}")
+        scales = scales.astype(np.float64)
         if scales.shape != (n_layers,) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             c.fail("metaloihi/scales", f"{scales.tolist()} must be {n_layers} finite positive "
                                        "numbers (one per layer, head included)")
-        meta = c.get(ours, "meta", "metaloihi")
-        for key in META_REQUIRED:
-            if key not in meta.attrs:
-                c.fail("metaloihi/meta", f"required attribute {key!r} is missing")
+        created = _meta(c, c.get(ours, "meta", "metaloihi"))
         n_syn = sum(int(np.prod(f[f"layer/{k + 1}/weight"].shape))
                     for k, kind in enumerate(kinds) if kind != "flatten")
         arch = " -> ".join(kinds)
-        created = meta.attrs["created"]
-        created = created.strip('"') if isinstance(created, str) else created
     return (f"valid: {path.name}: {len(kinds)} netx layers ({arch}), head {int(np.prod(shape))}"
             f"->{n_out}; {n_syn + n_head} weights; created {created}")
