@@ -85,10 +85,54 @@ def _section(name: str, cls, values: dict):
     hints = typing.get_type_hints(cls)
     for key, val in out.items():
         _check_type(f"{name}.{key}", val, hints.get(key))
+        _check_range(f"{name}.{key}", val)
     try:
         return cls(**out)
     except TypeError as err:
         raise UserError(f"config section [{name}]: {err}") from None
+
+
+# The documented range of every numeric key with one (inclusive bounds; None: unbounded). A
+# value outside it is refused at load, never clamped or found deep inside training. Seeds stay
+# below 2**32 (numpy's SeedSequence takes any, but torch.manual_seed(seed * 1_000_003 + i)
+# must fit 64 bits).
+SEED_MAX = 2 ** 32 - 1
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "data.ways": (2, None), "data.shots": (1, None), "data.queries": (1, None),
+    "data.seed": (0, SEED_MAX),
+    "model.channels": (1, None), "model.kernel": (1, None), "model.pool": (1, None),
+    "model.time_pool": (1, None), "model.steps": (1, None),
+    "model.du": (0.0, 1.0), "model.dv": (0.0, 1.0), "model.vth": (1e-9, None),
+    "model.init_rate": (1e-9, 1.0), "model.head_init_rate": (1e-9, 1.0),
+    "maml.inner_steps": (0, None), "maml.inner_lr": (0.0, None),
+    "maml.update_threshold": (0.0, 1.0), "maml.q_inner_bits": (2, 8),
+    "maml.q_outer_bits": (2, 8), "maml.soel_target_on": (0, None),
+    "maml.soel_target_off": (0, None), "maml.loss_scale": (1e-9, None),
+    "train.meta_batch": (1, None), "train.iterations": (1, None), "train.outer_lr": (1e-12, None),
+    "train.val_every": (1, None), "train.val_tasks": (1, None),
+    "train.checkpoint_every": (1, None), "train.time_limit_min": (0.0, None),
+    "train.seed": (0, SEED_MAX), "train.threads": (0, 1024),
+}
+
+
+def _check_range(key: str, val) -> None:
+    """Values (each item of a list) inside RANGES[key]; none passes (the type check decided)."""
+    lo, hi = RANGES.get(key, (None, None))
+    if (lo is None and hi is None) or val is None:
+        return
+    if isinstance(val, tuple) and not val:
+        raise UserError(f"config key {key} = []; expected at least one value")
+    for v in (val if isinstance(val, tuple) else (val,)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            shown = list(val) if isinstance(val, tuple) else val
+            want = (f"in [{lo}, {hi}]" if lo is not None and hi is not None else
+                    f">= {lo}" if lo is not None else f"<= {hi}")
+            if lo is not None and 0 < lo < 1e-6:
+                want = "> 0" + (f" and <= {hi}" if hi is not None else "")
+            raise UserError(f"config key {key} = {shown!r} is out of range: expected "
+                            f"{'each value ' if isinstance(val, tuple) else ''}{want}")
 
 
 def _type_name(hint) -> str:

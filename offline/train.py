@@ -265,9 +265,11 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     API callers own their folders. SIGINT/SIGTERM/SIGHUP save last.pt and stop ("stopped":
     "signal SIGTERM"). init: start from another run's meta-parameters (a second stage with other
     settings, e.g. a smaller outer learning rate); the checkpoints record it as "init_from"."""
-    from metaloihi.offline import run_folder
+    from metaloihi.offline import budget, run_folder
     if init is not None:
         checkpoint.load(init)       # a bad --init is refused before minutes of stage 1
+    dataset = load_data(cfg) if dataset is None else dataset
+    budget.check_meta_batch(cfg, dataset.frame_shape)
     primary = int(os.environ.get("RANK", "0")) == 0
     with run_folder.claimed(out, resume, overwrite, primary), \
             run_folder.GracefulStop() as stop:

@@ -595,3 +595,18 @@ def test_bundle_validate_names_the_field_and_value(good_bundle, tmp_path, capsys
 def _replace(f, name, value):
     del f[name]
     f.create_dataset(name, data=value)
+
+
+# --- item 6: sizes that cannot fit are refused up front, with the estimate ------------------
+def test_meta_batch_memory_estimate(tmp_path, tiny):
+    from metaloihi.offline import budget, config
+    cfg = config.load(str(tiny))                 # 2 tasks x 5 ways x (1 shot + 1 query)
+    need, how = budget.meta_batch_bytes(cfg, (100, 2, 32, 32))
+    # frames 100x2x32x32 bytes + input 20 steps (time_pool 5) x 2x8x8 (pool 4) float32
+    assert need == 2 * 10 * (100 * 2 * 32 * 32 + 20 * 2 * 8 * 8 * 4)
+    assert how == "2 tasks x 10 samples of 100x2x32x32 frames and 20x2x8x8 float32 input"
+    budget.check_meta_batch(cfg, (100, 2, 32, 32), available=need)
+    with pytest.raises(UserError, match=r"train.meta_batch=2 cannot fit in memory: .* about "
+                                        r"0.0 GiB .* and 0.0 GiB are available"):
+        budget.check_meta_batch(cfg, (100, 2, 32, 32), available=need - 1)
+    assert budget.available_bytes() > 0
