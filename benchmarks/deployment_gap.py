@@ -1,4 +1,4 @@
-"""The deployment gap of a checkpoint: the same 5-way 1-shot tasks in float (float network +
+"""The deployment gap of a checkpoint: the same 5-way K-shot tasks in float (float network +
 float SOEL), in sim/'s bit-exact fixed point (the exported bundle), and on Lava's CPU simulator
 (the first --lava-tasks tasks, which must equal fixed bit for bit). The core is
 metaloihi.onchip.gap (deployment_gap, format_table); --causes adds the step-by-step ladder from
@@ -7,6 +7,7 @@ float to fixed that attributes the gap.
     .venv/bin/python benchmarks/deployment_gap.py --checkpoint PATH [--tasks 100]
         [--lava-tasks 5] [--split demo] [--queries 10] [--seed 0] [--json out.json]
         [--theta T --eta E --target-on N --target-off N] [--head-range R] [--causes]
+        [--shots K] [--passes P]
 
 Exit status 1 when Lava's predictions (or spikes, v, weights) differ from fixed's.
 """
@@ -40,6 +41,9 @@ def main(argv=None) -> int:
                     help="float |w| the head's 8-bit grid edge (mantissa 254) stands for "
                          "(default: the head's max |w|, as bridge/ exports)")
     ap.add_argument("--causes", action="store_true", help="add the float -> fixed ladder")
+    ap.add_argument("--shots", type=int, default=1, help="shots per class")
+    ap.add_argument("--passes", type=int, default=None,
+                    help="support-set presentations (default: the checkpoint's fitted rule)")
     args = ap.parse_args(argv)
     head_range = None if args.head_range is None else float(args.head_range)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +52,8 @@ def main(argv=None) -> int:
                              lava_tasks=args.lava_tasks, split=args.split, queries=args.queries,
                              seed=args.seed, theta=args.theta, eta=args.eta,
                              target_on=args.target_on, target_off=args.target_off,
-                             head_range=head_range, causes=args.causes,
+                             head_range=head_range, causes=args.causes, shots=args.shots,
+                             passes=args.passes,
                              report=lambda s: print(s, file=sys.stderr, flush=True))
     res["command"] = " ".join(["benchmarks/deployment_gap.py", *(argv or sys.argv[1:])])
     print(format_table(res))

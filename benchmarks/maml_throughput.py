@@ -89,7 +89,7 @@ def throughput(model_name: str, repeats: int, adapt: str, device: str) -> dict:
             "train.meta_batch": 4}
     if model_name == "paper":
         over.update({"model.pool": 1, "model.channels": [32, 64, 128]})
-    cfg = config.load("demo", over)
+    cfg = config.load("demo_maml", over)    # the paper's MAML (SGD inner), as the reference code
     s = train.setup(cfg)
     meta = {k: v.to(device) for k, v in train.initial_meta(s).items()}
     ways = {"vmap": partial(maml.meta_gradient, mode="vmap"),
@@ -119,7 +119,7 @@ def throughput(model_name: str, repeats: int, adapt: str, device: str) -> dict:
 def demo_peak_rss(iterations: int) -> float:
     """Peak RSS (GiB) of `metaloihi train --config demo` for a few iterations, in a child."""
     code = ("from metaloihi.offline import config, train; import tempfile;"
-            f"train.train(config.load('demo', {{'train.iterations': {iterations}, "
+            f"train.train(config.load('demo_maml', {{'train.iterations': {iterations}, "
             "'train.val_every': 10, 'train.val_tasks': 20}), tempfile.mkdtemp(), "
             "progress=False)")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -147,6 +147,10 @@ def main() -> None:
     print(f"  ratio ours / reference's way  {res['vmap'] / res['reference']:6.2f}x   "
           f"(ours / our per-task loop {res['vmap'] / res['loop']:.2f}x)")
     print(f"  meta-gradients agree: max relative difference {res['max_rel_diff']:.1e}")
+    faster = "vmap" if res["vmap"] > res["loop"] else "loop"
+    auto = "vmap" if args.device.startswith("cuda") else "loop"
+    print(f"  faster here: {faster}; train.mode = \"auto\" picks {auto} on {args.device}"
+          + ("" if faster == auto else "  <- auto's choice is NOT the faster one here"))
     print(f"  peak RSS of this benchmark (both modes): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")
     if rss is not None:

@@ -118,7 +118,8 @@ def fit_checkpoint(path, tasks: int = 20, queries: int = 5, seed: int = 0, progr
         grid = {"steps": sorted({sf.SoelRule(*sf.eta_to_rule(step0 * f), 1, 0, 0, 1, 0).step
                                  for f in STEP_FACTORS}),
                 "thetas": (1,) if head.soel_threshold < 1.5 else (1, 2),
-                "targets_on": (int(head.target_on),), "passes": RECIPE_PASSES}
+                "targets_on": (int(head.target_on), 2 * int(head.target_on)),
+                "passes": RECIPE_PASSES}
     best, rows = fit(q.net, q.scales, head, Encoding.from_dict(meta["encoding"]),
                      train.load_data(cfg), split=cfg.data.val_split, tasks=tasks,
                      queries=queries, seed=seed, progress=progress, **grid)

@@ -176,6 +176,8 @@ def read_log(path: str | Path) -> list[dict]:
         if not isinstance(rec, dict) or not isinstance(rec.get("iteration"), int):
             raise UserError(f"training log {str(path)!r}, line {i + 1}: expected an object with "
                             "an integer 'iteration'")
+        if rec.get("stage") == 1 or "rule_start" in rec:
+            continue        # stage 1's steps and the rule start: not meta-training iterations
         recs.append(rec)
     if not recs:
         raise UserError(f"training log {str(path)!r} holds no records")
@@ -516,15 +518,21 @@ def _gap_section(gaps: list[tuple[Path, list[dict]]]) -> str:
             if r.get("tasks"):
                 task = f"{task}, {r['tasks']} tasks" if task else f"{r['tasks']} tasks"
             notes = f"{r['notes']} ({path.name})" if r.get("notes") else path.name
+            ceil = r.get("ceilings") if isinstance(r.get("ceilings"), dict) else {}
+            ceil_cells = [_pct(_fraction((ceil.get(k) or {}).get("acc")),
+                               _fraction((ceil.get(k) or {}).get("ci95")))
+                          if isinstance(ceil.get(k), dict) else NOT_MEASURED
+                          for k in ("prototype_features", "prototype_raw")]
             rows.append((model, r.get("split") or "not recorded", task or "not recorded",
                          _pct(acc["float"], ci["float"]), _pct(acc["fixed"], ci["fixed"]),
-                         lava_cell, NOT_MEASURED if gap is None else f"{gap:+.1f} pp",
+                         lava_cell, *ceil_cells, NOT_MEASURED if gap is None else f"{gap:+.1f} pp",
                          NOT_MEASURED if ident is None else ("yes" if ident else "NO"),
                          NOT_MEASURED if agree is None else _pct(agree), notes))
     return (head + "<p>float: offline/'s float model with float SOEL; fixed: sim/'s bit-exact "
             "Loihi 2 model of the bundle with on-chip SOEL; Lava: the same session in Lava's "
             "simulator (spikes, v and learnt weights compared with fixed's).</p>"
             + _table(["checkpoint", "split", "task", "float", "fixed (sim/)", "Lava",
+                      "ceiling: prototype on the head's input", "ceiling: prototype on raw input",
                       "fixed − float", "Lava == fixed", "float/fixed agree", "notes (file)"],
                      rows, "gap") + "</section>")
 

@@ -48,7 +48,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     time_limit_min: float = 0.0   # stop (and checkpoint) after this wall time; 0: no limit
     seed: int = 0
-    mode: str = "loop"          # meta-gradient: "vmap" or "loop" (see benchmarks/maml_throughput)
+    mode: str = "auto"          # meta-gradient: "vmap", "loop", or "auto" = loop on the CPU
+                                # (faster there), vmap on CUDA (benchmarks/maml_throughput)
     threads: int = 0            # torch CPU threads (0: torch's default)
     dtype: str = "float32"
     device: str = "cpu"         # torch device: "cpu" or "cuda" (`metaloihi train --device`)

@@ -247,8 +247,10 @@ def meta_gradient(meta: dict, batch: tuple, specs, neurons, cfg: MamlConfig,
     than an outer torch.func.grad transform, which wraps every op of the frozen layers too);
     "loop": one task at a time, everything by torch.autograd.grad (the reference code's way).
     Returns (grads, per-task losses [M], per-task accuracies [M])."""
+    if mode == "auto":      # measured: the per-task loop is faster on the CPU, vmap on CUDA
+        mode = "vmap" if next(iter(meta.values())).is_cuda else "loop"
     if mode not in ("vmap", "loop"):
-        raise UserError(f"meta-gradient mode={mode!r}; expected 'vmap' or 'loop'")
+        raise UserError(f"meta-gradient mode={mode!r}; expected 'vmap', 'loop' or 'auto'")
     leaves = {k: v.detach().requires_grad_(True) for k, v in meta.items()}
     if mode == "vmap":
         losses, accs = _vmapped(leaves, batch, specs, neurons, cfg)

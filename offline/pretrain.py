@@ -56,6 +56,8 @@ class PretrainConfig:
     rate_weight: float = 10.0
     norm_weight: float = 0.0        # variance of log |counts|^2 over the batch: equal-norm
                                     # samples make the chip's dot product act like a cosine
+    shift: int = 0                  # augmentation: random translation of each sample's input
+                                    # by up to this many pixels (small event data sets overfit)
     trunc: int | None = 25          # truncated BPTT window of stage 1 (none: whole window)
     val_every: int = 100            # prototype accuracy on meta-val tasks every this many steps
     val_tasks: int = 100
@@ -70,6 +72,7 @@ class PretrainConfig:
                   ("rate_low", 0 <= self.rate_low < 1),
                   ("rate_high", self.rate_low < self.rate_high <= 1),
                   ("rate_weight", self.rate_weight >= 0), ("norm_weight", self.norm_weight >= 0),
+                  ("shift", self.shift >= 0),
                   ("trunc", self.trunc is None or self.trunc >= 1),
                   ("val_every", self.val_every >= 1), ("val_tasks", self.val_tasks >= 1)]
         for name, ok in checks:
@@ -88,6 +91,17 @@ def encoded_split(dataset, split: str, enc_cfg, dtype=torch.float32) -> tuple[to
     chunks = [model.encode(torch.from_numpy(np.ascontiguousarray(dataset.frames(idx[i:i + 256]))),
                            enc_cfg).bool() for i in range(0, len(idx), 256)]
     return torch.cat(chunks), labels
+
+
+def translate(x: torch.Tensor, shift: int, rng: np.random.Generator) -> torch.Tensor:
+    """Each sample [T, C, H, W] of x moved by its own random (dy, dx) in [-shift, shift],
+    vacated pixels empty: the sensor sees the same gesture a little off-centre."""
+    if shift == 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (shift, shift, shift, shift))
+    offs = rng.integers(0, 2 * shift + 1, (len(x), 2))
+    return torch.stack([p[..., dy:dy + h, dx:dx + w] for p, (dy, dx) in zip(padded, offs)])
 
 
 def rate_penalty(spikes: list[torch.Tensor], low: float, high: float) -> torch.Tensor:
@@ -177,7 +191,8 @@ def pretrain_body(s, theta0: dict, pc: PretrainConfig, log_path: Path | None = N
             cls = rng.choice(n_classes, pc.classes_per_batch, replace=False)
             pick = np.stack([rng.choice(per_class[c], pc.samples_per_class, replace=False)
                              for c in cls], 1)           # [samples, classes]: rows by sample
-            x = x_all[torch.from_numpy(pick.reshape(-1))].to(s.device, s.dtype)
+            x = translate(x_all[torch.from_numpy(pick.reshape(-1))].to(s.device, s.dtype),
+                          pc.shift, rng)
             y_glob = torch.as_tensor(np.tile(cls, pc.samples_per_class), device=s.device)
             y_task = torch.arange(len(cls), device=s.device).repeat(pc.samples_per_class)
             counts, spikes = penultimate(specs, body, neurons, x, pc.trunc)

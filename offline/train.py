@@ -105,10 +105,12 @@ def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
     return stage2_meta(s, initial_theta0(s))
 
 
-def stage2_meta(s: Setup, theta0: dict, log=None) -> dict[str, torch.Tensor]:
+def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None
+                ) -> dict[str, torch.Tensor]:
     """Meta-parameters for meta-training from theta0 (a calibrated or a stage-1 body): the head
     start of maml.head_start, and with maml.soel_fit_rule eta and the head's grid fitted to the
-    body (offline/rule_start.py; recorded as soel.log_eta and soel.head_range)."""
+    body (offline/rule_start.py; recorded as soel.log_eta and soel.head_range, and in
+    `record`: eta, head_range, float accuracy on the fit tasks)."""
     mc = s.cfg.maml
     theta0 = dict(theta0)
     head = model.float_lif.weight_key(len(s.specs) - 1)
@@ -121,6 +123,9 @@ def stage2_meta(s: Setup, theta0: dict, log=None) -> dict[str, torch.Tensor]:
         like = meta["soel.log_eta"]
         meta["soel.log_eta"] = torch.tensor(eta, dtype=like.dtype, device=like.device).log()
         meta[maml.HEAD_RANGE] = torch.tensor(rng, dtype=like.dtype, device=like.device)
+        if record is not None:
+            record.update(eta=eta, head_range=rng, float_accuracy=acc, tasks=16,
+                          split=s.cfg.data.train_split)
     return meta
 
 
@@ -310,7 +315,12 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                                                        for k, v in theta0.items()},
                                               "config": to_dict(cfg), "stage": 1,
                                               "summary": stage1})
-    meta = stage2_meta(s, theta0, log=(lambda m: print(m, flush=True)) if progress else None)
+    rule_start: dict = {}
+    meta = stage2_meta(s, theta0, log=(lambda m: print(m, flush=True)) if progress else None,
+                       record=rule_start)
+    if rule_start and fresh and rank == 0:
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"stage": 2, "iteration": 0, "rule_start": rule_start}) + "\n")
     init_from = _load_init(meta, init) if init is not None else {}
     keys = maml.learnable(meta, cfg.maml)
     for k in keys:

@@ -60,6 +60,7 @@ from metaloihi.bridge.export import export_bundle, from_checkpoint
 from metaloihi.errors import UserError
 from metaloihi.offline.evaluate import ci95
 from metaloihi.offline.model import predict_np, sub_params
+from metaloihi.offline.pretrain import prototype_accuracy
 from metaloihi.sim import fixed, float_lif, soel
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel_fixed as sf
@@ -279,7 +280,8 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
                  passes=passes)
     secs = {"deploy": time.perf_counter() - t0, "float": 0.0, "fixed": 0.0, "lava": 0.0,
             "causes": 0.0}
-    acc = {"float": [], "float_unconstrained": [], "fixed": [], "lava": []}
+    acc = {"float": [], "float_unconstrained": [], "fixed": [], "lava": [],
+           "prototype_features": [], "prototype_raw": []}
     agree, agree_u, identical = [], [], True
     steps = {name: [] for name in LADDER} if causes else None
     fixed_preds, labels = [], []
@@ -293,6 +295,12 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
         t = time.perf_counter()
         fx = adapt(dep.bundle_path, xs, ys, xq, yq, backend="sim")
         secs["fixed"] += time.perf_counter() - t
+        # the ceilings on the same tasks: a nearest prototype (cosine) on the head's input
+        # counts and on the raw encoded input (what any head rule could reach on them)
+        for name, f in (("prototype_features", h.sum(1)),
+                        ("prototype_raw", np.concatenate([xs, xq]).reshape(len(h), h.shape[1],
+                                                                           -1).sum(1))):
+            acc[name].append(prototype_accuracy(f[:len(xs)], ys, f[len(xs):], yq, ways))
         acc["float"].append(float(np.mean(fl.predictions == yq)))
         acc["float_unconstrained"].append(float(np.mean(fu.predictions == yq)))
         acc["fixed"].append(fx.accuracy)
@@ -334,6 +342,8 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
                  "fixed_acc_same_tasks": float(fx_acc[:lava_tasks].mean())
                  if lava_tasks else None},
         **_paired(fx_acc, fa, agree),
+        "ceilings": {"prototype_features": _acc(acc["prototype_features"]),
+                     "prototype_raw": _acc(acc["prototype_raw"])},
         "float_unconstrained": {**_acc(acc["float_unconstrained"]),
                                 **_paired(fx_acc, acc["float_unconstrained"], agree_u)},
         "notes": "float: float network + sim/soel.py's rule with the chip's eta step and "
@@ -364,10 +374,11 @@ def _pm(r: dict) -> str:
 
 def format_table(res: dict) -> str:
     s = res["soel"]
-    lines = [f"{res['checkpoint']}: {res['ways']}-way 1-shot, split {res['split']}, "
-             f"{res['queries']} queries/class, seed {res['seed']}",
+    lines = [f"{res['checkpoint']}: {res['ways']}-way {res.get('shots', 1)}-shot, split "
+             f"{res['split']}, {res['queries']} queries/class, seed {res['seed']}",
              f"SOEL theta {s['theta']:.4g}, eta {s['eta']:.4g} (chip step {s['eta_chip']:.4g}),"
-             f" targets {s['target_on']}/{s['target_off']}; head grid edge {s['head_range']:.4g}"
+             f" targets {s['target_on']}/{s['target_off']}, {s.get('passes', 1)} pass(es) over "
+             f"the shots; head grid edge {s['head_range']:.4g}"
              f" float units; rule dw = {s['rule']}",
              f"{'row':<46} {'tasks':>5} {'accuracy':>14} {'vs float':>9} {'same pred. as fixed':>20}"]
     fl = res["float"]["acc"]
@@ -382,6 +393,12 @@ def format_table(res: dict) -> str:
             continue
         gap = "" if r is res["float"] else f"{100 * (r['acc'] - fl):+.1f} pp"
         lines.append(f"{label:<46} {n:>5} {_pm(r):>14} {gap:>9} {100 * ag:>19.1f}%")
+    for key, label in (("prototype_features", "ceiling: prototype (cos) on the head's input"),
+                       ("prototype_raw", "ceiling: prototype (cos) on the raw input")):
+        if key in res.get("ceilings", {}):
+            r = res["ceilings"][key]
+            lines.append(f"{label:<46} {res['tasks']:>5} {_pm(r):>14} "
+                         f"{100 * (r['acc'] - fl):+8.1f} pp")
     g, a = res["gap_pp"], res["agreement"]
     lines.append(f"paired gap fixed - float: {g['fixed_minus_float']:+.1f} +- {g['ci95']:.1f} pp"
                  f" over {res['tasks']} tasks; identical predictions per task {100 * a['mean']:.1f}"

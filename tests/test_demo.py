@@ -31,11 +31,13 @@ def test_demo_on_lava_equals_sim(tmp_path):
 
 
 def test_retrain_path_trains_fits_exports_and_runs(tmp_path, monkeypatch):
-    """--retrain end to end on a 3-iteration stand-in: an early theta0's uniform head has a
-    scale whose threshold needs a negative weight exponent, which export now picks itself."""
+    """--retrain end to end on a tiny stand-in of the recipe (both stages, a silent head whose
+    grid comes from the fitted rule), fitted, exported and run."""
     import metaloihi.demo as demo
     from metaloihi.offline import checkpoint
-    monkeypatch.setattr(demo, "RETRAIN_ITERATIONS", 3)
+    monkeypatch.setattr(demo, "RETRAIN_SET", {
+        "pretrain.iterations": 3, "pretrain.val_tasks": 10, "train.iterations": 3,
+        "train.val_tasks": 4, "train.val_every": 3})
     monkeypatch.setattr(demo, "FIT_TASKS", 2)
     out = run_demo(seed=0, tasks=1, queries=2, out=tmp_path, retrain=True, backend="sim")
     state = checkpoint.load(tmp_path / "train" / "best.pt")

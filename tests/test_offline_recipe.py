@@ -135,7 +135,8 @@ def test_two_stage_recipe_end_to_end_and_resume(tmp_path, gestures):
     res = train.train(cfg, out, progress=False, dataset=gestures)
     recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     stages = [r.get("stage") for r in recs]
-    assert stages.count(1) == 40 and stages.count(2) == 5        # iteration 0 + 4
+    assert stages.count(1) == 40 and stages.count(2) == 6        # rule start, iteration 0 + 4
+    assert "rule_start" in recs[40] and recs[40]["rule_start"]["eta"] > 0
     assert res["stage1"]["iterations"] == 40
     assert (out / "stage1.pt").exists() and (out / "best.pt").exists()
     best = checkpoint.load(out / "best.pt")
@@ -161,3 +162,19 @@ def test_pretrained_baseline_trains(tmp_path, gestures):
     moved = [float((pre[k] - rand[k]).abs().max()) for k in rand if k != "layers.2.weight"]
     assert min(moved) > 1e-3                                      # every body layer trained
     assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.1     # on its own objective
+
+
+def test_translation_moves_each_sample_by_at_most_shift_and_keeps_inner_spikes():
+    rng = np.random.default_rng(0)
+    x = torch.zeros(6, 3, 2, 9, 9)
+    x[:, :, :, 3:6, 3:6] = 1.0                      # away from the border: nothing falls off
+    y = pretrain.translate(x, 2, rng)
+    assert y.shape == x.shape and torch.equal(y.sum((1, 2, 3, 4)), x.sum((1, 2, 3, 4)))
+    moved = 0
+    for a, b in zip(x, y):
+        ya, xa = np.argwhere(a[0, 0].numpy())[0]
+        yb, xb = np.argwhere(b[0, 0].numpy())[0]
+        assert abs(ya - yb) <= 2 and abs(xa - xb) <= 2
+        moved += (ya, xa) != (yb, xb)
+    assert moved >= 3                               # random per sample, not one global shift
+    assert torch.equal(pretrain.translate(x, 0, rng), x)
