@@ -150,9 +150,12 @@ def make_pairs(base: FrameDataset, class_splits: dict[str, np.ndarray],
         by_class = [pool[base.labels[pool] == c] for c in range(nb)]
         for c in classes:
             a, b = divmod(int(c), nb)
-            if len(by_class[a]) == 0 or len(by_class[b]) == 0:
+            missing = [base.class_names[k] for k in dict.fromkeys((a, b))
+                       if len(by_class[k]) == 0]
+            if missing:
                 raise UserError(f"{base.name}: split {split!r} has no source samples of class "
-                                f"{base.class_names[a]!r} or {base.class_names[b]!r} for pair {c}")
+                                f"{' or '.join(map(repr, missing))} (needed for pair class {c} = "
+                                f"({base.class_names[a]!r}, {base.class_names[b]!r}))")
             left = rng.choice(by_class[a], per_class, replace=len(by_class[a]) < per_class)
             right = rng.choice(by_class[b], per_class, replace=len(by_class[b]) < per_class)
             pairs.append(np.stack([left, right], 1))

@@ -61,6 +61,19 @@ def _build(kind, root, files, spec, extra, build, use_cache):
     return store.cached(kind, params, build, use_cache)
 
 
+def _only_digit_folders(part: Path) -> None:
+    """N-MNIST has one folder per digit 0-9: any other folder (a 26-class letter set, '10')
+    would be skipped without a word, so it is refused by name."""
+    other = sorted(p.name for p in part.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and p.name not in
+                   {str(d) for d in range(10)})
+    if other:
+        n_bin = sum(len(list((part / name).glob("*.bin"))) for name in other)
+        shown = ", ".join(repr(o) for o in other[:5]) + (", ..." if len(other) > 5 else "")
+        raise UserError(f"{part}: folder(s) {shown} ({len(other)} folders, {n_bin} .bin files) "
+                        "are not N-MNIST digit classes 0-9; move them out of the data set")
+
+
 def nmnist(root, seed: int = 0, spec: FrameSpec = FrameSpec(100, 3000),
            per_class: int | None = None, use_cache: bool = True) -> FrameDataset:
     """N-MNIST from <root>/{Train,Test}/<digit>/*.bin -> frames [100, 2, 34, 34].
@@ -72,6 +85,7 @@ def nmnist(root, seed: int = 0, spec: FrameSpec = FrameSpec(100, 3000),
         if not (root / part).is_dir():
             raise UserError(f"{root}: no {part}/ folder; expected N-MNIST's Train/ and Test/ "
                             "with one folder per digit")
+        _only_digit_folders(root / part)
         for d in range(10):
             found = sorted((root / part / str(d)).glob("*.bin"))[:per_class]
             files += found

@@ -29,15 +29,26 @@ def read_nmnist_bin(path) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"{path}: empty file (0 bytes), no events: not an N-MNIST sample")
     if size % 5:
         raise UserError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
-                        "(truncated?)")
+                        f"(truncated? the last event starts at byte offset {size - size % 5})")
     # tonic fills fields positionally in x, y, t, p order: pass its NMNIST dtype, then convert
     xytp = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
     ev = as_events(read_mnist_file(str(path), dtype=xytp), str(path))
-    if len(ev) and (ev["x"].max() >= NMNIST_SIZE[0] or ev["y"].max() >= NMNIST_SIZE[1]):
-        raise UserError(f"{path}: pixel ({ev['x'].max()}, {ev['y'].max()}) outside the 34x34 "
-                        "N-MNIST sensor (not an N-MNIST file?)")
+    outside = np.flatnonzero((ev["x"] >= NMNIST_SIZE[0]) | (ev["y"] >= NMNIST_SIZE[1]))
+    if outside.size:
+        k = int(outside[0])
+        raise UserError(f"{path}: event {k} (byte offset {5 * k}) at pixel ({ev['x'][k]}, "
+                        f"{ev['y'][k]}) is outside the 34x34 N-MNIST sensor (not an N-MNIST "
+                        "file?)")
+    back = np.flatnonzero(np.diff(ev["t"]) < 0)
+    if back.size:       # a recording's clock only runs forward: damaged or spliced bytes
+        k = int(back[0]) + 1
+        raise UserError(f"{path}: event {k} (byte offset {5 * k}) has timestamp {ev['t'][k]} us, "
+                        f"before the previous event's {ev['t'][k - 1]} us (timestamps must not "
+                        "decrease)")
     return ev
 
 

@@ -610,3 +610,135 @@ def test_meta_batch_memory_estimate(tmp_path, tiny):
                                         r"0.0 GiB .* and 0.0 GiB are available"):
         budget.check_meta_batch(cfg, (100, 2, 32, 32), available=need - 1)
     assert budget.available_bytes() > 0
+
+
+# --- item 12: determinism, and kill -9 at random moments then --resume, measured -------------
+def _meta_and_opt(path: Path) -> tuple[dict, dict]:
+    state = torch.load(path, weights_only=True)
+    return state["meta"], state["optimizer"]["state"]
+
+
+def _same_tensors(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, dict):
+            if not _same_tensors(x, y):
+                return False
+        elif not torch.equal(torch.as_tensor(x), torch.as_tensor(y)):
+            return False
+    return True
+
+
+def test_same_seed_twice_gives_identical_checkpoints(tmp_path, tiny, capsys):
+    for name in ("a", "b"):
+        code, o, e = run_cli(_train_argv(tiny, tmp_path / name), capsys)
+        assert code == 0, e
+    for f in ("last.pt", "best.pt"):
+        ma, oa = _meta_and_opt(tmp_path / "a" / f)
+        mb, ob = _meta_and_opt(tmp_path / "b" / f)
+        assert _same_tensors(ma, mb) and _same_tensors(oa, ob), f
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_three_random_kill_9s_then_resume_equal_an_uninterrupted_run(tmp_path, tiny, capsys):
+    """Kill -9 at three random moments (seeded), --resume each time: the final tensors equal an
+    uninterrupted run's bit for bit, at most one checkpoint interval (2) is redone per kill,
+    and the log holds each iteration once."""
+    total = 24
+    tiny.write_text(TINY.replace("iterations = 6", f"iterations = {total}"))
+    code, o, e = run_cli(_train_argv(tiny, tmp_path / "whole"), capsys)
+    assert code == 0, e
+    out = tmp_path / "killed"
+    rng = np.random.default_rng(15)
+    redone, done_before = [], 0
+    for kill in range(4):
+        argv = _train_argv(tiny, out) + (["--resume"] if kill else [])
+        proc = subprocess.Popen([sys.executable, "-m", "metaloihi", *argv], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if kill == 3:                                   # the last run goes to the end
+            assert proc.wait(timeout=300) == 0, proc.stderr.read()
+            break
+        target = done_before + int(rng.integers(2, 6))  # a random iteration to die after
+        deadline = time.time() + 300
+        log = out / "metrics.jsonl"
+        while time.time() < deadline and proc.poll() is None:
+            lines = log.read_text().splitlines() if log.exists() else []
+            if len(lines) - 1 >= target:
+                time.sleep(float(rng.uniform(0, 0.3)))     # a random moment within it
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        logged = len(log.read_text().splitlines()) - 1
+        saved = torch.load(out / "last.pt", weights_only=True)["iteration"]
+        redone.append(logged - saved)
+        done_before = saved
+    assert all(0 <= r <= 2 for r in redone), redone
+    its = [json.loads(ln)["iteration"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert its == list(range(total + 1))
+    mw, ow = _meta_and_opt(tmp_path / "whole" / "last.pt")
+    mk, ok = _meta_and_opt(out / "last.pt")
+    assert _same_tensors(mw, mk) and _same_tensors(ow, ok)
+
+
+# --- item 9: N-MNIST readers say what they skip or cannot read, with offsets ------------------
+def _nmnist_bytes(x, y, t, p=None) -> bytes:
+    """Events in N-MNIST's 5-byte layout: x, y, polarity bit + 23-bit timestamp (us)."""
+    x, y, t = (np.asarray(v, np.int64) for v in (x, y, t))
+    p = np.zeros_like(t) if p is None else np.asarray(p, np.int64)
+    raw = np.stack([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], 1)
+    return raw.astype(np.uint8).tobytes()
+
+
+def _nmnist_tree(root: Path, digits=range(10), per=(2, 1)) -> None:
+    for part, n in zip(("Train", "Test"), per):
+        for d in digits:
+            for i in range(n):
+                f = root / part / str(d) / f"{i:05d}.bin"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(_nmnist_bytes([d, 3, 5], [1, 2, 3], [0, 1000, 2000]))
+
+
+def test_nmnist_other_class_folders_are_named_not_skipped(tmp_path):
+    from metaloihi.datasets import paper_splits
+    _nmnist_tree(tmp_path)
+    for letter in "ab":
+        f = tmp_path / "Train" / letter / "00000.bin"
+        f.parent.mkdir()
+        f.write_bytes(_nmnist_bytes([1], [1], [0]))
+    with pytest.raises(UserError, match=r"Train: folder\(s\) 'a', 'b' \(2 folders, 2 .bin "
+                                        r"files\) are not N-MNIST digit classes 0-9"):
+        paper_splits.nmnist(tmp_path, use_cache=False)
+
+
+def test_nmnist_empty_and_backwards_files_are_refused_with_the_offset(tmp_path):
+    from metaloihi.datasets.readers import read_nmnist_bin
+    empty = tmp_path / "e.bin"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match=r"e.bin: empty file \(0 bytes\), no events"):
+        read_nmnist_bin(empty)
+    back = tmp_path / "b.bin"
+    back.write_bytes(_nmnist_bytes([1, 2, 3, 4], [1, 1, 1, 1], [0, 500, 400, 600]))
+    with pytest.raises(UserError, match=r"b.bin: event 2 \(byte offset 10\) has timestamp 400 "
+                                        r"us, before the previous event's 500 us"):
+        read_nmnist_bin(back)
+    out = tmp_path / "o.bin"
+    out.write_bytes(_nmnist_bytes([1, 40], [1, 1], [0, 5]))
+    with pytest.raises(UserError, match=r"o.bin: event 1 \(byte offset 5\) at pixel \(40, 1\)"):
+        read_nmnist_bin(out)
+    cut = tmp_path / "c.bin"
+    cut.write_bytes(_nmnist_bytes([1, 2], [1, 1], [0, 5])[:8])
+    with pytest.raises(UserError, match=r"c.bin: 8 bytes .* last event starts at byte offset 5"):
+        read_nmnist_bin(cut)
+
+
+def test_double_nmnist_names_the_class_that_is_missing(tmp_path):
+    from metaloihi.datasets import paper_splits
+    _nmnist_tree(tmp_path, digits=[d for d in range(10) if d != 7])
+    with pytest.raises(UserError) as err:
+        paper_splits.double_nmnist(tmp_path, pairs_per_class=2, use_cache=False)
+    msg = str(err.value)
+    assert "no source samples of class '7' (needed for pair class" in msg
+    assert " or " not in msg.split("class '7'")[0]
