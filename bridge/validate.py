@@ -18,6 +18,7 @@ import numpy as np
 from metaloihi.bridge.bundle import FORMAT
 from metaloihi.errors import UserError
 from metaloihi.sim import loihi as L
+from metaloihi.sim import soel_fixed as sf
 
 META_REQUIRED = ("source_sha256", "created", "versions")
 
@@ -234,6 +235,31 @@ def _head(c: _Checker, h: h5py.Group, n_in: int) -> tuple[int, int]:
     return w.shape[0], int(w.size)
 
 
+# What the chip can represent of the SOEL rule (sim/soel_fixed.py): the weight step is
+# m 2^(e-3) mantissa units with m in 1..7, e in -7..8, i.e. [2^-10, 7 x 2^5]; the nearest step
+# is taken (eta_to_rule), but eta x scale more than STEP_SLACK times outside that range is not
+# approximated by anything the chip has (1e300 became the largest step, silently). The
+# slack lets an untuned random network's default eta (2x above) still deploy. The error path's n = trunc(error / theta) is clipped to 127, so a
+# theta below 1/128 only saturates (1e-300 overflowed the integers), and above 2^31 - 1 never
+# fires.
+STEP_MIN = 2.0 ** (sf.EXP_MIN - sf.PRODUCT_SHIFT)
+STEP_MAX = sf.MANT_MAX * 2.0 ** (sf.EXP_MAX - sf.PRODUCT_SHIFT)
+STEP_SLACK = 16.0
+THETA_MIN, THETA_MAX = 2.0 ** -7, 2.0 ** 31 - 1
+
+
+def _soel_on_chip(c: _Checker, a, scale: float) -> None:
+    theta, eta = float(a["soel_threshold"]), float(a["soel_eta"])
+    if not THETA_MIN <= theta <= THETA_MAX:
+        c.fail("metaloihi/head/soel_threshold", f"{theta:g} is outside what the chip's error "
+                                                f"path represents [{THETA_MIN:g}, {THETA_MAX:g}]")
+    step = eta * scale
+    if eta > 0 and not STEP_MIN / STEP_SLACK <= step <= STEP_SLACK * STEP_MAX:
+        c.fail("metaloihi/head/soel_eta", f"{eta:g} x scale {scale:g} = {step:g} mantissa units "
+                                          f"per step, more than {STEP_SLACK:g}x outside the "
+                                          f"chip's steps [{STEP_MIN:g}, {STEP_MAX:g}]")
+
+
 def _labels(c: _Checker, h: h5py.Group, where: str, n_out: int) -> None:
     ds = c.get(h, "labels", where)
     labels = ds[()] if isinstance(ds, h5py.Dataset) else None
@@ -310,6 +336,7 @@ def _validate(c: _Checker, path: Path) -> str:
         if scales.shape != (n_layers,) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             c.fail("metaloihi/scales", f"{scales.tolist()} must be {n_layers} finite positive "
                                        "numbers (one per layer, head included)")
+        _soel_on_chip(c, ours["head"].attrs, float(scales[-1]))
         created = _meta(c, c.get(ours, "meta", "metaloihi"))
         n_syn = sum(int(np.prod(f[f"layer/{k + 1}/weight"].shape))
                     for k, kind in enumerate(kinds) if kind != "flatten")

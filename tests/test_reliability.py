@@ -744,3 +744,21 @@ def test_double_nmnist_names_the_class_that_is_missing(tmp_path):
     msg = str(err.value)
     assert "no source samples of class '7' (needed for pair class" in msg
     assert " or " not in msg.split("class '7'")[0]
+
+
+# --- item 8e: SOEL values the chip cannot represent are refused ------------------------------
+@pytest.mark.parametrize("attr,value,fragments", [
+    ("soel_eta", 1e300, ("metaloihi/head/soel_eta", "1e+300", "16x outside the chip's steps")),
+    ("soel_eta", 1e-300, ("metaloihi/head/soel_eta", "1e-300", "[0.000976562, 224]")),
+    ("soel_threshold", 1e-300, ("metaloihi/head/soel_threshold", "1e-300", "[0.0078125, ")),
+    ("soel_threshold", 1e300, ("metaloihi/head/soel_threshold", "1e+300",)),
+])
+def test_soel_values_the_chip_cannot_represent_are_refused(good_bundle, tmp_path, capsys, attr,
+                                                           value, fragments):
+    import h5py
+    path = tmp_path / "b.h5"
+    path.write_bytes(good_bundle.read_bytes())
+    with h5py.File(path, "r+") as f:
+        f["metaloihi/head"].attrs[attr] = value
+    code, o, e = run_cli(f"bundle validate {path}", capsys)
+    one_line_error(code, o, e, *fragments)
