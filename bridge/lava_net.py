@@ -71,7 +71,8 @@ def _synapse(layer: FixedLayer, prev_shape: tuple[int, ...], lava):
     if isinstance(spec, ConvSpec):
         return lava.Conv(weight=lava_conv_weight(w), input_shape=lava_shape(spec.in_shape),
                          stride=spec.stride[::-1], padding=spec.padding[::-1])
-    return lava.Dense(weights=lava_dense_weight(w, prev_shape), weight_exp=int(layer.weight_exp))
+    return lava.Dense(weights=lava_dense_weight(w, prev_shape), weight_exp=int(layer.weight_exp),
+                      num_weight_bits=int(layer.num_weight_bits))
 
 
 class _Lava:

@@ -36,6 +36,8 @@ class FixedLayer:
     weight: np.ndarray
     neuron: L.LifFixed
     weight_exp: int = 0          # Dense only: Lava's Conv CPU model ignores it, so Conv has none
+    num_weight_bits: int = 8     # Dense only, Lava's Dense parameter (1..8): the weights keep
+                                 # their top bits (dense_effective_weights); Conv has none
 
     def __post_init__(self):
         w = np.asarray(self.weight)
@@ -47,6 +49,14 @@ class FixedLayer:
         if isinstance(self.spec, ConvSpec) and self.weight_exp != 0:
             raise UserError(f"conv weight_exp={self.weight_exp}: Lava's Conv CPU model ignores "
                             "weight_exp, so a conv layer must carry its scale in vth (use 0)")
+        bits = self.num_weight_bits
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or \
+                not 1 <= bits <= L.WEIGHT_BITS:
+            raise UserError(f"num_weight_bits={bits!r}; expected an integer in 1..{L.WEIGHT_BITS} "
+                            "(Lava's Dense)")
+        if isinstance(self.spec, ConvSpec) and bits != L.WEIGHT_BITS:
+            raise UserError(f"conv num_weight_bits={bits}: Lava's Conv has no such parameter "
+                            f"(its weights are {L.WEIGHT_BITS}-bit)")
         object.__setattr__(self, "weight", w.astype(np.int64))
 
     @property
@@ -69,15 +79,18 @@ def decay(x: np.ndarray, factor: int) -> np.ndarray:
     return np.sign(p) * (np.abs(p) >> L.DECAY_BITS)
 
 
-def dense_effective_weights(w: np.ndarray) -> np.ndarray:
-    """Lava's clip + truncation of Dense weights by sign mode (mixed: LSB dropped)."""
+def dense_effective_weights(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
+    """Lava's clip + truncation of Dense weights by sign mode (lava.utils.weightutils): clip to
+    8 bits, then drop the 8 - num_weight_bits low bits, one more in mixed mode (its sign takes
+    a bit: 8 bits mixed drop the LSB). The sign mode is the weights' own (Lava's default)."""
     w = np.asarray(w, dtype=np.int64)
+    drop = L.WEIGHT_BITS - int(num_weight_bits)
     if w.min() >= 0:                       # excitatory
-        return np.clip(w, 0, L.WEIGHT_MANT_MAX)
+        return (np.clip(w, 0, L.WEIGHT_MANT_MAX) >> drop) << drop
     if w.max() <= 0:                       # inhibitory
-        return -np.clip(-w, 0, L.WEIGHT_MANT_MAX)
+        return -((np.clip(-w, 0, L.WEIGHT_MANT_MAX) >> drop) << drop)
     w = np.clip(w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX)
-    return (w >> 1) << 1                   # mixed: one mantissa bit goes to the sign
+    return (w >> (drop + 1)) << (drop + 1)   # mixed: one mantissa bit goes to the sign
 
 
 def _exact_dtype(layer: FixedLayer, weight: np.ndarray) -> torch.dtype:
@@ -97,7 +110,7 @@ def accumulate(layer: FixedLayer, spikes) -> torch.Tensor:
     s = _as_tensor(spikes)
     b = s.shape[0]
     if isinstance(spec, DenseSpec):
-        w = dense_effective_weights(layer.weight)
+        w = dense_effective_weights(layer.weight, layer.num_weight_bits)
         dt = _exact_dtype(layer, w)
         return s.reshape(b, -1).to(dt) @ torch.from_numpy(w.T.copy()).to(dt)
     dt = _exact_dtype(layer, layer.weight)
@@ -222,7 +235,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
             w_dense = empty2
             bias = bias.reshape(oc, oh, ow).transpose(1, 2, 0).ravel()
         else:
-            w_eff = dense_effective_weights(layer.weight)
+            w_eff = dense_effective_weights(layer.weight, layer.num_weight_bits)
             if hwc:                      # columns to the (H, W, C) order the input arrives in
                 prev = net[i - 1].spec.out_shape
                 w_eff = w_eff.reshape(spec.out_features, *prev).transpose(0, 2, 3, 1)
