@@ -424,7 +424,29 @@ def _fs_failure(err: OSError) -> str | None:
 def guarded(fn) -> int:
     """Run fn() and turn what it raises into an exit code and at most one line on stderr:
     0 ok, 1 the user's mistake (UserError, a usage error, missing Lava, an interrupt), 2 a bug
-    (with the traceback and a hint to report it). `main` runs the CLI through it."""
+    (with the traceback and a hint to report it). `main` runs the CLI through it. A watchdog
+    (metaloihi/watchdog.py) ends a Lava run whose worker died; SIGTERM/SIGHUP interrupt like
+    Ctrl-C, and an interrupted Lava run's workers and shared memory are reaped."""
+    from metaloihi.watchdog import Watchdog, signals_interrupt
+    with Watchdog() as dog, signals_interrupt():
+        return _guarded(fn, lambda: _end_lava_run(dog))
+
+
+def _end_lava_run(dog) -> None:
+    """After an interrupt in a Lava run: kill its workers, unlink its segments, exit now (its
+    runtime's threads could hold the interpreter's shutdown forever)."""
+    from metaloihi.watchdog import lava_active
+    if not lava_active():
+        return
+    procs, _ = dog.reap(everything=True)
+    if not procs:       # no Lava run was under way (e.g. an in-process test after a Lava one)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _guarded(fn, interrupted) -> int:
     from metaloihi.lava_support import LavaUnavailable
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
     try:
@@ -437,9 +459,11 @@ def guarded(fn) -> int:
         return 1
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
+        interrupted()
         return 1
     except Interrupted as err:          # a signal that stopped a command at once
         typer.echo(f"aborted ({_one_line(err)})", err=True)
+        interrupted()
         return 1
     except MemoryError:
         typer.echo(f"error: out of memory{_memory_limit()}; use a smaller meta_batch, "
@@ -460,6 +484,7 @@ def guarded(fn) -> int:
         return _internal(err)
     if rv == 130:       # typer turns Ctrl-C inside a command into Exit(130)
         typer.echo("aborted (interrupted)", err=True)
+        interrupted()
         return 1
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 

@@ -762,3 +762,89 @@ def test_soel_values_the_chip_cannot_represent_are_refused(good_bundle, tmp_path
         f["metaloihi/head"].attrs[attr] = value
     code, o, e = run_cli(f"bundle validate {path}", capsys)
     one_line_error(code, o, e, *fragments)
+
+
+# --- item 8: Lava runs have a watchdog; an interrupted one leaves nothing behind --------------
+def test_watchdog_ignores_dead_children_that_are_not_lavas(monkeypatch):
+    from metaloihi import watchdog
+    dog = watchdog.Watchdog(grace=0.0)
+    aborted = []
+    monkeypatch.setattr(dog, "abort", aborted.append)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while watchdog.state(child.pid) != "Z" and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        assert watchdog.state(child.pid) == "Z"
+        dog.check(now=0.0)
+        dog.check(now=100.0)
+        assert aborted == []                    # not seen mapping shared memory: not Lava's
+        dog.lava_pids.add(child.pid)
+        dog.check(now=200.0)
+        assert len(aborted) == 1 and f"pid {child.pid}" in aborted[0]
+        assert "exited with code 0" in aborted[0]
+    finally:
+        child.wait()
+
+
+def _lava_deploy(tmp_path: Path) -> tuple[subprocess.Popen, list[int], set[str]]:
+    """A long `deploy` of a small bundle in Lava, once its workers are up: (process, Lava's
+    processes, the /dev/shm segments they map)."""
+    from metaloihi import watchdog
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(2, 4), seed=1)
+    bundle, _ = export_bundle(tmp_path / "b.h5", specs, params, neurons)
+    proc = subprocess.Popen([sys.executable, "-m", "metaloihi", "deploy", str(bundle),
+                             "--samples", "500", "--steps", "200"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        lava = [p for p in watchdog.descendants(proc.pid) if watchdog.shm_segments(p)]
+        if len(lava) >= 3:
+            time.sleep(2)
+            break
+        time.sleep(0.2)
+    lava = [p for p in watchdog.descendants(proc.pid) if watchdog.shm_segments(p)]
+    segments = set().union(*(watchdog.shm_segments(p) for p in lava)) if lava else set()
+    assert lava and segments, "Lava's workers did not start"
+    return proc, lava, segments
+
+
+def _nothing_left(procs: list[int], segments: set[str]) -> None:
+    from metaloihi import watchdog
+    time.sleep(0.5)
+    assert [p for p in procs if watchdog.state(p) not in (None, "Z")] == []
+    assert [s for s in segments if os.path.exists(s)] == []
+
+
+@pytest.mark.lava
+def test_a_dead_lava_worker_ends_the_run_with_a_line_and_nothing_left(tmp_path):
+    proc, lava, segments = _lava_deploy(tmp_path)
+    try:
+        os.kill(max(lava), signal.SIGKILL)          # as the OS kills one under ulimit -v
+        t0 = time.time()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and time.time() - t0 < 60
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert lines[0].startswith(f"error: a Lava worker process (pid {max(lava)}) was killed by "
+                               "SIGKILL")
+    assert "worker process(es) killed" in lines[0] and "segment(s) removed" in lines[0]
+    _nothing_left(lava, segments)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_a_lava_run_reaps_its_workers_and_shared_memory(tmp_path, sig):
+    proc, lava, segments = _lava_deploy(tmp_path)
+    try:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("aborted"), err[-3000:]
+    assert "Traceback" not in err
+    _nothing_left(lava, segments)
