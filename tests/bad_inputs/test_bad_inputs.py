@@ -404,6 +404,17 @@ CASES = [
     C("checkpoint config out of range", "export --checkpoint {ckpt} --out {tmp}/o.h5",
       ("model.dv = -0.5", "out of range"), _checkpoint(config_patch={"model.dv": -0.5}),
       absent=("o.h5",)),
+    # --- run folders and outputs (issue 15, items 1, 2, 7) -------------------------------------
+    C("train --out under a file", "train --out {tmp}/f.txt/run", ("f.txt", "Not a directory"),
+      _write("f.txt", "x")),
+    C("train --out is a file", "train --out {tmp}/f.txt", ("f.txt", "is a file, not a folder"),
+      _write("f.txt", "x")),
+    C("train into a folder holding a run", "train --out {tmp}/run",
+      ("run", "not empty", "best.pt", "--resume", "--overwrite"), _write("run/best.pt", "x")),
+    C("train --resume without last.pt", "train --resume --out {tmp}/run",
+      ("run/last.pt", "does not exist", "nothing to resume"), absent=("run",)),
+    C("export --out '-'", "export --random --input-shape 2,8,8 --channels 2 --out -",
+      ("'-' (standard output)",)),
     # --- data: real data sets' folders and files --------------------------------------------------
     C("real data set, folder missing (API)",
       _load_dataset("double_nmnist", root="/nonexistent/N-MNIST"),
