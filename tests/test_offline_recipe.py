@@ -141,8 +141,8 @@ def test_two_stage_recipe_end_to_end_and_resume(tmp_path, gestures):
     assert (out / "stage1.pt").exists() and (out / "best.pt").exists()
     best = checkpoint.load(out / "best.pt")
     assert maml.HEAD_RANGE in best["meta"]
-    first2 = next(r for r in recs if r.get("stage") == 2)
-    assert first2["iteration"] == 0 and "meta_val_acc" in first2  # the start is a candidate
+    first2 = next(r for r in recs if r.get("stage") == 2 and "meta_val_acc" in r)
+    assert first2["iteration"] == 0                               # the start is a candidate
     # resume continues stage 2 from last.pt without redoing stage 1
     cfg8 = config.load(str(tmp_path / "tiny.toml"), {"train.iterations": 6})
     train.train(cfg8, out, resume=True, progress=False, dataset=gestures)

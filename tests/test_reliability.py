@@ -190,27 +190,7 @@ def test_every_consumer_refuses_a_nan_checkpoint(tmp_path, capsys, command):
 
 
 # --- item 2: run folders: no silent overwrite, one writer, --resume needs last.pt ------------
-TINY = """
-[data]
-dataset = "gestures"
-queries = 1
-[model]
-channels = [4, 8]
-kernel = 3
-pool = 4
-time_pool = 5
-uniform_head = true
-[maml]
-trunc = 5
-loss_scale = 0.1
-[train]
-meta_batch = 2
-iterations = 6
-val_every = 3
-val_tasks = 4
-checkpoint_every = 2
-threads = 1
-"""
+from test_offline_train import TINY  # noqa: E402  (the one tiny training config)
 
 
 @pytest.fixture()
