@@ -101,12 +101,13 @@ def initial_theta0(s: Setup) -> dict[str, torch.Tensor]:
 
 
 def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
-    """The meta-parameters of a fresh run (stage 2 without stage 1): calibrated theta0."""
-    return stage2_meta(s, initial_theta0(s))
+    """Calibrated theta0 with the config's head start and rule constants as configured (no rule
+    fit: baselines and readers that take eta and the head grid from a checkpoint)."""
+    return stage2_meta(s, initial_theta0(s), fit_rule=False)
 
 
-def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None
-                ) -> dict[str, torch.Tensor]:
+def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None,
+                fit_rule: bool = True) -> dict[str, torch.Tensor]:
     """Meta-parameters for meta-training from theta0 (a calibrated or a stage-1 body): the head
     start of maml.head_start, and with maml.soel_fit_rule eta and the head's grid fitted to the
     body (offline/rule_start.py; recorded as soel.log_eta and soel.head_range, and in
@@ -117,7 +118,7 @@ def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None
     if mc.head_start == "zero":
         theta0[head] = torch.zeros_like(theta0[head])
     meta = maml.init_meta(theta0, len(s.specs), mc)
-    if mc.inner_rule == "soel" and mc.soel_fit_rule:
+    if mc.inner_rule == "soel" and mc.soel_fit_rule and fit_rule:
         batch = task_batch(s, s.cfg.data.train_split, 16, (s.cfg.train.seed, 2 ** 31 + 1))
         eta, rng, acc = fit_rule_start(s.specs, s.neurons, theta0, batch, mc, log=log)
         like = meta["soel.log_eta"]
