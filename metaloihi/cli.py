@@ -340,7 +340,11 @@ def evaluate(
         "none, count iterations)."),
     out: Optional[Path] = typer.Option(None, help="Also write the rows as JSON here "
                                                "(default: no file)."),
-    seed: int = typer.Option(1234, help="Seed of the meta-test tasks drawn."),
+    seed: int = typer.Option(1234, min=0, help="Seed of the meta-test tasks drawn."),
+    dataset: Optional[str] = typer.Option(None, help="Data set to evaluate on (default: the "
+                                          "checkpoint's); same frame shape as trained on."),
+    root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
+                                        "(default: the checkpoint's data.root)."),
     device: Literal["cpu", "cuda"] = typer.Option("cpu", help="Torch device; cuda needs a "
                                                   "CUDA build of torch and a GPU."),
 ) -> None:
@@ -363,7 +367,10 @@ def evaluate(
     rows = run_eval(checkpoints, tasks, k_shots, split, baselines, pretrain_iterations, seed,
                     report=lambda r: console.print(f"  {r['name']}, {r['shots']}-shot: "
                                                    f"{100 * r['acc']:.1f}%"), device=device,
-                    pretrain_minutes=pretrain_minutes)
+                    pretrain_minutes=pretrain_minutes,
+                    **({"data": {k: v for k, v in (("dataset", dataset),
+                                                   ("root", None if root is None else str(root)))
+                                 if v is not None}} if dataset or root else {}))
     table = Table(title=f"{tasks} tasks per row, 95% confidence intervals")
     for col in ("model", "shots", "accuracy"):
         table.add_column(col)

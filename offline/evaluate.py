@@ -110,15 +110,19 @@ def prototype_rows(s, split: str, shots: tuple[int, ...], tasks: int, seed: int,
 def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] = (1, 5),
              split: str | None = None, baselines: bool = True, pretrain_iterations: int = 300,
              seed: int = 1234, report=print, device: str = "cpu",
-             pretrain_minutes: float | None = None) -> list[dict]:
+             pretrain_minutes: float | None = None, data: dict | None = None) -> list[dict]:
     """Rows {name, shots, acc, ci95, tasks}; the baselines use the first checkpoint's setup.
-    Runs on `device` ("cpu" or "cuda"), whatever device the checkpoints were trained on."""
+    Runs on `device` ("cpu" or "cuda"), whatever device the checkpoints were trained on.
+    data: overrides of the checkpoints' [data] section ({"dataset": ..., "root": ...}), to
+    evaluate on a user's folder as `adapt --dataset/--root` does."""
     rows = []
     first = None
     out = rows.append
     for path in paths:
         state = checkpoint.load(path)
         cfg = from_dict(state["config"])
+        if data:
+            cfg = replace(cfg, data=replace(cfg.data, **data))
         s = setup(cfg, device=device) if first is None or cfg.data != first.cfg.data else \
             setup(cfg, first.dataset, device=device)
         first = first or s

@@ -154,3 +154,20 @@ def test_deploy_runs_lava_and_prints_the_counts_sim_computes(small_bundle, tmp_p
     for k, c in enumerate(counts):
         assert f"sample {k}: output spike counts {c.tolist()}" in out
     assert "sim/ (bit-exact model): identical, spike for spike" in out
+
+
+def test_evaluate_dataset_and_root_reach_the_evaluation(tmp_path, capsys, monkeypatch):
+    """evaluate reads a user's folder like adapt does (--dataset/--root), and --seed < 0 is a
+    usage error, not an internal one."""
+    seen = {}
+    def fake(paths, tasks, shots, split, baselines, iters, seed, report, device,
+             pretrain_minutes, data=None):
+        seen.update(data=data)
+        return []
+    monkeypatch.setattr("metaloihi.offline.evaluate.evaluate", fake)
+    code, _, err = run(["evaluate", tmp_path / "x.pt", "--dataset", "double_nmnist",
+                        "--root", tmp_path / "nmnist"], capsys)
+    assert code == 0, err
+    assert seen["data"] == {"dataset": "double_nmnist", "root": str(tmp_path / "nmnist")}
+    code, _, err = run(["evaluate", tmp_path / "x.pt", "--seed", "-1"], capsys)
+    assert code == 1 and "seed" in err and "Traceback" not in err   # usage errors exit 1
