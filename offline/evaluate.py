@@ -25,7 +25,7 @@ from metaloihi.datasets.tasks import sample_task
 from metaloihi.offline import checkpoint, maml, model, pretrain as stage1
 from metaloihi.offline.config import from_dict
 from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0,
-                                     param_groups, setup)
+                                     param_groups, setup, stage2_meta)
 
 
 def ci95(values) -> tuple[float, float]:
@@ -54,8 +54,8 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
     classes = [int(c) for c in s.dataset.split_classes(s.cfg.data.train_split)]
     wide = replace(s.cfg.data, ways=len(classes))
     specs, neurons = model.build(s.dataset.frame_shape, wide.ways, s.cfg.model)
-    base = initial_meta(s)
     calibrated = initial_theta0(s)
+    base = stage2_meta(s, calibrated, fit_rule=False)    # initial_meta without recalibrating
     gen = torch.Generator().manual_seed(seed)
     params = {k: v.detach().clone() for k, v in calibrated.items()}
     head = model.init_params(specs, gen, s.dtype)[f"layers.{len(specs) - 1}.weight"]

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from metaloihi.errors import UserError
 from metaloihi.offline import model
 from metaloihi.sim import float_lif
+from metaloihi.sim.prototype import prototype_accuracy
 
 
 @dataclass(frozen=True)
@@ -131,19 +132,6 @@ def penultimate(specs, params, neurons, x, trunc):
     out = float_lif.run(specs[:-1], model.sub_params(params, 0, len(specs) - 1),
                         neurons[:-1], x, trunc=trunc)
     return out["spikes"][-1].sum(1), out["spikes"]
-
-
-def prototype_accuracy(counts_s: np.ndarray, ys: np.ndarray, counts_q: np.ndarray,
-                       yq: np.ndarray, ways: int, metric: str = "cosine") -> float:
-    """Nearest-prototype accuracy of one task on given features (cosine or dot product)."""
-    protos = np.stack([counts_s[ys == c].mean(0) for c in range(ways)]).astype(np.float64)
-    q = np.asarray(counts_q, np.float64)
-    if metric == "cosine":
-        protos = protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    elif metric != "dot":
-        raise UserError(f"prototype metric {metric!r}; expected 'cosine' or 'dot'")
-    return float(np.mean(np.argmax(q @ protos.T, 1) == yq))
 
 
 def pretrain_body(s, theta0: dict, pc: PretrainConfig, log_path: Path | None = None,

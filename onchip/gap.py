@@ -60,8 +60,8 @@ from metaloihi.bridge.export import export_bundle, from_checkpoint
 from metaloihi.errors import UserError
 from metaloihi.offline.evaluate import ci95
 from metaloihi.offline.model import predict_np, sub_params
-from metaloihi.offline.pretrain import prototype_accuracy
 from metaloihi.sim import fixed, float_lif, soel
+from metaloihi.sim.prototype import prototype_accuracy
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel_fixed as sf
 from metaloihi.sim.mapping import fixed_to_float
