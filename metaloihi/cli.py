@@ -488,12 +488,29 @@ def _guarded(fn, interrupted) -> int:
         typer.echo(f"error: {_fs_failure(err)}", err=True)
         return 1
     except Exception as err:  # noqa: BLE001 - the last line of defence
+        cause = _interrupt_behind(err)
+        if cause is not None:     # cleanup (e.g. Lava's stop) failed after a signal: the signal
+            typer.echo(f"aborted ({_one_line(cause) or 'interrupted'})", err=True)
+            interrupted()
+            return 1
         return _internal(err)
     if rv == 130:       # typer turns Ctrl-C inside a command into Exit(130)
         typer.echo("aborted (interrupted)", err=True)
         interrupted()
         return 1
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+def _interrupt_behind(err: BaseException):
+    """The Interrupted / KeyboardInterrupt an exception was raised while handling, if any."""
+    seen = set()
+    cur = err.__context__
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, (Interrupted, KeyboardInterrupt)):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__context__
+    return None
 
 
 def _internal(err: BaseException) -> int:

@@ -171,3 +171,23 @@ def test_evaluate_dataset_and_root_reach_the_evaluation(tmp_path, capsys, monkey
     assert seen["data"] == {"dataset": "double_nmnist", "root": str(tmp_path / "nmnist")}
     code, _, err = run(["evaluate", tmp_path / "x.pt", "--seed", "-1"], capsys)
     assert code == 1 and "seed" in err and "Traceback" not in err   # usage errors exit 1
+
+
+def test_a_cleanup_failure_after_a_signal_is_reported_as_the_signal(capsys):
+    """A signal during a Lava run can make Lava's stop() raise while the Interrupted unwinds;
+    that is the interrupt (exit 1, 'aborted'), not a bug report."""
+    from metaloihi.errors import Interrupted
+
+    def fn():
+        try:
+            raise Interrupted("SIGTERM")
+        finally:
+            raise RuntimeError("Runtime Received [-6.]")
+    called = []
+    assert cli._guarded(fn, lambda: called.append(1)) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "aborted (SIGTERM)" and called == [1]
+
+    def bug():
+        raise RuntimeError("a real bug")
+    assert cli._guarded(bug, lambda: None) == 2                    # still a bug report
