@@ -1,7 +1,7 @@
 """The deployment gap of a checkpoint: the same 5-way K-shot tasks in float (float network +
 float SOEL), in sim/'s bit-exact fixed point (the exported bundle), and on Lava's CPU simulator
 (the first --lava-tasks tasks, which must equal fixed bit for bit). The core is
-metaloihi.onchip.gap (deployment_gap, format_table); --causes adds the step-by-step ladder from
+metaloihi.studies.deployment_gap (deployment_gap, format_table); --causes adds the step-by-step ladder from
 float to fixed that attributes the gap.
 
     .venv/bin/python benchmarks/deployment_gap.py --checkpoint PATH [--tasks 100]
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from metaloihi.onchip.gap import deployment_gap, format_table
+from metaloihi.studies.deployment_gap import deployment_gap, format_table
 
 
 def main(argv=None) -> int:

@@ -38,7 +38,7 @@ def reference_way(meta, batch, specs, neurons, cfg):
     import torch.nn.functional as F
 
     from metaloihi.offline import maml, model
-    from metaloihi.sim import float_lif
+    from metaloihi.sim import float_lif, readout
 
     def net_logits(params, x):
         b, t_all = x.shape[:2]
@@ -60,7 +60,7 @@ def reference_way(meta, batch, specs, neurons, cfg):
                         u[i], v[i], a_in[i], float_lif.layer_neuron(i, neurons[i], params, w))
                 a_in[i] = a_next
             counts = counts + s
-        return model.logits({"counts": counts, "v_last": v[-1]}, neurons[-1].vth)
+        return readout.logits({"counts": counts, "v_last": v[-1]}, neurons[-1].vth)
 
     leaves = {k: v.detach().requires_grad_(True) for k, v in meta.items()}
     keys = [float_lif.weight_key(i) for i in maml.adapted_layers(len(specs), cfg)]

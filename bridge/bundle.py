@@ -44,13 +44,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from metaloihi.atomic import atomic_path, file_sha256
-from metaloihi.errors import UserError
+from metaloihi import __version__
+from metaloihi.base.atomic import atomic_path, file_sha256
+from metaloihi.base.errors import UserError
+from metaloihi.bridge.validate import FORMAT, validate_bundle
+from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer, Network
 
-FORMAT = "metaloihi.bundle/1"
 NETX_BIAS_EXP = 6
 
 
@@ -83,13 +85,11 @@ class Bundle:
     def encoding(self):
         """How event frames become this network's input spikes (meta "encoding"; absent in a
         bundle of a random network: frames are used as they are, spike where count > 0)."""
-        from metaloihi.datasets.encoding import Encoding
         return Encoding.from_dict(self.meta.get("encoding"))
 
     def encode(self, frames) -> np.ndarray:
         """Frames [B, T, 2, H, W] -> bool input spikes [B, T', *in_shape], checked against the
         network's input shape."""
-        from metaloihi.datasets.encoding import encode
         x = encode(frames, self.encoding)
         want = tuple(self.net[0].spec.in_shape)
         if tuple(x.shape[2:]) != want:
@@ -159,9 +159,8 @@ def _write_head(g: h5py.Group, layer: FixedLayer, head: HeadParams) -> None:
 
 
 def default_meta(source: str | Path | None = None, split: dict | None = None) -> dict:
-    import torch
+    import torch   # only for its version string: torch is slow to import
 
-    from metaloihi import __version__
     try:
         from importlib.metadata import version
         lava_v = f"lava-nc {version('lava-nc')}, lava-dl {version('lava-dl')}"
@@ -217,8 +216,6 @@ def _torch_order(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def read_bundle(path: str | Path) -> Bundle:
     """Validate (bridge.validate, first violation raises UserError), then return the fixed
     Network (frozen layers + head), the head's learning parameters, scales and metadata."""
-    from metaloihi.bridge.validate import validate_bundle
-
     validate_bundle(path)
     net: Network = []
     with h5py.File(path, "r") as f:

@@ -21,8 +21,8 @@ import numpy as np
 
 from metaloihi.bridge.bundle import Bundle, read_bundle
 from metaloihi.bridge.lava_net import lava_dense_weight
-from metaloihi.errors import UserError
-from metaloihi.lava_support import require_lava, require_loihi2_hw
+from metaloihi.base.errors import UserError
+from metaloihi.base.lava_support import require_lava, require_loihi2_hw
 from metaloihi.sim import fixed
 
 

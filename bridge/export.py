@@ -9,7 +9,7 @@ import torch
 
 from metaloihi.bridge.bundle import HeadParams, default_meta, write_bundle
 from metaloihi.bridge.quantize import Quantized, quantize
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim.arch import SynapseSpec, paper_arch
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
@@ -33,7 +33,7 @@ def from_checkpoint(path: str | Path, use_fit: bool = True
     # (offline's soel.head_range), None: theta0's own head range
     """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint (metaloihi.maml/1).
     The network's input shape comes from the checkpoint's data set (loaded through offline/).
-    SOEL parameters: the checkpoint's "soel_fit" (bridge/soel_fit.py, fitted on meta-val in
+    SOEL parameters: the checkpoint's "soel_fit" (studies/rule_fit.py, fitted on meta-val in
     fixed point) when present and use_fit, else the learnt ones, else the config's."""
     try:
         from metaloihi.offline import checkpoint, config, maml, model, train

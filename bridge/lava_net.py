@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaloihi.lava_support import require_lava
+from metaloihi.base.lava_support import require_lava
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer, Network, check_network
 

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from metaloihi.bridge.lava_net import from_lava_order, to_lava_order
-from metaloihi.lava_support import require_lava
+from metaloihi.base.lava_support import require_lava
 
 
 def netx_network(path: str | Path):

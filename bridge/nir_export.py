@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec
 from metaloihi.sim.fixed import Network
@@ -99,7 +99,7 @@ def write_nir(path: str | Path, net: Network, scales: list[float] | None = None,
               dt: float = 1e-3) -> Path:
     import nir
 
-    from metaloihi.atomic import atomic_path
+    from metaloihi.base.atomic import atomic_path
 
     graph = to_nir(net, scales, dt)
     with atomic_path(path, "NIR graph") as tmp:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from metaloihi.bridge.bundle import NETX_BIAS_EXP
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, SynapseSpec
 from metaloihi.sim.fixed import FixedLayer, Network
@@ -101,7 +101,7 @@ def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
     weights, e.g. theta0's uniform head early in training, has a scale that would not).
     head_range: the float |weight| the head's grid edge (mantissa 254) stands for; None: the
     head's max |w|. SOEL learns the head on chip inside [-256, 255] mantissas, so a head whose
-    learnt weights outgrow theta0's range needs a larger one (onchip/gap.py measures it)."""
+    learnt weights outgrow theta0's range needs a larger one (studies/deployment_gap.py measures it)."""
     if len(specs) < 2:
         raise UserError(f"a deployable network needs frozen layers and a head, got "
                         f"{len(specs)} layer(s)")

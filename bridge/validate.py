@@ -15,11 +15,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from metaloihi.bridge.bundle import FORMAT
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
+from metaloihi.datasets.encoding import Encoding
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel_fixed as sf
 
+FORMAT = "metaloihi.bundle/1"    # the version this reader and bridge/bundle.py write
 META_REQUIRED = ("source_sha256", "created", "versions")
 
 
@@ -273,7 +274,6 @@ def _labels(c: _Checker, h: h5py.Group, where: str, n_out: int) -> None:
 def _meta(c: _Checker, meta: h5py.Group) -> str:
     """Every attribute is JSON text (the reader json.loads each); created an ISO date, versions
     a table, the encoding one the data path accepts. Returns `created`."""
-    from metaloihi.datasets.encoding import Encoding
     for key in META_REQUIRED:
         if key not in meta.attrs:
             c.fail("metaloihi/meta", f"required attribute {key!r} is missing")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from metaloihi.datasets.events import EVENT_DTYPE
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 POLARITY_EVENT = 1  # AEDAT 3.1 event type of DVS polarity events
 AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metaloihi.datasets.events import EVENT_DTYPE, FrameSpec, make_events
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 @dataclass(frozen=True)

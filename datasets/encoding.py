@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 @dataclass(frozen=True)

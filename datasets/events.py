@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
 OFF, ON = 0, 1  # frame channel of each polarity

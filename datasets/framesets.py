@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metaloihi.datasets.events import pool_frames, unpack_frames
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 class _ClassIndex:

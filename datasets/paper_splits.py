@@ -25,7 +25,7 @@ from metaloihi.datasets.framesets import (FrameDataset, PairedFrameDataset, make
 from metaloihi.datasets.readers import (ASL_SIZE, DAVIS346_SIZE, GESTURE_SIZE, NMNIST_SIZE,
                                         read_asl_mat, read_gesture_recording, read_nmnist_bin,
                                         read_nomniglot_character)
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 READER_VERSION = 1
 SPLIT_SEED = 2022

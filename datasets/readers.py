@@ -13,7 +13,7 @@ import numpy as np
 
 from metaloihi.datasets.aedat import read_aedat4, read_aedat31
 from metaloihi.datasets.events import EVENT_DTYPE, as_events
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 NMNIST_SIZE = (34, 34)
 GESTURE_SIZE = (128, 128)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 EMBEDDED = ("digits", "double_digits", "gestures")
 REAL = ("nmnist", "double_nmnist", "dvs_gesture", "asl_dvs", "double_asl_dvs", "nomniglot")

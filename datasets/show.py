@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 MAX_GRID = 64      # rows or columns of the grid: beyond that the figure takes minutes to draw
@@ -69,7 +69,7 @@ def show_dataset(name: str, out, per_class: int = 4, n_classes: int = 8, seed: i
     fig.suptitle(f"{ds.name}: {t} bins summed, ON red / OFF blue, frames {t}x2x{h}x{w}",
                  fontsize=9)
     fig.tight_layout()
-    from metaloihi.atomic import atomic_path
+    from metaloihi.base.atomic import atomic_path
     out = Path(out)
     try:
         # format given: matplotlib would otherwise append ".png" to a name without a suffix,

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 MAGIC = b"METALOIHI-FRAMES-1\n"
 

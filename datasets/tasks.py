@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
+from metaloihi.datasets.encoding import encode
 
 
 @dataclass
@@ -20,12 +21,8 @@ class Task:
     classes: np.ndarray       # [ways] data set class ids; label i is classes[i]
 
 
-def sample_task(dataset, split: str, ways: int, shots: int, queries: int,
-                rng: np.random.Generator) -> Task:
-    """Draw ways classes from `split`, then shots + queries distinct samples of each.
-
-    Support and query samples of a class never overlap; samples are ordered shot-major
-    (class 0..ways-1 for shot 0, then shot 1, ...), the order the on-chip demo presents them."""
+def _draw(dataset, split: str, ways: int, shots: int, queries: int, rng: np.random.Generator):
+    """Sample indices (support shot-major, query), their labels and the chosen classes."""
     classes = dataset.split_classes(split)
     if ways < 1 or shots < 1 or queries < 0:
         raise UserError(f"task: ways={ways}, shots={shots}, queries={queries}; expected "
@@ -45,14 +42,41 @@ def sample_task(dataset, split: str, ways: int, shots: int, queries: int,
         query.append(pick[shots:])
     s_idx = np.stack(support, 1).reshape(-1)            # shot-major
     q_idx = np.stack(query, 1).reshape(-1) if queries else np.zeros(0, int)
-    labels = np.arange(ways)
-    s_y = np.tile(labels, shots)
-    q_y = np.tile(labels, queries)
+    labels = np.arange(ways, dtype=np.int64)
+    return s_idx, q_idx, np.tile(labels, shots), np.tile(labels, queries), np.asarray(chosen)
+
+
+def sample_task(dataset, split: str, ways: int, shots: int, queries: int,
+                rng: np.random.Generator) -> Task:
+    """Draw ways classes from `split`, then shots + queries distinct samples of each.
+
+    Support and query samples of a class never overlap; samples are ordered shot-major
+    (class 0..ways-1 for shot 0, then shot 1, ...), the order the on-chip demo presents them."""
+    s_idx, q_idx, s_y, q_y, chosen = _draw(dataset, split, ways, shots, queries, rng)
     both = dataset.frames(np.concatenate([s_idx, q_idx]))
     x = torch.from_numpy(np.ascontiguousarray(both)).to(torch.float32)
     n = len(s_idx)
-    return Task(x[:n], torch.from_numpy(s_y).long(), x[n:], torch.from_numpy(q_y).long(),
-                np.asarray(chosen))
+    return Task(x[:n], torch.from_numpy(s_y), x[n:], torch.from_numpy(q_y), chosen)
+
+
+@dataclass
+class EncodedTask:
+    """A task as the chip sees it: bool input spikes, support set shot-major (the order the
+    chip is shown), labels 0..ways-1 as numpy int64."""
+    support_x: np.ndarray     # bool [ways*shots, T', *input_shape]
+    support_y: np.ndarray     # int64 [ways*shots]
+    query_x: np.ndarray       # bool [ways*queries, T', *input_shape]
+    query_y: np.ndarray       # int64 [ways*queries]
+    classes: np.ndarray       # [ways] data set class ids; label i is classes[i]
+
+
+def encoded_task(dataset, split: str, ways: int, shots: int, queries: int,
+                 rng: np.random.Generator, encoding) -> EncodedTask:
+    """The task sample_task draws from the same rng, as input spikes of the one encoding
+    (datasets/encoding.py): frames go straight to spikes, with no torch round trip."""
+    s_idx, q_idx, s_y, q_y, chosen = _draw(dataset, split, ways, shots, queries, rng)
+    x = encode(dataset.frames(np.concatenate([s_idx, q_idx])), encoding)
+    return EncodedTask(x[:len(s_idx)], s_y, x[len(s_idx):], q_y, chosen)
 
 
 def support_order(x: np.ndarray, y: np.ndarray, ways: int) -> tuple[np.ndarray, np.ndarray]:

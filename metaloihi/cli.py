@@ -10,7 +10,7 @@ from typing import Literal, Optional
 import typer
 
 from metaloihi import __version__
-from metaloihi.errors import Interrupted, UserError
+from metaloihi.base.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="metaloihi: meta-trained spiking networks, one-shot learning on Loihi 2.")
@@ -23,7 +23,7 @@ app.add_typer(bundle_app, name="bundle")
 @app.command()
 def version() -> None:
     """Print metaloihi's version and whether Lava is usable here."""
-    from metaloihi.lava_support import lava_available
+    from metaloihi.base.lava_support import lava_available
     typer.echo(f"metaloihi {__version__} (Python {sys.version.split()[0]}, "
                f"lava: {'yes' if lava_available() else 'no'})")
 
@@ -86,7 +86,7 @@ def fit_soel(
     """Fit the on-chip SOEL rule (theta in spikes, weight step in mantissa units per n x,
     target_on in spikes) of a checkpoint on meta-validation tasks in sim/ fixed point; export
     then uses it. Classes of the meta-test split are never used."""
-    from metaloihi.bridge.soel_fit import fit_checkpoint, table
+    from metaloihi.studies.rule_fit import fit_checkpoint, table
     fitted, rows = fit_checkpoint(checkpoint, tasks=tasks, queries=queries, seed=seed)
     typer.echo(table(rows))
     typer.echo(f"stored in {checkpoint}: theta {fitted['soel_threshold']:g}, step "
@@ -298,7 +298,7 @@ def train(
     """Meta-train theta0 (+ inner learning rate or SOEL threshold/eta) with MAML.
     Under `torchrun --nproc_per_node=K` the meta-batch is split over K processes. The run
     folder is locked while training; SIGINT/SIGTERM/SIGHUP save last.pt, then stop (exit 1)."""
-    from metaloihi.atomic import regular_input
+    from metaloihi.base.atomic import regular_input
     from metaloihi.offline import config as cfgmod
     from metaloihi.offline.train import train as run_train
     if resume and overwrite:
@@ -378,7 +378,7 @@ def evaluate(
         table.add_row(r["name"], str(r["shots"]), f"{100 * r['acc']:.1f} ± {100 * r['ci95']:.1f}%")
     console.print(table)
     if out:
-        from metaloihi.atomic import write_bytes
+        from metaloihi.base.atomic import write_bytes
         write_bytes(out, json.dumps(rows, indent=1).encode(), "evaluation JSON")
 
 
@@ -454,7 +454,7 @@ def _end_lava_run(dog) -> None:
 
 
 def _guarded(fn, interrupted) -> int:
-    from metaloihi.lava_support import LavaUnavailable
+    from metaloihi.base.lava_support import LavaUnavailable
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
     try:
         rv = fn()

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from metaloihi.atomic import write_bytes
-from metaloihi.errors import UserError
+from metaloihi.base.atomic import write_bytes
+from metaloihi.base.errors import UserError
 
 console = Console()
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ RETRAIN_SET: dict = {}           # config overrides for --retrain (tests: a tiny
 
 
 def _retrain(out: Path, seed: int) -> Path:
-    from metaloihi.bridge.soel_fit import fit_checkpoint
+    from metaloihi.studies.rule_fit import fit_checkpoint
     from metaloihi.offline import config, train
     # the shipped theta0 is the demo recipe's best checkpoint (checkpoints/demo/README.md):
     # both stages on iteration budgets, so a retrain redoes the same run
@@ -115,7 +115,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     if backend not in ("lava", "sim"):
         raise UserError(f"--backend must be 'lava' or 'sim', got {backend!r}")
     if backend == "lava":
-        from metaloihi.lava_support import require_lava
+        from metaloihi.base.lava_support import require_lava
         require_lava("lava.magma.core.run_configs")
     t_start = time.perf_counter()
     out = Path(out)
@@ -198,7 +198,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
                 title=f"metaloihi demo: 5-way 1-shot learnt on chip "
                       f"({'Lava Loihi2SimCfg' if backend == 'lava' else 'sim/'}), task {tasks} "
                       f"of {tasks}, seed {seed}: {res.accuracy:.0%}")
-    from metaloihi.offline.evaluate import ci95
+    from metaloihi.sim.readout import ci95
     acc, ci = ci95(per_task)
     result = {"backend": backend, "tasks": tasks, "queries_per_class": queries, "seed": seed,
               "classes": names, "checkpoint": str(ckpt), "bundle": str(bundle_path),

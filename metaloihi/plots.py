@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 def _shape_error(name: str, want: str, got) -> UserError:
@@ -76,7 +76,7 @@ def demo_figure(path: str | Path, shots: np.ndarray, labels: Sequence[int],
     class_names           ways names, output neuron i = class_names[i]
     title                 figure title (e.g. data set, bundle, backend, accuracy)
 
-    A shape that does not fit raises metaloihi.errors.UserError naming the argument."""
+    A shape that does not fit raises metaloihi.base.errors.UserError naming the argument."""
     from matplotlib.figure import Figure     # no pyplot: no global backend state, Agg canvas
 
     from metaloihi.datasets.show import event_image
@@ -170,7 +170,7 @@ def demo_figure(path: str | Path, shots: np.ndarray, labels: Sequence[int],
 
 def _save(fig, path: str | Path) -> Path:
     """fig -> PNG at path via a temporary file in the same folder and os.replace."""
-    from metaloihi.atomic import atomic_path
+    from metaloihi.base.atomic import atomic_path
     with atomic_path(path, "figure") as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)

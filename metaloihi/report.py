@@ -16,7 +16,7 @@ Missing inputs are reported as "not measured". The paper's figures (PAPER) are q
 from the reference text, table by table.
 
 GAP_FORMAT, a JSON object (or a list of them, one table row each): the dict that
-onchip/gap.py's deployment_gap returns (benchmarks/deployment_gap.py --json); only these keys
+studies/deployment_gap.py's deployment_gap returns (benchmarks/deployment_gap.py --json); only these keys
 are read, accuracies are fractions:
     {"float": {"acc": 0.768, "ci95": 0.012},      # offline/'s float model, float SOEL
      "fixed": {"acc": 0.752, "ci95": 0.013},      # sim/'s bit-exact model of the bundle
@@ -52,8 +52,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from metaloihi.atomic import write_bytes
-from metaloihi.errors import UserError
+from metaloihi.base.atomic import write_bytes
+from metaloihi.base.errors import UserError
 
 PAPER_LABEL = "paper (Stewart & Neftci 2022)"
 MEASURED_LABEL = "measured"
@@ -601,7 +601,7 @@ def _bundles_section(bundles: list[dict]) -> str:
 
 
 def _inputs_section(inputs: Inputs, figures: list[str]) -> str:
-    from metaloihi.atomic import file_sha256
+    from metaloihi.base.atomic import file_sha256
     rows = []
     for kind, p in inputs.all():
         h = file_sha256(p)[:12] if p.is_file() else "—"

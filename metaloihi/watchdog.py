@@ -168,7 +168,7 @@ def signals_interrupt():
     """SIGTERM and SIGHUP raise Interrupted in the main thread (as SIGINT raises
     KeyboardInterrupt), so that the command's cleanup runs instead of an instant death that
     orphans Lava's workers."""
-    from metaloihi.errors import Interrupted
+    from metaloihi.base.errors import Interrupted
 
     def handle(signum, frame):
         raise Interrupted(f"{signal.Signals(signum).name}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import resource
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 def available_bytes() -> int | None:

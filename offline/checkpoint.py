@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from metaloihi import __version__
-from metaloihi.atomic import atomic_path, regular_input
-from metaloihi.errors import UserError
+from metaloihi.base.atomic import atomic_path, regular_input
+from metaloihi.base.errors import UserError
 
 FORMAT = "metaloihi.maml/1"
 

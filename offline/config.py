@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.offline.maml import MamlConfig
 from metaloihi.offline.model import ModelConfig
 from metaloihi.offline.pretrain import PretrainConfig

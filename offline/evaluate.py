@@ -24,17 +24,9 @@ import torch.nn.functional as F
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.offline import checkpoint, maml, model, pretrain as stage1
 from metaloihi.offline.config import from_dict
+from metaloihi.sim.readout import ci95
 from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0,
                                      param_groups, setup, stage2_meta)
-
-
-def ci95(values) -> tuple[float, float]:
-    """Mean and 95% confidence half-width (1.96 standard errors) over tasks; nan where fewer
-    than two values leave no spread to measure."""
-    v = np.asarray(values, np.float64)
-    if len(v) < 2:
-        return float(v.mean()) if len(v) else float("nan"), float("nan")
-    return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 def label(cfg) -> str:

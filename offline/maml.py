@@ -26,7 +26,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.offline import model
 from metaloihi.offline.quant import grid_scale, quantize, threshold_update
 from metaloihi.sim import soel

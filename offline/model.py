@@ -4,14 +4,7 @@ logits: what offline/ trains is exactly what bridge/ maps to Loihi 2.
 A model is (specs, params, neurons): sim.arch specs, a float_lif parameter dict
 (``layers.{i}.weight``) and one LifFloat per layer. Nothing here holds state.
 
-Logits (``logits``): output spike counts over the whole presentation window plus a membrane
-tie-break, ``counts + 0.49 * tanh(v_last / vth)``. Why not the paper's output membrane
-potential alone: the on-chip head learns with SOEL, whose error is a spike-count error, so the
-output neurons must spike; a spike count and the last membrane value are both read on Lava (a
-spike monitor and a v monitor of the output LIF), and the tie-break term lies strictly inside
-(-0.5, 0.5), so it only orders neurons with equal counts (ties are frequent with few output
-spikes). It is differentiable everywhere: counts through the surrogate, v_last directly (tanh
-rather than a clip, so a silent head with v < 0 still gets a gradient).
+Logits: sim/readout.py (the readout rule every back end shares).
 """
 from __future__ import annotations
 
@@ -26,9 +19,8 @@ from metaloihi.datasets.encoding import encode as encode_frames
 from metaloihi.sim import float_lif
 from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec, paper_arch
 from metaloihi.sim.loihi import LifFloat
+from metaloihi.sim.readout import logits
 
-TIE_BREAK = 0.49  # |TIE_BREAK * tanh| < 0.5 even where float tanh saturates to +-1: a
-#                   membrane never outranks a difference of one spike
 
 
 @dataclass(frozen=True)
@@ -116,32 +108,6 @@ def sub_params(params: dict, first: int, stop: int) -> dict:
         if parts[0] == "layers" and first <= int(parts[1]) < stop:
             out[".".join(["layers", str(int(parts[1]) - first), *parts[2:]])] = val
     return out
-
-
-def logits(out: dict, vth: float | torch.Tensor) -> torch.Tensor:
-    """The class scores from a float_lif.run / sim.fixed result of the output layer: spike
-    counts over the window plus TIE_BREAK * tanh(v_last / vth) (module docstring).
-    The one definition bridge/ and onchip/ reuse (with counts and v read from Lava)."""
-    return out["counts"] + TIE_BREAK * torch.tanh(out["v_last"] / vth)
-
-
-def logits_np(counts: np.ndarray, v_last: np.ndarray, vth: float) -> np.ndarray:
-    """logits() for numpy counts and last membrane values (same units as vth)."""
-    return np.asarray(counts, np.float64) + TIE_BREAK * np.tanh(
-        np.asarray(v_last, np.float64) / vth)
-
-
-def predict_np(counts: np.ndarray, v_last: np.ndarray) -> np.ndarray:
-    """The class the logits rank first, as an exact rule every back end shares (float,
-    sim/'s integers, Lava's monitors): the highest spike count, among equal counts the higher
-    membrane v_last, then the lowest index. counts, v_last [..., n_out] -> int64 [...].
-    Free of units (v_last may be float or integer mantissas), and equal to logits().argmax(-1)
-    wherever float tanh keeps distinct membranes distinct (it merges them only for
-    v_last / vth below about -9 in float32, -19 in float64, where this rule still orders them)."""
-    counts = np.asarray(counts)
-    v = np.asarray(v_last, np.float64)     # integer mantissas (< 2**24) are exact in float64
-    top = counts == counts.max(axis=-1, keepdims=True)
-    return np.argmax(np.where(top, v, -np.inf), axis=-1).astype(np.int64)   # first max: lowest
 
 
 def features(specs, params: dict, neurons, x: torch.Tensor, stop: int,

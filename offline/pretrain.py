@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.offline import model
 from metaloihi.sim import float_lif
 from metaloihi.sim.prototype import prototype_accuracy

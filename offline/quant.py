@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim.loihi import GRID_LEVELS, GRID_MAX, GRID_STEP, WEIGHT_BITS
 
 

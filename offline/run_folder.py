@@ -22,8 +22,8 @@ import socket
 import sys
 from pathlib import Path
 
-from metaloihi.atomic import clean_stale_temps
-from metaloihi.errors import Interrupted, UserError
+from metaloihi.base.atomic import clean_stale_temps
+from metaloihi.base.errors import Interrupted, UserError
 
 RUN_FILES = ("last.pt", "best.pt", "stage1.pt", "metrics.jsonl")
 LOCK = ".lock"

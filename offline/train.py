@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from metaloihi.datasets.tasks import sample_task
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, maml, model, pretrain
 from metaloihi.offline.rule_start import fit_rule_start
 from metaloihi.offline.config import Config, to_dict
@@ -196,7 +196,7 @@ def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, wor
 
 def _load_init(meta: dict, path: str | Path) -> dict:
     """Copy a checkpoint's meta-parameters into meta (same names and shapes, else UserError)."""
-    from metaloihi.atomic import file_sha256
+    from metaloihi.base.atomic import file_sha256
     state = checkpoint.load(path)
     theirs = state["meta"]
     if set(theirs) != set(meta) or any(theirs[k].shape != meta[k].shape for k in meta):

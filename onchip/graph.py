@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.bridge.bundle import read_bundle
 from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_shape
 from metaloihi.bridge.netx_run import netx_network, netx_rest_vars, period_source, run_periods
-from metaloihi.lava_support import require_lava
+from metaloihi.base.lava_support import require_lava
 from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule, quantised_error
 
 

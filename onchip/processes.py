@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaloihi.lava_support import require_lava
+from metaloihi.base.lava_support import require_lava
 
 require_lava("lava.magma.core.decorator")   # Lava's import wants the 'fork' start method: let it
 

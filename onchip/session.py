@@ -7,8 +7,8 @@ Two backends that compute the same bits: "lava" (onchip/graph.py, Lava's CPU sim
 given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is sim/soel.py's convention and
 what `datasets.tasks.support_order` produces.
 
-Prediction: offline/'s rule (offline.model.predict_np, the exact form of argmax of
-offline.model.logits): the highest output spike count over the window, among equal counts the
+Prediction: offline/'s rule (sim.readout.predict_np, the exact form of argmax of
+sim.readout.logits): the highest output spike count over the window, among equal counts the
 higher membrane v at the window's last step (read from sim/'s emulation or a Lava Monitor of the
 head's v: the same integers), then the lowest class index. A query with no output spike at all
 is decided by v alone: counted separately as `silent`.
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from metaloihi.bridge.bundle import Bundle, read_bundle
-from metaloihi.errors import UserError
-from metaloihi.offline.model import predict_np
+from metaloihi.base.errors import UserError
+from metaloihi.sim.readout import predict_np
 from metaloihi.sim import soel_fixed as sf
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec, check_chain
 from metaloihi.sim.loihi import LifFloat
 from metaloihi.sim.surrogate import BETA, spike

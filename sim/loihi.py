@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 # --- bit widths and shifts --------------------------------------------------------------------
 UV_BITS = 24                      # u and v are 24-bit signed registers

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec, SynapseSpec
 from metaloihi.sim.fixed import FixedLayer, Network, dense_effective_weights

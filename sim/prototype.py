@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 def prototype_accuracy(counts_s: np.ndarray, ys: np.ndarray, counts_q: np.ndarray,

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.fixed import FixedLayer, Network

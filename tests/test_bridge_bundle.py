@@ -14,7 +14,7 @@ from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.bridge.export import random_float_network
 from metaloihi.bridge.quantize import quantize
 from metaloihi.bridge.validate import validate_bundle
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec

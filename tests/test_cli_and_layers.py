@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from metaloihi import lava_support
+from metaloihi.base import lava_support
 from metaloihi.cli import main
 
 

@@ -176,7 +176,7 @@ def test_evaluate_dataset_and_root_reach_the_evaluation(tmp_path, capsys, monkey
 def test_a_cleanup_failure_after_a_signal_is_reported_as_the_signal(capsys):
     """A signal during a Lava run can make Lava's stop() raise while the Interrupted unwinds;
     that is the interrupt (exit 1, 'aborted'), not a bug report."""
-    from metaloihi.errors import Interrupted
+    from metaloihi.base.errors import Interrupted
 
     def fn():
         try:

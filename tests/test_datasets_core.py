@@ -8,7 +8,7 @@ from metaloihi.datasets import store
 from metaloihi.datasets.dvs import DVSConfig, emulate, emulate_frames
 from metaloihi.datasets.events import (EVENT_DTYPE, FrameSpec, denoise, downsample, make_events,
                                        pack_frames, pool_frames, to_frames, unpack_frames)
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 def test_to_frames_bins_events_by_time_polarity_and_pixel():

@@ -12,7 +12,7 @@ from metaloihi.datasets.gestures import GesturesConfig, gestures_dataset
 from metaloihi.datasets.registry import load_dataset
 from metaloihi.datasets.show import show_dataset
 from metaloihi.datasets.tasks import TaskSampler, sample_task
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 SMALL_DIGITS = DigitsConfig(per_class=6)
 SMALL_GESTURES = GesturesConfig(per_class=6, classes=tuple(DEMO_GESTURES + TRAIN_GESTURES[:5]))

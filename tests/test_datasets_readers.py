@@ -10,7 +10,7 @@ from metaloihi.datasets.aedat import read_aedat4, read_aedat31
 from metaloihi.datasets.events import FrameSpec, make_events
 from metaloihi.datasets.readers import read_asl_mat, read_nmnist_bin
 from metaloihi.datasets.tasks import TaskSampler
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 
 @pytest.fixture(autouse=True)

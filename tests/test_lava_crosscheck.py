@@ -142,7 +142,7 @@ def test_conv_matches_lava_convolution_orientation_exactly():
 
 
 def test_wrap_signed_24_equals_lavas_signed_clamp():
-    from metaloihi.lava_support import require_lava
+    from metaloihi.base.lava_support import require_lava
     signed_clamp = require_lava("lava.proc.conv.utils").signed_clamp
     x = np.random.default_rng(0).integers(-2 ** 30, 2 ** 30, size=10000)
     np.testing.assert_array_equal(fixed.wrap_signed(x, 24), signed_clamp(x, bits=24))

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from metaloihi.offline import model
-from metaloihi.sim import float_lif
+from metaloihi.sim import float_lif, readout
 
 
 def test_encode_pools_binarises_and_merges_time_bins():
@@ -21,11 +21,11 @@ def test_encode_pools_binarises_and_merges_time_bins():
 def test_logits_membrane_only_breaks_ties():
     out = {"counts": torch.tensor([[3.0, 3.0, 2.0, 0.0]]),
            "v_last": torch.tensor([[0.2, 0.9, 1.0, -50.0]])}
-    lg = model.logits(out, 1.0)
+    lg = readout.logits(out, 1.0)
     assert int(lg.argmax()) == 1                   # equal counts: the fuller membrane wins
     assert float(lg[0, 2]) < float(lg[0, 0])       # a full membrane never beats one more spike
     assert float((lg - out["counts"]).abs().max()) < 0.5
-    np.testing.assert_allclose(model.logits_np(out["counts"].numpy(), out["v_last"].numpy(), 1.0),
+    np.testing.assert_allclose(readout.logits_np(out["counts"].numpy(), out["v_last"].numpy(), 1.0),
                                lg.numpy(), rtol=1e-6)
 
 
@@ -41,7 +41,7 @@ def test_calibration_reaches_the_target_rates_and_features_compose():
     whole = model.forward(specs, p, neurons, x)
     h = model.features(specs, p, neurons, x, 2, None)
     assert torch.equal(model.forward_from(specs, p, neurons, h, 2, None), whole)
-    assert torch.equal(whole, model.logits(out, neurons[-1].vth))
+    assert torch.equal(whole, readout.logits(out, neurons[-1].vth))
 
 
 def test_predict_is_counts_then_membrane_then_lowest_index():
@@ -53,17 +53,17 @@ def test_predict_is_counts_then_membrane_then_lowest_index():
                   [-5, 7, 3, 7, 0],
                   [-300, -200, -100, -400, -101],
                   [9999, -9999, 9999, 9999, 9999]])
-    assert model.predict_np(counts, v).tolist() == [4, 1, 2, 1]
-    assert model.predict_np(counts[0], v[0]) == 4                    # one sample
+    assert readout.predict_np(counts, v).tolist() == [4, 1, 2, 1]
+    assert readout.predict_np(counts[0], v[0]) == 4                    # one sample
     # integers (sim/, Lava) and floats give the same answer; so does argmax of the logits
     # wherever tanh keeps the membranes apart
     rng = np.random.default_rng(0)
     c = rng.integers(0, 3, (2000, 5))
     vf = rng.normal(0, 2, (2000, 5))
-    np.testing.assert_array_equal(model.predict_np(c, vf),
-                                  model.logits_np(c, vf, 1.0).argmax(-1))
-    lg = model.logits({"counts": torch.as_tensor(c, dtype=torch.float64),
+    np.testing.assert_array_equal(readout.predict_np(c, vf),
+                                  readout.logits_np(c, vf, 1.0).argmax(-1))
+    lg = readout.logits({"counts": torch.as_tensor(c, dtype=torch.float64),
                        "v_last": torch.as_tensor(vf)}, 1.0)
-    np.testing.assert_array_equal(model.predict_np(c, vf), lg.argmax(-1).numpy())
+    np.testing.assert_array_equal(readout.predict_np(c, vf), lg.argmax(-1).numpy())
     vi = rng.integers(-2 ** 23, 2 ** 23, (2000, 5))
-    np.testing.assert_array_equal(model.predict_np(c, vi), model.predict_np(c, vi / 7.0))
+    np.testing.assert_array_equal(readout.predict_np(c, vi), readout.predict_np(c, vi / 7.0))

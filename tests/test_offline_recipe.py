@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, config, evaluate, maml, pretrain, train
 
 TINY = """

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, config, maml, train
 
 ROOT = Path(__file__).resolve().parents[1]

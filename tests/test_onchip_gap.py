@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from metaloihi.bridge.quantize import quantize
-from metaloihi.errors import UserError
-from metaloihi.offline.model import predict_np
+from metaloihi.base.errors import UserError
+from metaloihi.sim.readout import predict_np
 
 CKPT = Path(__file__).parent.parent / "checkpoints" / "interim" / "demo_soel_best.pt"
 
 
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory):
-    from metaloihi.onchip.gap import deploy
+    from metaloihi.studies.deployment_gap import deploy
     if not CKPT.exists():
         pytest.skip(f"{CKPT} is not in this checkout")
     return deploy(CKPT, tmp_path_factory.mktemp("gap") / "demo_soel.h5")
@@ -26,8 +26,8 @@ def test_float_and_fixed_agree_on_a_trained_bundle(dep):
     """Measured on these 6 tasks x 25 queries (seed 3): float/fixed identical predictions 94.0%
     with the chip's limits in the float rule, 75.3% without them (the float rule's weights
     outgrow the 8-bit range the chip keeps them in); accuracy float 63.3%, fixed 64.0%.
-    100 tasks x 50 queries: onchip/gap.py's docstring."""
-    from metaloihi.onchip.gap import float_session, ladder_task, task_stream, LADDER
+    100 tasks x 50 queries: studies/deployment_gap.py's docstring."""
+    from metaloihi.studies.deployment_gap import float_session, ladder_task, task_stream, LADDER
     from metaloihi.onchip.session import adapt
     same, same_free, acc_f, acc_x = [], [], [], []
     for k, (xs, ys, xq, yq) in enumerate(task_stream(dep, "demo", 6, 5, 5, seed=3)):
@@ -64,7 +64,7 @@ def test_head_range_leaves_headroom_on_the_grid(dep):
 @pytest.mark.lava
 def test_lava_equals_sim_on_five_tasks_of_a_trained_bundle(dep):
     """5 demo tasks, 5 shots + 10 queries each, in Lava and in sim/ (~80 s on 2 cores)."""
-    from metaloihi.onchip.gap import task_stream
+    from metaloihi.studies.deployment_gap import task_stream
     from metaloihi.onchip.session import adapt
     ties = 0
     for k, (xs, ys, xq, yq) in enumerate(task_stream(dep, "demo", 5, 5, 2, seed=0)):

@@ -8,7 +8,7 @@ import pytest
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.bridge.export import random_float_network
 from metaloihi.bridge.quantize import quantize
-from metaloihi.offline.model import predict_np
+from metaloihi.sim.readout import predict_np
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel as spec
 from metaloihi.sim import soel_fixed as sf

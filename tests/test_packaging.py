@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["sim", "datasets", "offline", "bridge", "onchip"]
+SUBPACKAGES = ["base", "sim", "datasets", "offline", "bridge", "onchip", "studies"]
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from metaloihi import atomic, cli
-from metaloihi.errors import UserError
+from metaloihi import cli
+from metaloihi.base import atomic
+from metaloihi.base.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import pytest
 
 from metaloihi import report as rp
 from metaloihi.cli import main
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.plots import demo_figure
 
 WAYS, SHOTS, T, N_IN = 5, 5, 20, 48
@@ -104,7 +104,7 @@ EVAL_ROWS = [
 GAP = {"checkpoint": "runs/demo/best.pt", "split": "demo", "ways": 5, "shots": 1, "tasks": 100,
        "float": {"acc": 0.768, "ci95": 0.012}, "fixed": {"acc": 0.752, "ci95": 0.013},
        "lava": {"acc": None, "ci95": float("nan"), "tasks": 0, "identical_to_fixed": None},
-       "agreement": {"mean": 0.97}, "notes": "a <note> & more"}     # onchip/gap.py's shape
+       "agreement": {"mean": 0.97}, "notes": "a <note> & more"}     # studies/deployment_gap.py's shape
 SPEED = {"rows": [{"what": "one 5-way 1-shot session", "sim_s": 0.92, "lava_s": 54.8,
                    "identical": True}], "machine": "2-core CPU"}
 SIM_VS_LAVA = {"lava_s_per_step": 0.0576, "lava_s_per_sample": 5.76,

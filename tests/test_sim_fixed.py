@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec, paper_arch

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed as FX
 from metaloihi.sim import float_lif as FL
 from metaloihi.sim import loihi as L

@@ -6,7 +6,7 @@ the fast path."""
 import numpy as np
 import pytest
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec

@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from metaloihi import cli
-from metaloihi.lava_support import lava_available
+from metaloihi.base.lava_support import lava_available
 
 ROOT = Path(__file__).resolve().parents[2]
 

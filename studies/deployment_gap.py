@@ -1,5 +1,5 @@
 """The deployment gap: the same N-way 1-shot tasks (a) in float, (b) in sim/'s bit-exact fixed
-point, (c) on Lava's CPU simulator, with one prediction rule (offline.model.predict_np: spike
+point, (c) on Lava's CPU simulator, with one prediction rule (sim.readout.predict_np: spike
 counts, then the membrane at the last step, then the lowest index).
 
   float   the checkpoint's float network (sim/float_lif.py, float64) with the float SOEL rule on
@@ -57,9 +57,10 @@ import torch
 
 from metaloihi.bridge.bundle import Bundle, HeadParams, read_bundle
 from metaloihi.bridge.export import export_bundle, from_checkpoint
-from metaloihi.errors import UserError
-from metaloihi.offline.evaluate import ci95
-from metaloihi.offline.model import predict_np, sub_params
+from metaloihi.base.errors import UserError
+from metaloihi.sim.readout import ci95
+from metaloihi.offline.model import sub_params
+from metaloihi.sim.readout import predict_np
 from metaloihi.sim import fixed, float_lif, soel
 from metaloihi.sim.prototype import prototype_accuracy
 from metaloihi.sim import loihi as L
@@ -173,7 +174,7 @@ def float_head_session(w0: np.ndarray, pre_s: np.ndarray, ys: np.ndarray, pre_q:
                        passes: int = 1) -> HeadRun:
     """The float head learning from the shots pre_s [S, T, n_in] (in order) with sim/soel.py's
     rule (soel.adapt_np; chip: its on-chip limits), then classifying pre_q [Q, T, n_in]
-    (soel.head_run_np, offline.model.predict_np). engine = (rule, scale): instead, the updates
+    (soel.head_run_np, sim.readout.predict_np). engine = (rule, scale): instead, the updates
     as the chip's learning engine computes them (sim.soel_fixed.learn on the mantissas
     w * scale, with its random streams), only the head's LIF staying float: a ladder step."""
     if engine is None:

@@ -22,7 +22,7 @@ import numpy as np
 from metaloihi.bridge.bundle import HeadParams
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.datasets.tasks import sample_task, support_order
-from metaloihi.offline.model import predict_np
+from metaloihi.sim.readout import predict_np
 from metaloihi.sim import fixed
 from metaloihi.sim import soel_fixed as sf
 

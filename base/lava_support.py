@@ -71,7 +71,7 @@ LOIHI_HW_HINT = (
 def require_loihi2_hw():
     """Loihi2HwCfg, or a UserError (one line) where lava-loihi is absent: never a silent
     fallback to the CPU simulator."""
-    from metaloihi.errors import UserError
+    from metaloihi.base.errors import UserError
     loihi = require_lava("lava.utils.loihi")
     if not loihi.is_installed():
         raise UserError(LOIHI_HW_HINT.format(why="no module lava.utils.loihi2_profiler"))

@@ -17,7 +17,7 @@ import re
 import stat
 from pathlib import Path
 
-from metaloihi.errors import UserError
+from metaloihi.base.errors import UserError
 
 NAME_MAX = 255      # bytes in one file name on every file system we write to (ext4, xfs, tmpfs)
 _TMP = re.compile(r"^\.(?P<stem>.*)\.tmp(?P<pid>\d+)$")

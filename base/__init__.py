@@ -1,0 +1,2 @@
+"""The base layer: what every other layer needs and nothing else (errors and the CLI's exit-code
+contract, atomic file writes, the lazy Lava loader). Imports only the standard library and numpy."""
