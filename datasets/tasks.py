@@ -106,3 +106,12 @@ class TaskSampler:
     def __iter__(self):
         while True:
             yield self.sample()
+
+
+def split_samples(dataset, split: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n distinct samples of a class split, drawn with rng: their indices, sorted."""
+    idx = np.flatnonzero(np.isin(dataset.labels, dataset.split_classes(split)))
+    if len(idx) < n:
+        raise UserError(f"{n} samples asked of split {split!r} of {dataset.name!r}, which has "
+                        f"{len(idx)}")
+    return np.sort(rng.choice(idx, n, replace=False))
