@@ -1,4 +1,5 @@
-"""Figures for the one-shot learning demo (issue 7). Agg only (no display needed), written
+"""Figures: the one-shot learning demo's PNG, and `save_figure`, which every figure of the
+package (the demo's, the report's) is written through. Agg only (no display needed), written
 atomically (a temporary file in the same folder, then os.replace).
 
 `demo_figure` draws one PNG with four panels:
@@ -17,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from metaloihi.base.atomic import atomic_path
 from metaloihi.base.errors import UserError
 
 
@@ -165,12 +167,11 @@ def demo_figure(path: str | Path, shots: np.ndarray, labels: Sequence[int],
     ax.set_xlabel(f"time step (shots concatenated, {T} steps each)")
     ax.set_title("(d) output spikes while learning (shaded, red: the shot's labelled neuron)",
                  fontsize=11, fontweight="bold", loc="left", pad=16)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
-    """fig -> PNG at path via a temporary file in the same folder and os.replace."""
-    from metaloihi.base.atomic import atomic_path
+def save_figure(fig, path: str | Path) -> Path:
+    """A matplotlib Figure -> PNG at path via a temporary file in the same folder and os.replace."""
     with atomic_path(path, "figure") as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)

@@ -1,0 +1,51 @@
+"""What the report shows of a deployment bundle (.h5, read with bridge.bundle.read_bundle)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from metaloihi.base.errors import UserError
+
+
+def bundle_summary(path: str | Path) -> dict:
+    """What the page shows of a bundle: head (SOEL theta/eta/targets, on-chip rule), layers."""
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.sim import soel_fixed as sf
+    from metaloihi.sim.arch import ConvSpec
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"bundle {str(path)!r} does not exist")
+    b = read_bundle(path)
+    head = b.net[-1]
+    steps = (b.meta.get("encoding") or {}).get("steps")
+    eta_mant = b.head.soel_eta * b.scales[-1]     # mantissa units (the engine updates mantissas)
+    try:
+        rule = sf.rule_of(b.head, b.scales, head, int(steps or 0))
+        rule_text = f"dw = {rule.dw_string()}  (step {rule.step:g} mantissa per n·x)"
+    except UserError as err:
+        rule_text = f"not representable on chip: {err}"
+    layers = []
+    for i, layer in enumerate(b.net):
+        w = layer.weight
+        nrn = layer.neuron
+        layers.append({
+            "index": i, "kind": "head" if i == len(b.net) - 1 else
+            ("conv" if isinstance(layer.spec, ConvSpec) else "dense"),
+            "in": "x".join(str(s) for s in np.atleast_1d(layer.spec.in_shape)),
+            "out": "x".join(str(s) for s in np.atleast_1d(layer.spec.out_shape)),
+            "weight": "x".join(str(s) for s in w.shape),
+            "range": f"{int(w.min())}..{int(w.max())}",
+            "zero": f"{100 * float(np.mean(w == 0)):.1f}%",
+            "weight_exp": int(layer.weight_exp), "scale": f"{b.scales[i]:.4g}",
+            "du": int(nrn.du), "dv": int(nrn.dv), "vth": int(nrn.vth)})
+    return {"file": path.name, "path": str(path), "theta": b.head.soel_threshold,
+            "eta": b.head.soel_eta, "eta_mant": eta_mant, "target_on": b.head.target_on,
+            "target_off": b.head.target_off, "rng_seed": b.head.rng_seed,
+            "labels": list(b.head.labels), "rule": rule_text,
+            "learning_rule": dict(b.head.learning_rule), "layers": layers,
+            "dataset": b.meta.get("dataset"), "source": b.meta.get("source", ""),
+            "created": b.meta.get("created", ""), "iteration": b.meta.get("iteration"),
+            "encoding": b.meta.get("encoding")}
+
