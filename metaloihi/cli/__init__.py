@@ -1,0 +1,16 @@
+"""The `metaloihi` command line (console script `metaloihi.cli:main`, `python -m metaloihi`).
+
+One module per command group; importing them registers their commands on `app`, in the order
+`metaloihi --help` lists them:
+  app.py     the typer app, `main`, the exit-code guard (`guarded`), `version`
+  data.py    data show
+  demo.py    demo
+  bridge.py  fit-soel, bundle validate, export
+  chip.py    deploy, adapt
+  train.py   train, evaluate
+  report.py  report
+The commands parse options and print; the work is done by the stages they call."""
+from metaloihi.cli.app import _guarded, app, guarded, main
+from metaloihi.cli import data, demo, bridge, chip, train, report  # noqa: F401,E402 - registers
+
+__all__ = ["app", "guarded", "main"]

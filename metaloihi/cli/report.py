@@ -1,0 +1,33 @@
+"""`metaloihi report`: the HTML page of results (metaloihi/report.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from metaloihi.cli.app import app
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("runs/report"), help="Folder for index.html and its PNGs."),
+    log: list[Path] = typer.Option([], help="Meta-training log, metrics.jsonl[.gz] (repeat)."),
+    eval_: list[Path] = typer.Option([], "--eval",
+                                     help="`metaloihi evaluate --out` JSON (repeat)."),
+    bundle: list[Path] = typer.Option([], help="Deployment bundle .h5 (repeat)."),
+    gap: list[Path] = typer.Option([], help="Deployment-gap JSON (benchmarks/deployment_gap.py "
+                                   "--json; metaloihi.report.GAP_FORMAT)."),
+    speed: list[Path] = typer.Option([], help="sim/-vs-Lava speed JSON (benchmarks/"
+                                     "sim_vs_lava.py --json, or metaloihi.report.SPEED_FORMAT)."),
+    figure: list[Path] = typer.Option([], help="A PNG to show as is, e.g. the demo's (repeat)."),
+    title: str = typer.Option("metaloihi report", help="Page title."),
+) -> None:
+    """One self-contained HTML page (+ PNGs beside it): accuracy against the paper, training
+    curves, deployment gap, sim/ vs Lava speed, SOEL theta/eta, bundles. With no input named,
+    it takes what it finds under ./checkpoints/; anything absent shows as "not measured"."""
+    from metaloihi import report as rp
+    inputs = rp.Inputs(list(log), list(eval_), list(bundle), list(gap), list(speed), list(figure))
+    if not inputs.all():
+        inputs = rp.default_inputs("checkpoints")
+        typer.echo(f"no inputs named: using {len(inputs.all())} file(s) under checkpoints/")
+    typer.echo(f"wrote {rp.build_report(out, inputs, title=title)}")
