@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ from metaloihi.base.errors import UserError
 
 console = Console()
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "checkpoints" / "demo" / "theta0.pt"
+# package data of metaloihi.checkpoints (checkpoints/ in a checkout), so an installed demo finds it
+SHIPPED = Path(str(resources.files("metaloihi.checkpoints") / "demo" / "theta0.pt"))
 WAYS, SHOTS = 5, 1
 FIT_TASKS = 20                   # meta-validation tasks per grid point of the SOEL fit
 RETRAIN_SET: dict = {}           # config overrides for --retrain (tests: a tiny budget)
