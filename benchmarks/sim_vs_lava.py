@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from metaloihi.bridge.lava_net import run_in_lava
 from metaloihi.sim import fixed
 from metaloihi.sim.arch import paper_arch
-from metaloihi.sim.random_net import calibrated_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.lava_run import run_in_lava  # noqa: E402  (test helpers, not in the library)
+from helpers.random_net import calibrated_network  # noqa: E402
 
 
 def best_of(fn, reps: int) -> float:

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from metaloihi.bridge.bundle import read_bundle, write_bundle
-from metaloihi.bridge.netx_run import netx_network, run_netx
+from metaloihi.bridge.netx_run import netx_network
 from metaloihi.bridge.quantize import quantize
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import DenseSpec
 from metaloihi.sim.fixed import FixedLayer
 
+from helpers.lava_run import run_netx
 from test_bridge_bundle import small_float_net
 
 pytestmark = pytest.mark.lava

@@ -6,10 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metaloihi.bridge.lava_net import run_in_lava
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
+
+from helpers.lava_run import run_in_lava
+from helpers.random_net import calibrated_network
 
 pytestmark = pytest.mark.lava
 LAVA_SETTINGS = settings(max_examples=10, deadline=None, derandomize=True,
@@ -152,7 +154,6 @@ def test_paper_shaped_conv_network_with_realistic_activity_identical_to_lava():
     """The paper's three strided 5x5 conv layers + dense head (channels shrunk for CI time),
     thresholds calibrated to ~5% firing, so every layer is active and none saturates."""
     from metaloihi.sim.arch import paper_arch
-    from metaloihi.sim.random_net import calibrated_network
     rng = np.random.default_rng(3)
     specs = paper_arch((2, 16, 16), ways=5, channels=(4, 8, 8))
     x = rng.random((2, 60, 2, 16, 16)) < 0.05

@@ -10,8 +10,9 @@ from metaloihi.sim import float_lif as FL
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec, paper_arch
 from metaloihi.sim.mapping import fixed_to_float, float_to_fixed
-from metaloihi.sim.random_net import calibrated_network
 from metaloihi.sim.surrogate import fast_sigmoid_grad, spike
+
+from helpers.random_net import calibrated_network
 
 F64 = torch.float64
 
