@@ -1,8 +1,8 @@
 """The deployment gap of a checkpoint: the same 5-way K-shot tasks in float (float network +
 float SOEL), in sim/'s bit-exact fixed point (the exported bundle), and on Lava's CPU simulator
 (the first --lava-tasks tasks, which must equal fixed bit for bit). The core is
-metaloihi.studies.deployment_gap (deployment_gap, format_table); --causes adds the step-by-step ladder from
-float to fixed that attributes the gap.
+metaloihi.studies.deployment_gap (deployment_gap, format_table); --causes adds the step-by-step
+ladder from float to fixed that attributes the gap.
 
     .venv/bin/python benchmarks/deployment_gap.py --checkpoint PATH [--tasks 100]
         [--lava-tasks 5] [--split demo] [--queries 10] [--seed 0] [--json out.json]

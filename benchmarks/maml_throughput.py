@@ -9,11 +9,11 @@
   support set in every inner step, torch.autograd.grad(create_graph=True) for the inner update,
   then the whole network again on the query set.
 
-Prints tasks/s of each, the ratios (the issue's target is ours / the reference's way), and the
+Prints tasks/s of each, the ratios (the one that matters: ours / the reference's way), and the
 largest relative difference between the three meta-gradients. Then the peak RSS of a short run of
 the demo config.
 
-Workload (issue 5): meta-batch 4, 5-way 1-shot, 10 queries per class, 100 steps, gradients
+Workload: meta-batch 4, 5-way 1-shot, 10 queries per class, 100 steps, gradients
 truncated to the last 30, second order, head adapted. --model paper: table 2's 32c5-64c5-128c5
 on 32x32 gestures; --model demo: the demo config's network (16x16 input, 16/32/64 channels),
 still at 100 steps.

@@ -1,6 +1,6 @@
 """Memory a training config needs up front, checked before anything runs: a meta-batch that
-cannot fit is refused with the estimate (a huge train.meta_batch used to allocate ~290 MB/s
-until the OS killed the process).
+cannot fit is refused with the estimate, instead of allocating until the OS kills the
+process.
 
 The estimate is a lower bound, the meta-batch's tasks alone (every task's frames and their
 encoded input, all held at once by offline.train.task_batch), so a refusal is never wrong; the

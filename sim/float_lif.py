@@ -67,7 +67,7 @@ def synapse(spec: SynapseSpec, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor
     if isinstance(spec, DenseSpec):
         return s.reshape(n, -1) @ w.t()
     x = s.reshape(n, *spec.in_shape)
-    # CPU convolutions slow down per frame past a few thousand frames (1.7x at 22k on 2 cores,
+    # CPU convolutions slow down per frame past a few thousand frames (seen with
     # benchmarks/maml_throughput.py's workload): convolve in chunks there
     chunk = n if w.is_cuda else CONV_CHUNK
     out = torch.cat([F.conv2d(c, w, stride=spec.stride, padding=spec.padding)
@@ -196,8 +196,8 @@ def run(specs: list[SynapseSpec], params: dict, neurons: list[LifFloat], x: torc
     if trunc is not None and trunc < 0:
         raise UserError(f"trunc must be >= 0 or None, got {trunc}")
     if b > RUN_CHUNK and not x.is_cuda:
-        # on the CPU a batch of a few dozen samples keeps the [T, B, n] tensors in cache:
-        # 220 samples in chunks of 64 run 1.3x faster than at once (benchmarks/maml_throughput)
+        # on the CPU a batch of a few dozen samples keeps the [T, B, n] tensors in cache, so
+        # large batches run faster in chunks (benchmarks/maml_throughput.py measures it)
         outs = [run(specs, params, neurons, c, trunc, record_uv, beta, detach_reset)
                 for c in x.split(RUN_CHUNK)]
         return {k: [torch.cat(layer) for layer in zip(*(o[k] for o in outs))]

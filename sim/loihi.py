@@ -1,6 +1,6 @@
 """The Loihi 2 neuron and synapse parameterisation, and the float <-> fixed-point mapping.
 
-This module is the one home of these facts (DESIGN.md); everything else imports them.
+This module is the one home of these facts; everything else imports them.
 Integer semantics follow Lava 0.10's fixed_pt CPU models (lava/proc/lif/models.py,
 lava/proc/dense/models.py, lava/proc/conv/models.py, lava/utils/weightutils.py).
 """

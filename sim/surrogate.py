@@ -47,7 +47,7 @@ def spike(x: torch.Tensor, beta: float = BETA) -> torch.Tensor:
     """Heaviside(x > 0) in x's dtype, with the fast-sigmoid surrogate gradient."""
     if not torch.is_grad_enabled():
         # no graph (burn-in, evaluation): the plain step skips the custom Function's
-        # machinery, which costs ~0.1 ms a call under vmap
+        # machinery, which is costly per call under vmap
         return (x > 0).to(x.dtype)
     if torch.is_tensor(beta):
         beta = float(beta)     # beta is a fixed hyperparameter, never learnt

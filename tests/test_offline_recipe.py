@@ -155,7 +155,7 @@ def test_two_stage_recipe_end_to_end_and_resume(tmp_path, gestures):
 
 
 def test_pretrained_baseline_trains(tmp_path, gestures):
-    """It used to scale its fresh head by the std of a uniform head (0): no gradient at all."""
+    """A uniform head (std 0) must not be what scales the fresh head: that gives no gradient."""
     cfg = tiny(tmp_path, **{"model.uniform_head": True, "maml.head_start": "theta0"})
     s = train.setup(cfg, gestures)
     rand = train.initial_theta0(s)

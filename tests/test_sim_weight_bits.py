@@ -1,4 +1,4 @@
-"""sim/'s FixedLayer.num_weight_bits (issue 15, item 11): Lava's Dense keeps only the top
+"""sim/'s FixedLayer.num_weight_bits: Lava's Dense keeps only the top
 num_weight_bits of its 8-bit weights (one fewer in mixed sign mode). Checked against
 lava.utils.weightutils' own clip + truncate (no Lava process needed) and, where Lava runs,
 against Lava's Dense, every bit width 1-7, every sign mode, with u wrapping and v clipping in
