@@ -156,6 +156,62 @@ def test_deploy_runs_lava_and_prints_the_counts_sim_computes(small_bundle, tmp_p
     assert "sim/ (bit-exact model): identical, spike for spike" in out
 
 
+# --- adapt and deploy --dataset draw their samples with datasets/ -----------------------------
+@pytest.fixture(scope="module")
+def digits_bundle(tmp_path_factory):
+    """A random network taking the embedded digits' frames as they are (2 x 34 x 34)."""
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    specs, params, neurons = random_float_network((2, 34, 34), ways=5, channels=(4, 8), seed=1)
+    path, _ = export_bundle(tmp_path_factory.mktemp("digits") / "d.h5", specs, params, neurons)
+    return path
+
+
+def test_adapt_learns_the_task_encoded_task_draws(digits_bundle, capsys):
+    """adapt's task is datasets.tasks.encoded_task's: the same spikes, order and labels as
+    sample_task + the bundle's encoding + support_order gave, and the accuracy the session
+    computes on them."""
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.datasets.registry import load_dataset
+    from metaloihi.datasets.tasks import encoded_task, sample_task, support_order
+    from metaloihi.onchip.session import adapt
+    code, out, err = run(["adapt", digits_bundle, "--dataset", "digits", "--shots", "2",
+                          "--queries", "2", "--seed", "0"], capsys)
+    assert code == 0, err
+    b, ds = read_bundle(digits_bundle), load_dataset("digits", seed=0)
+    new = encoded_task(ds, "test", 5, 2, 2, np.random.default_rng(0), b.encoding)
+    old = sample_task(ds, "test", 5, 2, 2, np.random.default_rng(0))
+    xs, ys = support_order(b.encode(old.support_x), old.support_y.numpy(), 5)
+    assert np.array_equal(new.support_x, xs) and np.array_equal(new.support_y, ys)
+    assert np.array_equal(new.query_x, b.encode(old.query_x))
+    assert np.array_equal(new.query_y, old.query_y.numpy())
+    res = adapt(digits_bundle, new.support_x, new.support_y, new.query_x, new.query_y)
+    assert out.startswith(f"5-way 2-shot on digits/test (sim): accuracy {res.accuracy:.3f} on "
+                          "10 queries")
+
+
+def test_deploy_dataset_refuses_more_samples_than_the_split_has(digits_bundle, capsys):
+    code, _, err = run(["deploy", digits_bundle, "--dataset", "digits", "--samples", "100000"],
+                       capsys)
+    assert code == 1 and "100000 samples asked of split 'test' of 'digits'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.lava
+def test_deploy_dataset_runs_the_samples_split_samples_draws(digits_bundle, capsys):
+    from metaloihi.datasets.registry import load_dataset
+    from metaloihi.datasets.tasks import split_samples
+    code, out, err = run(["deploy", digits_bundle, "--dataset", "digits", "--samples", "2",
+                          "--seed", "5"], capsys)
+    assert code == 0, err
+    ds = load_dataset("digits")
+    pick = split_samples(ds, "test", 2, np.random.default_rng(5))
+    assert ds.split_classes("test").size and len(set(pick)) == 2
+    for k, i in enumerate(pick):
+        assert f"sample {k} ({ds.class_names[int(ds.labels[i])]}): output spike counts" in out
+    assert "2 sample(s) of digits/test, 100 steps each" in out
+    assert "sim/ (bit-exact model): identical, spike for spike" in out
+
+
 def test_evaluate_dataset_and_root_reach_the_evaluation(tmp_path, capsys, monkeypatch):
     """evaluate reads a user's folder like adapt does (--dataset/--root), and --seed < 0 is a
     usage error, not an internal one."""
