@@ -1,7 +1,8 @@
-"""Issue 7's command line: every command's --help names its defaults and units, --seed changes
-what it should (and only that), --device reaches training and evaluation, and `deploy` runs a
-bundle in Lava's CPU simulator with the output spike counts sim/ computes. (User mistakes on
-every command: tests/bad_inputs/.)"""
+"""The command line (metaloihi/cli/): every command's --help names its defaults and units, --seed
+changes what it should (and only that), --device reaches training and evaluation, `deploy` runs
+a bundle in Lava's CPU simulator with the output spike counts sim/ computes, and `adapt` /
+`deploy --dataset` take their samples from datasets/. (User mistakes on every command:
+tests/bad_inputs/.)"""
 import json
 import sys
 from pathlib import Path
