@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from metaloihi.bridge.bundle import HeadParams, default_meta, write_bundle
+from metaloihi.bridge.checkpoint_file import read_checkpoint
 from metaloihi.bridge.quantize import Quantized, quantize
-from metaloihi.base.errors import UserError
 from metaloihi.sim.arch import SynapseSpec, paper_arch
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
@@ -27,50 +27,39 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
     return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
 
 
-def from_checkpoint(path: str | Path, use_fit: bool = True
-                    ) -> tuple[list, dict, list, HeadParams, dict]:
-    # meta["head_range"]: the float |w| of the head grid's edge a silent-start head needs
-    # (offline's soel.head_range), None: theta0's own head range
-    """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint (metaloihi.maml/1).
-    The network's input shape comes from the checkpoint's data set (loaded through offline/).
-    SOEL parameters: the checkpoint's "soel_fit" (studies/rule_fit.py, fitted on meta-val in
-    fixed point) when present and use_fit, else the learnt ones, else the config's."""
-    try:
-        from metaloihi.offline import checkpoint, config, maml, model, train
-    except ImportError as err:
-        raise UserError(f"offline/ cannot be imported here ({err}); export --random works "
-                        "without it") from None
-    state = checkpoint.load(path)
-    for key, val in state["meta"].items():
-        bad = ~torch.isfinite(val.detach())
-        if bad.any():
-            at = [int(i) for i in torch.nonzero(bad)[0]]
-            raise UserError(f"checkpoint {str(path)!r}: {key} holds "
-                            f"{float(val.detach()[bad].flatten()[0])} at {at} (a diverged run?); "
-                            "a network with NaN/inf parameters cannot be exported")
-    cfg = config.from_dict(state["config"])
-    setup = train.setup(cfg)
-    theta0 = {k: v.detach().to(torch.float64) for k, v in
-              maml.theta0_of(state["meta"], cfg.maml).items()}
-    learnt = maml.learnt_values(state["meta"])
-    head = HeadParams(soel_threshold=learnt.get("soel.threshold", cfg.maml.soel_threshold),
-                      soel_eta=learnt.get("soel.eta", cfg.maml.soel_eta),
-                      target_on=int(cfg.maml.soel_target_on),
-                      target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed),
-                      passes=max(int(cfg.maml.inner_steps), 1)
-                      if cfg.maml.inner_rule == "soel" else 1)
-    meta = default_meta(source=path, split=state.get("split", {}))
-    fitted = state.get("soel_fit") if use_fit else None
+def _head_params(rule: dict, fitted: dict | None) -> HeadParams:
+    """The bundle's head parameters from a checkpoint's rule (network.rule, float weight units
+    as learnt) and, where the checkpoint holds one and it is used, its "soel_fit" (the old
+    fit-soel's result: theta, eta, target_on, passes). The one place export turns a checkpoint's
+    rule into HeadParams."""
+    head = HeadParams(soel_threshold=rule["theta"], soel_eta=rule["eta"],
+                      target_on=int(rule["target_on"]), target_off=int(rule["target_off"]),
+                      rng_seed=int(rule["rng_seed"]), passes=int(rule["passes"]))
     if fitted:
         head = replace(head, soel_threshold=float(fitted["soel_threshold"]),
                        soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
                        passes=int(fitted.get("passes", head.passes)))
+    return head
+
+
+def from_checkpoint(path: str | Path, use_fit: bool = True
+                    ) -> tuple[list, dict, list, HeadParams, dict]:
+    """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint, read from the file
+    alone (bridge/checkpoint_file.py: the network it describes; no offline/, no data set).
+    Head parameters: the checkpoint's "soel_fit" when present and use_fit, else its rule.
+    meta["head_range"]: the float |w| of the head grid's edge a silent-start head needs (None:
+    theta0's own head range)."""
+    ck = read_checkpoint(path)
+    fitted = ck.meta["soel_fit"] if use_fit else None
+    head = _head_params(ck.rule, fitted)
+    meta = default_meta(source=path, split=ck.meta["split"])
+    if fitted:
         meta["soel_fit"] = dict(fitted)
-    meta["iteration"] = int(state.get("iteration", 0))
-    meta["dataset"] = cfg.data.dataset
-    meta["encoding"] = model.encoding(cfg.model).to_dict()
-    meta["head_range"] = learnt.get(maml.HEAD_RANGE)
-    return setup.specs, theta0, setup.neurons, head, meta
+    meta["iteration"] = ck.meta["iteration"]
+    meta["dataset"] = ck.meta["dataset"]
+    meta["encoding"] = ck.meta["encoding"]
+    meta["head_range"] = ck.rule["head_range"]
+    return ck.specs, ck.theta0, ck.neurons, head, meta
 
 
 def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,

@@ -10,6 +10,9 @@ Layout (a dict):
   best_val      best meta-validation accuracy so far (and best_iteration)
   config        offline.config.to_dict(cfg)
   split         {split name: [class ids]} of the data set trained on
+  network       the deployable network in plain values (offline/describe.py writes it,
+                bridge/checkpoint_file.py reads it: export needs neither offline/ nor the data
+                set); files from before it existed: studies/upgrade.py adds it
   versions      {"metaloihi", "torch", "python"}
 """
 from __future__ import annotations

@@ -25,6 +25,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, maml, model, pretrain
 from metaloihi.offline.rule_start import fit_rule_start
 from metaloihi.offline.config import Config, to_dict
+from metaloihi.offline.describe import network_description
 
 
 @dataclass
@@ -312,10 +313,12 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                 evaluate=prototype_val(s, cfg.data.val_split, cfg.pretrain.val_tasks,
                                        tc.seed + 1))
             if rank == 0:
-                checkpoint.save(stage1_path, {"meta": {maml.THETA0 + k: v.detach().clone()
-                                                       for k, v in theta0.items()},
-                                              "config": to_dict(cfg), "stage": 1,
-                                              "summary": stage1})
+                body = {maml.THETA0 + k: v.detach().clone() for k, v in theta0.items()}
+                checkpoint.save(stage1_path, {"meta": body, "config": to_dict(cfg), "stage": 1,
+                                              "summary": stage1,
+                                              "network": network_description(
+                                                  cfg, s.dataset.frame_shape, s.specs,
+                                                  s.neurons, body)})
     rule_start: dict = {}
     meta = stage2_meta(s, theta0, log=(lambda m: print(m, flush=True)) if progress else None,
                        record=rule_start)
@@ -354,6 +357,8 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                                "optimizer": opt.state_dict(), "iteration": iteration,
                                "best_val": best_val, "best_iteration": best_it,
                                "config": to_dict(cfg), "split": split,
+                               "network": network_description(
+                                   cfg, s.dataset.frame_shape, s.specs, s.neurons, meta),
                                **({"init_from": init_from} if init_from else {})})
 
     bar = None

@@ -1,0 +1,305 @@
+"""An offline/ checkpoint read as a file: the deployable network it describes, without offline/
+(its config, trainer or model code) and without its data set.
+
+A checkpoint (metaloihi.maml/1, tensors and plain values, loaded with weights_only=True) holds
+under "network" (written at save time by offline/describe.py; older files get it once from
+studies/upgrade.py):
+
+  format        "metaloihi.network/1"
+  specs         per synapse layer, in order: {"type": "conv", "in_shape": [C, H, W],
+                "out_channels", "kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw]}
+                or {"type": "dense", "in_features", "out_features"} (sim/arch.py); the last is
+                the dense head
+  input_shape   [C, H, W] per step after the encoding (== specs[0].in_shape)
+  frame_shape   [T, C, H, W] of the data set's frames (the encoding maps it to input_shape)
+  encoding      datasets.encoding.Encoding.to_dict(): {"pool", "time_pool", "steps"}
+  neurons       per layer, sim.loihi.LifFloat's fields: {"du", "dv", "vth", "bias"}
+  dataset       {"name", "ways" (== the head's outputs), "splits": {"train", "val", "test"}}
+  rule          the on-chip learning rule as learnt (float weight units): {"name": "soel",
+                "theta", "eta", "target_on", "target_off", "passes", "rng_seed",
+                "head_range": float or None (the float |w| at the head grid's edge; None:
+                theta0's own head range)}
+  theta0        None: theta0 is the checkpoint's meta "theta0.*" as stored; else
+                {"layers.{i}.weight": tensor}, theta0 with the training's Q_outer applied
+
+Every field is checked here; a bad one is a UserError naming the file and the field.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from metaloihi.base.atomic import regular_input
+from metaloihi.base.errors import UserError
+from metaloihi.datasets.encoding import Encoding
+from metaloihi.sim.arch import ConvSpec, DenseSpec, check_chain
+from metaloihi.sim.float_lif import weight_key
+from metaloihi.sim.loihi import LifFloat
+
+CHECKPOINT_FORMAT = "metaloihi.maml/1"
+KEY = "network"                       # (offline/describe.py: KEY)
+FORMAT = "metaloihi.network/1"        # (offline/describe.py: FORMAT)
+THETA0 = "theta0."                    # meta's prefix of theta0's tensors
+UPGRADE = "metaloihi upgrade-checkpoint"
+RULE_NAMES = ("soel",)
+
+
+class CheckpointNetwork(NamedTuple):
+    specs: list                       # sim.arch specs
+    theta0: dict                      # float_lif params, float64
+    neurons: list                     # sim.loihi.LifFloat per layer
+    rule: dict                        # the description's "rule", checked
+    meta: dict                        # dataset, ways, splits, encoding, input_shape,
+                                      # frame_shape; the file's split, iteration, soel_fit
+
+
+def _why(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    for marker in ("WeightsUnpickler error:", "Weights only load failed."):
+        if marker in text:
+            return text.split(marker, 1)[1].strip() or text
+    return text or type(err).__name__
+
+
+def _load(path: Path) -> dict:
+    if path.is_dir():
+        raise UserError(f"checkpoint {str(path)!r} is a folder, expected a .pt file")
+    regular_input(path, "checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
+        why = _why(err)
+        if "Unsupported class" in why or "Unsupported global" in why:
+            raise UserError(f"checkpoint {str(path)!r} refused: it holds more than tensors and "
+                            f"plain values ({why}); checkpoints are loaded with "
+                            "torch.load(weights_only=True), never as arbitrary pickles") from None
+        raise UserError(f"checkpoint {str(path)!r} cannot be read (not a torch checkpoint, or "
+                        f"damaged/truncated): {why}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise UserError(f"checkpoint {str(path)!r} is not a {CHECKPOINT_FORMAT} file "
+                        f"(format {got!r})")
+    missing = [k for k in ("meta", "config") if not isinstance(state.get(k), dict)]
+    if missing:
+        raise UserError(f"checkpoint {str(path)!r} lacks required key(s) {missing} (a "
+                        f"{CHECKPOINT_FORMAT} file has meta, config, iteration, split, ...)")
+    return state
+
+
+def _finite(path: Path, where: str, tensors: dict) -> None:
+    for key, val in tensors.items():
+        if not isinstance(val, torch.Tensor):
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} is a "
+                            f"{type(val).__name__}, expected a tensor")
+        if not val.is_floating_point():
+            continue
+        bad = ~torch.isfinite(val.detach())
+        if bad.any():
+            at = [int(i) for i in torch.nonzero(bad)[0]] if bad.dim() else []
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} holds "
+                            f"{float(val.detach()[bad].flatten()[0])} at {at} (a diverged "
+                            "run?); a network with NaN/inf parameters cannot be exported")
+
+
+class _Fields:
+    """Typed access to the description's fields; each failure names the file and the field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, name: str, val, expected: str):
+        raise UserError(f"checkpoint {str(self.path)!r}: {name} is {val!r}, expected "
+                        f"{expected}")
+
+    def get(self, d: dict, name: str, key: str):
+        if not isinstance(d, dict):
+            self.fail(name, d, "a dict")
+        if key not in d:
+            raise UserError(f"checkpoint {str(self.path)!r}: {name}.{key} is missing (a "
+                            f"{FORMAT} description has it)")
+        return d[key]
+
+    def int_(self, d: dict, name: str, key: str, low: int = 0) -> int:
+        v = self.get(d, name, key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            self.fail(f"{name}.{key}", v, f"an integer >= {low}")
+        return v
+
+    def num(self, d: dict, name: str, key: str, positive: bool = False) -> float:
+        v = self.get(d, name, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or (positive and v <= 0):
+            self.fail(f"{name}.{key}", v, "a finite number" + (" > 0" if positive else ""))
+        return v
+
+    def str_(self, d: dict, name: str, key: str) -> str:
+        v = self.get(d, name, key)
+        if not isinstance(v, str) or not v:
+            self.fail(f"{name}.{key}", v, "a non-empty string")
+        return v
+
+    def ints(self, d: dict, name: str, key: str, n: int, low: int = 1) -> tuple:
+        v = self.get(d, name, key)
+        if not isinstance(v, (list, tuple)) or len(v) != n or any(
+                isinstance(x, bool) or not isinstance(x, int) or x < low for x in v):
+            self.fail(f"{name}.{key}", v, f"{n} integers >= {low}")
+        return tuple(v)
+
+    def list_(self, d: dict, name: str, key: str, n: int | None = None) -> list:
+        v = self.get(d, name, key)
+        if not isinstance(v, list) or not v or (n is not None and len(v) != n):
+            self.fail(f"{name}.{key}", v, "a non-empty list" + (f" of {n}" if n else ""))
+        return v
+
+
+def _spec(f: _Fields, d, name: str):
+    kind = f.get(d, name, "type")
+    if kind == "conv":
+        return ConvSpec(in_shape=f.ints(d, name, "in_shape", 3),
+                        out_channels=f.int_(d, name, "out_channels", 1),
+                        kernel=f.ints(d, name, "kernel", 2), stride=f.ints(d, name, "stride", 2),
+                        padding=f.ints(d, name, "padding", 2, low=0))
+    if kind == "dense":
+        return DenseSpec(f.int_(d, name, "in_features", 1), f.int_(d, name, "out_features", 1))
+    f.fail(f"{name}.type", kind, "'conv' or 'dense'")
+
+
+def _neuron(f: _Fields, d, name: str) -> LifFloat:
+    known = [x.name for x in fields(LifFloat)]
+    if not isinstance(d, dict):
+        f.fail(name, d, f"a dict of {known}")
+    extra = sorted(set(d) - set(known))
+    if extra:
+        f.fail(f"{name}.{extra[0]}", d[extra[0]], f"no such field (LifFloat has {known})")
+    vals = {k: f.num(d, name, k) for k in known if k != "bias"}
+    bias = f.get(d, name, "bias")
+    if isinstance(bias, list):
+        arr = np.asarray(bias, np.float64) if all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) for b in bias) else None
+        if arr is None or not np.isfinite(arr).all():
+            f.fail(f"{name}.bias", bias, "a finite number or a list of them")
+        bias = arr
+    else:
+        bias = f.num(d, name, "bias")
+    return LifFloat(**vals, bias=bias)
+
+
+def _rule(f: _Fields, desc: dict) -> dict:
+    d, name = f.get(desc, "network", "rule"), "network.rule"
+    if f.get(d, name, "name") not in RULE_NAMES:
+        f.fail(f"{name}.name", d["name"], f"one of {list(RULE_NAMES)}")
+    head_range = f.get(d, name, "head_range")
+    if head_range is not None:
+        head_range = float(f.num(d, name, "head_range", positive=True))
+    return {"name": d["name"],
+            "theta": float(f.num(d, name, "theta", positive=True)),
+            "eta": float(f.num(d, name, "eta", positive=True)),
+            "target_on": f.int_(d, name, "target_on"), "target_off": f.int_(d, name, "target_off"),
+            "passes": f.int_(d, name, "passes", 1), "rng_seed": f.int_(d, name, "rng_seed"),
+            "head_range": head_range}
+
+
+def _theta0(f: _Fields, path: Path, state: dict, desc: dict, specs: list) -> dict:
+    given = f.get(desc, "network", "theta0")
+    if given is None:
+        theta, where = ({k[len(THETA0):]: v for k, v in state["meta"].items()
+                         if k.startswith(THETA0)}, "meta theta0.")
+    elif isinstance(given, dict):
+        theta, where = given, "network.theta0."
+        _finite(path, where, theta)
+    else:
+        f.fail("network.theta0", type(given).__name__, "none or a dict of tensors")
+    want = {weight_key(i): tuple(s.weight_shape) for i, s in enumerate(specs)}
+    for key in theta:
+        if key not in want:
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} is not a weight of the "
+                            f"described network ({len(specs)} layers)")
+    for key, shape in want.items():
+        if key not in theta:
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} is missing")
+        if tuple(theta[key].shape) != shape:
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} has shape "
+                            f"{list(theta[key].shape)} but network.specs gives {list(shape)}")
+    return {k: theta[k].detach().to(torch.float64) for k in want}
+
+
+def _soel_fit(f: _Fields, fitted) -> dict | None:
+    """The "soel_fit" some checkpoints hold (written by the old fit-soel): read as before."""
+    if fitted is None:
+        return None
+    if not isinstance(fitted, dict):
+        f.fail("soel_fit", fitted, "a dict")
+    f.num(fitted, "soel_fit", "soel_threshold", positive=True)
+    f.num(fitted, "soel_fit", "soel_eta", positive=True)
+    f.int_(fitted, "soel_fit", "target_on")
+    if "passes" in fitted:
+        f.int_(fitted, "soel_fit", "passes", 1)
+    return fitted
+
+
+def network_of(path: Path, state: dict) -> CheckpointNetwork:
+    """The checked network of a loaded checkpoint state (see read_checkpoint)."""
+    f = _Fields(path)
+    desc = state.get(KEY)
+    if desc is None:
+        raise UserError(f"checkpoint {str(path)!r} does not describe its network (no {KEY!r}: "
+                        "layer specs, input shape, encoding, neurons, on-chip rule); it was "
+                        "written before checkpoints described themselves. Upgrade it once with "
+                        f"`{UPGRADE} {path}` (rewrites the file in place; loads its data set "
+                        "that one time)")
+    if not isinstance(desc, dict):
+        f.fail(KEY, type(desc).__name__, "a dict")
+    if desc.get("format") != FORMAT:
+        f.fail(f"{KEY}.format", desc.get("format"), repr(FORMAT))
+    specs = [_spec(f, d, f"network.specs[{i}]")
+             for i, d in enumerate(f.list_(desc, "network", "specs"))]
+    try:
+        check_chain(specs)
+    except UserError as err:
+        raise UserError(f"checkpoint {str(path)!r}: network.specs: {err}") from None
+    if not isinstance(specs[-1], DenseSpec):
+        f.fail(f"network.specs[{len(specs) - 1}].type", "conv", "'dense' (the head)")
+    input_shape = f.ints(desc, "network", "input_shape", 3)
+    if input_shape != tuple(specs[0].in_shape):
+        f.fail("network.input_shape", list(input_shape),
+               f"network.specs[0].in_shape {list(specs[0].in_shape)}")
+    frame_shape = f.ints(desc, "network", "frame_shape", 4)
+    try:
+        enc = Encoding.from_dict(f.get(desc, "network", "encoding"))
+    except (UserError, TypeError) as err:
+        raise UserError(f"checkpoint {str(path)!r}: network.encoding: {err}") from None
+    if tuple(enc.input_shape(frame_shape)) != input_shape:
+        f.fail("network.frame_shape", list(frame_shape),
+               f"frames the encoding maps to network.input_shape {list(input_shape)}")
+    neurons = [_neuron(f, d, f"network.neurons[{i}]")
+               for i, d in enumerate(f.list_(desc, "network", "neurons", len(specs)))]
+    data = f.get(desc, "network", "dataset")
+    ways = f.int_(data, "network.dataset", "ways", 1)
+    if ways != specs[-1].out_features:
+        f.fail("network.dataset.ways", ways, f"the head's {specs[-1].out_features} outputs")
+    splits = f.get(data, "network.dataset", "splits")
+    for k in ("train", "val", "test"):
+        f.str_(splits, "network.dataset.splits", k)
+    rule = _rule(f, desc)
+    theta0 = _theta0(f, path, state, desc, specs)
+    meta = {"dataset": f.str_(data, "network.dataset", "name"), "ways": ways,
+            "splits": dict(splits), "encoding": enc.to_dict(),
+            "input_shape": list(input_shape), "frame_shape": list(frame_shape),
+            "split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
+            "soel_fit": _soel_fit(f, state.get("soel_fit"))}
+    return CheckpointNetwork(specs, theta0, neurons, rule, meta)
+
+
+def read_checkpoint(path: str | Path) -> CheckpointNetwork:
+    """(specs, theta0 float64, neurons, rule, meta) of an offline/ checkpoint, from the file
+    alone: no offline/ import, no data set. A file without a description (older than them) is
+    a UserError saying how to upgrade it; any bad field is one naming the field."""
+    path = Path(path)
+    state = _load(path)
+    _finite(path, "", state["meta"])
+    return network_of(path, state)

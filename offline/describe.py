@@ -1,0 +1,83 @@
+"""The deployable network a checkpoint holds, described in plain values (key "network" of a
+checkpoint, offline/checkpoint.py), so that bridge/ reads a checkpoint without offline/'s config,
+trainer or the data set (bridge/checkpoint_file.py is the reader and validator; the schema is
+documented there).
+
+Everything here is derived from the config, the data set's frame shape and the meta-parameters
+exactly as an export derived it from them before checkpoints described themselves: the specs and
+neurons of offline.model.build, the encoding of offline.model.encoding, the on-chip rule from
+the learnt values (maml.learnt_values) or else the config, and theta0 with Q_outer applied when
+the config asks for it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from metaloihi.offline import maml, model
+from metaloihi.sim.arch import ConvSpec, DenseSpec
+
+KEY = "network"                       # the checkpoint key (bridge/checkpoint_file.py: KEY)
+FORMAT = "metaloihi.network/1"        # (bridge/checkpoint_file.py: FORMAT)
+
+
+def spec_dict(spec) -> dict:
+    if isinstance(spec, ConvSpec):
+        return {"type": "conv", "in_shape": [int(v) for v in spec.in_shape],
+                "out_channels": int(spec.out_channels),
+                "kernel": [int(v) for v in spec.kernel], "stride": [int(v) for v in spec.stride],
+                "padding": [int(v) for v in spec.padding]}
+    if isinstance(spec, DenseSpec):
+        return {"type": "dense", "in_features": int(spec.in_features),
+                "out_features": int(spec.out_features)}
+    raise TypeError(f"not a synapse spec: {spec!r}")
+
+
+def _plain(v):
+    """A neuron field as a plain value (numbers stay int or float as configured)."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _theta0(meta: dict, mc: maml.MamlConfig, seed: int) -> dict | None:
+    """None: theta0 is meta's theta0.* as stored. With Q_outer (maml.q_outer_bits), the theta0
+    an export deploys (maml.theta0_of), computed once here on the CPU; stochastic rounding draws
+    from a forked generator seeded with train.seed, so saving never moves training's RNG."""
+    if mc.q_outer_bits is None:
+        return None
+    cpu = {k: v.detach().cpu() for k, v in meta.items() if k.startswith(maml.THETA0)}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return {k: v.detach().clone() for k, v in maml.theta0_of(cpu, mc).items()}
+
+
+def network_description(cfg, frame_shape, specs: list, neurons: list, meta: dict) -> dict:
+    """The "network" value of a checkpoint holding `meta`, trained under `cfg` (an
+    offline.config.Config) on a data set of frames `frame_shape` [T, C, H, W]."""
+    mc, d = cfg.maml, cfg.data
+    learnt = maml.learnt_values(meta)
+    enc = model.encoding(cfg.model)
+    rule = {"name": "soel",
+            "theta": float(learnt.get("soel.threshold", mc.soel_threshold)),
+            "eta": float(learnt.get("soel.eta", mc.soel_eta)),
+            "target_on": int(mc.soel_target_on), "target_off": int(mc.soel_target_off),
+            "passes": max(int(mc.inner_steps), 1) if mc.inner_rule == "soel" else 1,
+            "rng_seed": int(cfg.train.seed),
+            "head_range": learnt.get(maml.HEAD_RANGE)}
+    return {"format": FORMAT,
+            "specs": [spec_dict(s) for s in specs],
+            "input_shape": [int(v) for v in enc.input_shape(tuple(frame_shape))],
+            "frame_shape": [int(v) for v in frame_shape],
+            "encoding": enc.to_dict(),
+            "neurons": [{f.name: _plain(getattr(n, f.name)) for f in dataclasses.fields(n)}
+                        for n in neurons],
+            "dataset": {"name": str(d.dataset), "ways": int(d.ways),
+                        "splits": {"train": str(d.train_split), "val": str(d.val_split),
+                                   "test": str(d.test_split)}},
+            "rule": rule,
+            "theta0": _theta0(meta, mc, int(cfg.train.seed))}

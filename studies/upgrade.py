@@ -1,0 +1,32 @@
+"""The one-time upgrade of a checkpoint written before checkpoints described their network
+(offline/describe.py writes the description at save time; bridge/checkpoint_file.py reads it).
+The upgrade needs what export needed before: offline/'s config and model code, and the data set
+once (for its frame shape); afterwards export needs neither."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from metaloihi.bridge.checkpoint_file import KEY, network_of
+from metaloihi.offline import checkpoint, config, train
+from metaloihi.offline.describe import network_description
+
+
+def upgrade_checkpoint(path: str | Path, force: bool = False, dataset=None) -> bool:
+    """Add the "network" description to the checkpoint at `path`, derived from its config, its
+    data set's frame shape and its meta-parameters as export derived them before, and rewrite
+    the file atomically (everything else in it kept as is). Idempotent: a checkpoint that
+    already describes its network is checked and left untouched (returns False); force:
+    re-derive the description anyway. dataset: the loaded data set (None: load the config's).
+    Returns True when the file was rewritten."""
+    path = Path(path)
+    state = checkpoint.load(path)
+    if KEY in state and not force:
+        network_of(path, state)         # a damaged description is reported, not replaced
+        return False
+    cfg = config.from_dict(state["config"])
+    s = train.setup(cfg, dataset, device="cpu")
+    state[KEY] = network_description(cfg, s.dataset.frame_shape, s.specs, s.neurons,
+                                     state["meta"])
+    network_of(path, state)             # what export will read
+    checkpoint.save(path, state)
+    return True
