@@ -74,6 +74,7 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
     assert state["iteration"] == 6 and state["config"] == config.to_dict(cfg)
     assert state["split"]["test"] == [5, 9, 19, 22, 24, 27, 29, 32, 35, 38]
     assert set(state["versions"]) == {"metaloihi", "torch", "python"}
+    assert state["network"]["format"] == "metaloihi.network/1"   # tests/test_bridge_checkpoint
     assert (tmp_path / "full" / "best.pt").exists()
     lines = [json.loads(ln) for ln in (tmp_path / "full" / "metrics.jsonl").read_text().split("\n")
              if ln]

@@ -1,0 +1,254 @@
+"""Self-describing checkpoints: bridge/ reads the deployable network from the checkpoint file
+alone (bridge/checkpoint_file.py), without offline/ and without the data set; older files are
+refused with the upgrade to run, and the upgrade (studies/upgrade.py) makes export what it was
+when it derived everything from the config and the data set."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metaloihi.base.errors import UserError
+from metaloihi.bridge import checkpoint_file as cf
+from metaloihi.bridge import export as ex
+from metaloihi.bridge.bundle import HeadParams, read_bundle
+from metaloihi.offline import checkpoint, config, maml, model, train
+from metaloihi.studies.upgrade import upgrade_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "checkpoints").glob("**/*.pt"))
+TINY = """
+[data]
+dataset = "gestures"
+[model]
+channels = [4, 8]
+kernel = 3
+pool = 4
+time_pool = 5
+[maml]
+inner_rule = "soel"
+inner_steps = 3
+soel_threshold = 1.5
+soel_eta = 0.002
+soel_target_on = 6
+[train]
+seed = 7
+"""
+
+
+@pytest.fixture(scope="module")
+def gestures():
+    from metaloihi.datasets import load_dataset
+    return load_dataset("gestures")
+
+
+def _legacy(folder: Path, gestures, name: str = "old.pt", fitted: bool = False,
+            **over) -> Path:
+    """A checkpoint as train.py wrote them before they described their network (no
+    "network"), with a learnt rule and a silent head's range in its meta."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.toml").write_text(TINY)
+    cfg = config.load(str(folder / "tiny.toml"), over)
+    s = train.setup(cfg, gestures)
+    meta = train.initial_meta(s)
+    meta["soel.log_eta"] = torch.tensor(3e-3).log()
+    meta[maml.THETA0 + f"layers.{len(s.specs) - 1}.weight"].zero_()     # a silent-start head
+    meta[maml.HEAD_RANGE] = torch.tensor(0.02)
+    state = {"meta": meta, "config": config.to_dict(cfg), "iteration": 5,
+             "split": {"train": [1, 2], "val": [3], "test": [4]}}
+    if fitted:
+        state["soel_fit"] = {"soel_threshold": 1.0, "soel_eta": 1e-3, "target_on": 12,
+                             "passes": 4, "split": "val", "tasks": 2}
+    checkpoint.save(folder / name, state)
+    return folder / name
+
+
+def _old_from_checkpoint(path, gestures, use_fit: bool = True):
+    """What bridge/export.py's from_checkpoint returned before checkpoints described
+    themselves: everything derived from the config, the data set and the meta-parameters."""
+    state = checkpoint.load(path)
+    cfg = config.from_dict(state["config"])
+    s = train.setup(cfg, gestures)
+    theta0 = {k: v.detach().to(torch.float64)
+              for k, v in maml.theta0_of(state["meta"], cfg.maml).items()}
+    learnt = maml.learnt_values(state["meta"])
+    head = HeadParams(soel_threshold=learnt.get("soel.threshold", cfg.maml.soel_threshold),
+                      soel_eta=learnt.get("soel.eta", cfg.maml.soel_eta),
+                      target_on=int(cfg.maml.soel_target_on),
+                      target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed),
+                      passes=max(int(cfg.maml.inner_steps), 1)
+                      if cfg.maml.inner_rule == "soel" else 1)
+    fitted = state.get("soel_fit") if use_fit else None
+    if fitted:
+        head = replace(head, soel_threshold=float(fitted["soel_threshold"]),
+                       soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
+                       passes=int(fitted.get("passes", head.passes)))
+    meta = {"split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
+            "dataset": cfg.data.dataset, "encoding": model.encoding(cfg.model).to_dict(),
+            "head_range": learnt.get(maml.HEAD_RANGE),
+            **({"soel_fit": dict(fitted)} if fitted else {})}
+    return s.specs, theta0, s.neurons, head, meta
+
+
+def _same_export(tmp: Path, old, new) -> None:
+    """Both (specs, theta0, neurons, head, meta) export to bundles equal in every array."""
+    specs, theta0, neurons, head, meta = new
+    o_specs, o_theta0, o_neurons, o_head, o_meta = old
+    assert specs == o_specs and neurons == o_neurons and head == o_head
+    assert theta0.keys() == o_theta0.keys()
+    assert all(theta0[k].dtype == torch.float64 and torch.equal(theta0[k], o_theta0[k])
+               for k in theta0)
+    assert {k: meta.get(k) for k in o_meta} == o_meta
+    a = read_bundle(ex.export_bundle(tmp / "old.h5", o_specs, o_theta0, o_neurons, o_head,
+                                     {"head_range": o_meta["head_range"]})[0])
+    b = read_bundle(ex.export_bundle(tmp / "new.h5", specs, theta0, neurons, head, meta)[0])
+    assert a.head == b.head and np.array_equal(a.scales, b.scales) and len(a.net) == len(b.net)
+    for la, lb in zip(a.net, b.net):
+        assert la.spec == lb.spec and la.weight_exp == lb.weight_exp
+        assert np.array_equal(la.weight, lb.weight)
+        for f in ("du", "dv", "vth", "bias_mant", "bias_exp"):
+            assert np.array_equal(getattr(la.neuron, f), getattr(lb.neuron, f))
+
+
+def test_an_old_checkpoint_is_refused_with_the_upgrade_to_run(tmp_path, gestures):
+    old = _legacy(tmp_path, gestures)
+    with pytest.raises(UserError, match=r"old\.pt.*does not describe its network.*"
+                                        r"metaloihi upgrade-checkpoint .*old\.pt"):
+        ex.from_checkpoint(old)
+
+
+@pytest.mark.parametrize("fitted, over", [
+    (False, {}),
+    (True, {}),                                            # the old fit-soel's "soel_fit"
+    (False, {"maml.inner_rule": "sgd"}),                   # passes 1, the configured rule
+    (False, {"maml.q_outer_bits": 6}),                     # theta0 exported with Q_outer
+])
+def test_upgrade_is_idempotent_and_export_is_what_the_old_path_gave(tmp_path, gestures,
+                                                                    fitted, over):
+    path = _legacy(tmp_path / "ck", gestures, fitted=fitted, **over)
+    before = {k: v for k, v in checkpoint.load(path).items()}
+    old = _old_from_checkpoint(path, gestures)
+    assert upgrade_checkpoint(path, dataset=gestures) is True
+    data = path.read_bytes()
+    assert upgrade_checkpoint(path) is False and path.read_bytes() == data     # untouched
+    after = checkpoint.load(path)
+    assert set(after) == set(before) | {"network"}
+    assert all(torch.equal(after["meta"][k], v) for k, v in before["meta"].items())
+    assert {k: after[k] for k in ("config", "split", "iteration", "versions")} == \
+        {k: before[k] for k in ("config", "split", "iteration", "versions")}
+    _same_export(tmp_path, old, ex.from_checkpoint(path))
+    if fitted:
+        _same_export(tmp_path, _old_from_checkpoint(path, gestures, use_fit=False),
+                     ex.from_checkpoint(path, use_fit=False))
+    rule = after["network"]["rule"]
+    assert rule["head_range"] == pytest.approx(0.02) and rule["rng_seed"] == 7
+    assert rule["passes"] == (1 if over.get("maml.inner_rule") == "sgd" else 3)
+    assert (after["network"]["theta0"] is None) == ("maml.q_outer_bits" not in over)
+
+
+def test_training_describes_its_checkpoints_as_the_upgrade_does(tmp_path, gestures):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    cfg = config.load(str(tmp_path / "tiny.toml"),
+                      {"train.iterations": 1, "train.val_every": 1, "train.val_tasks": 1,
+                       "train.meta_batch": 1, "data.queries": 1, "maml.soel_fit_rule": False,
+                       "maml.trunc": 5, "train.threads": 1, "pretrain.iterations": 1,
+                       "pretrain.classes_per_batch": 4, "pretrain.val_tasks": 1})
+    train.train(cfg, tmp_path / "run", progress=False, dataset=gestures)
+    for name in ("stage1.pt", "best.pt", "last.pt"):
+        path = tmp_path / "run" / name
+        written = checkpoint.load(path)["network"]
+        shutil.copy(path, tmp_path / name)
+        assert upgrade_checkpoint(tmp_path / name, force=True, dataset=gestures) is True
+        assert checkpoint.load(tmp_path / name)["network"] == written
+        _same_export(tmp_path, _old_from_checkpoint(path, gestures), ex.from_checkpoint(path))
+
+
+def _upgraded(tmp_path: Path, gestures) -> tuple[Path, dict]:
+    path = _legacy(tmp_path / "ck", gestures)
+    upgrade_checkpoint(path, dataset=gestures)
+    return path, torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("field, damage, message", [
+    ("rule.eta", lambda n: n["rule"].update(eta="big"), r"network\.rule\.eta is 'big'"),
+    ("rule.theta", lambda n: n["rule"].pop("theta"), r"network\.rule\.theta is missing"),
+    ("rule.name", lambda n: n["rule"].update(name="stdp"), r"network\.rule\.name is 'stdp'"),
+    ("rule.passes", lambda n: n["rule"].update(passes=0), r"network\.rule\.passes is 0"),
+    ("specs", lambda n: n["specs"][1].update(in_shape=[9, 9, 9]), r"network\.specs: layer 1"),
+    ("spec type", lambda n: n["specs"][0].update(type="pool"), r"network\.specs\[0\]\.type"),
+    ("spec field", lambda n: n["specs"][-1].pop("out_features"),
+     r"network\.specs\[2\]\.out_features is missing"),
+    ("input_shape", lambda n: n.update(input_shape=[2, 4, 9]), r"network\.input_shape"),
+    ("frame_shape", lambda n: n.update(frame_shape=[100, 2, 64, 64]), r"network\.frame_shape"),
+    ("encoding", lambda n: n["encoding"].update(pool=0), r"network\.encoding: .*pool=0"),
+    ("neurons", lambda n: n["neurons"].pop(), r"network\.neurons is"),
+    ("neuron field", lambda n: n["neurons"][1].update(vth=float("nan")),
+     r"network\.neurons\[1\]\.vth is nan"),
+    ("ways", lambda n: n["dataset"].update(ways=7), r"network\.dataset\.ways is 7"),
+    ("split", lambda n: n["dataset"]["splits"].pop("val"),
+     r"network\.dataset\.splits\.val is missing"),
+    ("format", lambda n: n.update(format="x/9"), r"network\.format is 'x/9'"),
+    ("theta0", lambda n: n.update(theta0={"layers.0.weight": torch.zeros(1)}),
+     r"network\.theta0\.layers\.0\.weight has shape \[1\]"),
+])
+def test_a_bad_description_field_is_named(tmp_path, gestures, field, damage, message):
+    path, state = _upgraded(tmp_path, gestures)
+    damage(state["network"])
+    torch.save(state, path)
+    with pytest.raises(UserError, match=message) as err:
+        ex.from_checkpoint(path)
+    assert "old.pt" in str(err.value)
+    with pytest.raises(UserError, match=message):
+        upgrade_checkpoint(path)                  # a damaged description is not papered over
+    assert upgrade_checkpoint(path, force=True, dataset=gestures) is True
+    ex.from_checkpoint(path)
+
+
+def test_a_checkpoint_holding_objects_is_refused_unread(tmp_path, gestures):
+    import argparse
+    path, state = _upgraded(tmp_path, gestures)
+    state["network"]["rule"]["eta"] = argparse.Namespace(eta=1)
+    torch.save(state, path)
+    with pytest.raises(UserError, match=r"refused.*weights_only=True"):
+        cf.read_checkpoint(path)
+
+
+EXPORT = """
+import json, runpy, sys
+sys.argv = ["metaloihi", "export", "--checkpoint", sys.argv[1], "--out", sys.argv[2]]
+try:
+    runpy.run_module("metaloihi", run_name="__main__")
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "modules": sorted(m for m in sys.modules
+                                                  if m.startswith("metaloihi"))}))
+"""
+
+
+@pytest.mark.parametrize("name", [p.relative_to(ROOT / "checkpoints").as_posix()
+                                  for p in SHIPPED] + ["fresh"])
+def test_export_runs_without_offline_or_the_data_set(tmp_path, gestures, name):
+    """`metaloihi export --checkpoint C` with the data cache empty: nothing of offline/ or of
+    the data set code is imported, nothing is cached, and the bundle is the old path's."""
+    path = ROOT / "checkpoints" / name if name != "fresh" else _upgraded(tmp_path, gestures)[0]
+    cache = tmp_path / "empty-cache"
+    cache.mkdir()
+    env = {**os.environ, "METALOIHI_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", EXPORT, str(path), str(tmp_path / "b.h5")],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["code"] in (0, None), res.stdout + res.stderr
+    assert "metaloihi.bridge.export" in out["modules"]
+    assert not [m for m in out["modules"] if m.startswith("metaloihi.offline")]
+    assert "metaloihi.datasets.registry" not in out["modules"]
+    assert list(cache.iterdir()) == []
+    if name == "demo/theta0.pt":          # one shipped file, against the old path, in-process
+        old = _old_from_checkpoint(path, gestures)
+        _same_export(tmp_path, old, ex.from_checkpoint(path))
