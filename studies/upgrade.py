@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from metaloihi.base.errors import UserError
 from metaloihi.bridge.checkpoint_file import KEY, network_of
 from metaloihi.offline import checkpoint, config, train
 from metaloihi.offline.describe import network_description
@@ -23,7 +24,10 @@ def upgrade_checkpoint(path: str | Path, force: bool = False, dataset=None) -> b
     if KEY in state and not force:
         network_of(path, state)         # a damaged description is reported, not replaced
         return False
-    cfg = config.from_dict(state["config"])
+    try:
+        cfg = config.from_dict(state["config"])
+    except UserError as err:
+        raise UserError(f"checkpoint {str(path)!r}: its config: {err}") from None
     s = train.setup(cfg, dataset, device="cpu")
     state[KEY] = network_description(cfg, s.dataset.frame_shape, s.specs, s.neurons,
                                      state["meta"])

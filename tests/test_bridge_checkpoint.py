@@ -210,6 +210,15 @@ def test_a_bad_description_field_is_named(tmp_path, gestures, field, damage, mes
     ex.from_checkpoint(path)
 
 
+def test_upgrade_names_the_file_and_the_config_key_it_cannot_read(tmp_path, gestures):
+    path = _legacy(tmp_path, gestures)
+    state = torch.load(path, weights_only=True)
+    state["config"]["train"]["learning_rate"] = 0.1
+    torch.save(state, path)
+    with pytest.raises(UserError, match=r"old\.pt.*unknown config key train\.learning_rate"):
+        upgrade_checkpoint(path)
+
+
 def test_a_checkpoint_holding_objects_is_refused_unread(tmp_path, gestures):
     import argparse
     path, state = _upgraded(tmp_path, gestures)
