@@ -30,6 +30,19 @@ def fit_soel(
                f"(meta-val accuracy {fitted['val_accuracy']:.3f})")
 
 
+@app.command("upgrade-checkpoint")
+def upgrade_checkpoint(
+    checkpoint: Path = typer.Argument(..., help="offline/ checkpoint (.pt) written before "
+                                                "checkpoints described their network."),
+    force: bool = typer.Option(False, help="Rebuild the description even where one exists."),
+) -> None:
+    """Add the network description (specs, input shape, encoding, neurons, learnt rule) that
+    export reads instead of the trainer and the data set; atomic, idempotent, once per file."""
+    from metaloihi.studies.upgrade import upgrade_checkpoint as upgrade
+    done = upgrade(checkpoint, force=force)
+    typer.echo(f"{checkpoint}: " + ("upgraded" if done else "already describes its network"))
+
+
 @bundle_app.command("validate")
 def bundle_validate(path: Path = typer.Argument(..., help="Bundle file (.h5).")) -> None:
     """Check ranges (8-bit even-grid mantissas, 12-bit decays, 17-bit vth, 13-bit bias), shapes
