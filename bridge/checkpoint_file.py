@@ -34,14 +34,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from metaloihi.base.atomic import regular_input
 from metaloihi.base.errors import UserError
+from metaloihi.base.torch_file import load_checkpoint_file
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.sim.arch import ConvSpec, DenseSpec, check_chain
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
 
-CHECKPOINT_FORMAT = "metaloihi.maml/1"
 KEY = "network"                       # (offline/describe.py: KEY)
 FORMAT = "metaloihi.network/1"        # (offline/describe.py: FORMAT)
 THETA0 = "theta0."                    # meta's prefix of theta0's tensors
@@ -56,39 +55,6 @@ class CheckpointNetwork(NamedTuple):
     rule: dict                        # the description's "rule", checked
     meta: dict                        # dataset, ways, splits, encoding, input_shape,
                                       # frame_shape; the file's split, iteration, soel_fit
-
-
-def _why(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    for marker in ("WeightsUnpickler error:", "Weights only load failed."):
-        if marker in text:
-            return text.split(marker, 1)[1].strip() or text
-    return text or type(err).__name__
-
-
-def _load(path: Path) -> dict:
-    if path.is_dir():
-        raise UserError(f"checkpoint {str(path)!r} is a folder, expected a .pt file")
-    regular_input(path, "checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        why = _why(err)
-        if "Unsupported class" in why or "Unsupported global" in why:
-            raise UserError(f"checkpoint {str(path)!r} refused: it holds more than tensors and "
-                            f"plain values ({why}); checkpoints are loaded with "
-                            "torch.load(weights_only=True), never as arbitrary pickles") from None
-        raise UserError(f"checkpoint {str(path)!r} cannot be read (not a torch checkpoint, or "
-                        f"damaged/truncated): {why}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise UserError(f"checkpoint {str(path)!r} is not a {CHECKPOINT_FORMAT} file "
-                        f"(format {got!r})")
-    missing = [k for k in ("meta", "config") if not isinstance(state.get(k), dict)]
-    if missing:
-        raise UserError(f"checkpoint {str(path)!r} lacks required key(s) {missing} (a "
-                        f"{CHECKPOINT_FORMAT} file has meta, config, iteration, split, ...)")
-    return state
 
 
 def _finite(path: Path, where: str, tensors: dict) -> None:
@@ -300,6 +266,6 @@ def read_checkpoint(path: str | Path) -> CheckpointNetwork:
     alone: no offline/ import, no data set. A file without a description (older than them) is
     a UserError saying how to upgrade it; any bad field is one naming the field."""
     path = Path(path)
-    state = _load(path)
+    state = load_checkpoint_file(path)
     _finite(path, "", state["meta"])
     return network_of(path, state)

@@ -23,10 +23,11 @@ from pathlib import Path
 import torch
 
 from metaloihi import __version__
-from metaloihi.base.atomic import atomic_path, regular_input
+from metaloihi.base.atomic import atomic_path
 from metaloihi.base.errors import UserError
+from metaloihi.base.torch_file import CHECKPOINT_FORMAT as FORMAT
+from metaloihi.base.torch_file import REQUIRED, load_checkpoint_file  # noqa: F401 (readers)
 
-FORMAT = "metaloihi.maml/1"
 
 
 def versions() -> dict:
@@ -39,17 +40,6 @@ def save(path: str | Path, state: dict) -> None:
         torch.save({"format": FORMAT, "versions": versions(), **state}, tmp)
 
 
-REQUIRED = ("meta", "config")    # what every reader needs (export, evaluate, resume)
-
-
-def _why(err: Exception) -> str:
-    """torch's unpickling error in one line, without its advice to re-run unsafely."""
-    text = " ".join(str(err).split())
-    for marker in ("WeightsUnpickler error:", "Weights only load failed."):
-        if marker in text:
-            text = text.split(marker, 1)[1].strip() or text
-            break
-    return text or type(err).__name__
 
 
 def _tensors(state: dict):
@@ -80,26 +70,7 @@ def _check_finite(path: Path, state: dict) -> None:
 
 def load(path: str | Path) -> dict:
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"checkpoint {str(path)!r} is a folder, expected a .pt file")
-    regular_input(path, "checkpoint")      # a FIFO would block torch.load forever
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        why = _why(err)
-        if "Unsupported class" in why or "Unsupported global" in why:
-            raise UserError(f"checkpoint {str(path)!r} refused: it holds more than tensors and "
-                            f"plain values ({why}); checkpoints are loaded with "
-                            "torch.load(weights_only=True), never as arbitrary pickles") from None
-        raise UserError(f"checkpoint {str(path)!r} cannot be read (not a torch checkpoint, or "
-                        f"damaged/truncated): {why}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise UserError(f"checkpoint {str(path)!r} is not a {FORMAT} file (format {got!r})")
-    missing = [k for k in REQUIRED if not isinstance(state.get(k), dict)]
-    if missing:
-        raise UserError(f"checkpoint {str(path)!r} lacks required key(s) {missing} (a "
-                        f"{FORMAT} file has meta, config, iteration, split, ...)")
+    state = load_checkpoint_file(path)
     bad = [k for k, v in state["meta"].items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise UserError(f"checkpoint {str(path)!r}: meta {bad[0]!r} is a "
