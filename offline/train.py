@@ -1,4 +1,5 @@
 """Meta-training (`metaloihi train`): Adam on the meta-parameters over meta-batches of tasks.
+(Just over 400 lines: both stages, resume and validation share one run state.)
 
 Reproducible and resumable: the tasks of iteration i come from np.random.default_rng([seed, i])
 and stochastic rounding from torch.manual_seed(seed * 1_000_003 + i), so a resumed run draws the

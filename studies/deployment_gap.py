@@ -1,4 +1,5 @@
-"""The deployment gap: the same N-way 1-shot tasks (a) in float, (b) in sim/'s bit-exact fixed
+"""(Over 400 lines: one study, its ladder and its report share the Deployment state.)
+The deployment gap: the same N-way 1-shot tasks (a) in float, (b) in sim/'s bit-exact fixed
 point, (c) on Lava's CPU simulator, with one prediction rule (sim.readout.predict_np: spike
 counts, then the membrane at the last step, then the lowest index).
 

@@ -1,9 +1,9 @@
-"""Issue 15: nothing lost, nothing silent. Atomic writes never replace what is not a regular
+"""Nothing lost, nothing silent. Atomic writes never replace what is not a regular
 file; NaN/inf checkpoints are refused at load for every consumer; the metrics log is append-only
 and survives a torn last line; run folders are claimed (refuse a non-empty one, a lock for the
 run, --resume needs last.pt); signals checkpoint; paths, bundle and config values are checked.
 
-Each test names the issue item it covers. CLI cases end like the bad-input corpus: exit 1, one
+One file over 400 lines on purpose: one test per failure mode, sharing the CLI harness. CLI cases end like the bad-input corpus: exit 1, one
 line on stderr naming the thing and the value, no traceback, no temporary file."""
 from __future__ import annotations
 

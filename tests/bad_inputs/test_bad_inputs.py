@@ -1,6 +1,7 @@
-"""The bad-input corpus (issue 7): every user mistake the pipeline can be handed, from a bundle
+"""The bad-input corpus: every user mistake the pipeline can be handed, from a bundle
 cut in half to a typo on the command line, ends the same way: exit code 1, ONE line on stderr
 naming the thing and the bad value, no traceback, and no half-written file.
+One file over 400 lines on purpose: the corpus is one table, read and extended as a whole.
 
 A case is one row of CASES: a name, what to run (a command line, or a Python call run through
 the CLI's own error handling `metaloihi.cli.guarded`), the fragments the message must contain,
