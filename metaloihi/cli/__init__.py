@@ -9,8 +9,9 @@ One module per command group; importing them registers their commands on `app`, 
   chip.py    deploy, adapt
   train.py   train, evaluate
   report.py  report
+  cost.py    cost
 The commands parse options and print; the work is done by the stages they call."""
 from metaloihi.cli.app import _guarded, app, guarded, main
-from metaloihi.cli import data, demo, bridge, chip, train, report  # noqa: F401,E402 - registers
+from metaloihi.cli import data, demo, bridge, chip, train, report, cost  # noqa: F401,E402 - registers
 
 __all__ = ["app", "guarded", "main"]

@@ -14,6 +14,7 @@ from metaloihi import __version__
 from metaloihi.base.atomic import file_sha256, write_bytes
 from metaloihi.base.errors import UserError
 from metaloihi.report.bundles import bundle_summary
+from metaloihi.report.cost import cost_section
 from metaloihi.report.figures import curves_figure, run_label
 from metaloihi.report.markup import NOT_MEASURED, dataset_name, esc, fmt, pct, table
 from metaloihi.report.paper_table import PAPER_CITATION, accuracy_section
@@ -222,7 +223,8 @@ def build_report(out_dir: str | Path, inputs: Inputs,
             f"{esc(now)}. Paper: {esc(PAPER_CITATION)}.</p>"
             + accuracy_section(evals) + _curves_section(labels, files, png)
             + _gap_section(gaps) + _speed_section(speeds) + _soel_section(labels, bundles)
-            + _bundles_section(bundles) + _inputs_section(inputs, figures)
+            + _bundles_section(bundles) + cost_section(inputs.bundles)
+            + _inputs_section(inputs, figures)
             + "<footer>Written by <code>metaloihi report</code>; self-contained (no scripts, "
             "nothing fetched), images next to this file.</footer>")
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
