@@ -10,8 +10,10 @@ One module per command group; importing them registers their commands on `app`, 
   train.py   train, evaluate
   report.py  report
   cost.py    cost
+  continual.py  continual
 The commands parse options and print; the work is done by the stages they call."""
 from metaloihi.cli.app import _guarded, app, guarded, main
 from metaloihi.cli import data, demo, bridge, chip, train, report, cost  # noqa: F401,E402 - registers
+from metaloihi.cli import continual  # noqa: F401,E402 - registers `continual`
 
 __all__ = ["app", "guarded", "main"]

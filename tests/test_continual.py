@@ -1,0 +1,150 @@
+"""Continual on-chip learning (onchip/continual.py, bridge/widen.py, studies/continual.py): classes
+taught one at a time into the rows of a wide head; untaught rows stay exactly zero and silent,
+accuracy is over the classes seen so far, the study's fast path is the session bit for bit, and
+Lava equals sim/ on a whole 10-class order."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from metaloihi.base.errors import UserError
+from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
+from metaloihi.bridge.widen import widen, write_widened
+from metaloihi.onchip.continual import continual, same_continual, score, soel_rule
+from metaloihi.sim import fixed
+from metaloihi.sim import loihi as L
+from metaloihi.sim import soel_fixed as sf
+from metaloihi.sim.arch import DenseSpec
+from metaloihi.sim.fixed import FixedLayer
+from metaloihi.studies import continual as study
+
+from helpers.random_net import calibrated_network
+
+T, N_IN, N_HID, WAYS, N_MAX, CLASSES = 16, 40, 30, 5, 12, 10
+# step = mant 2^(exp-3) = 1 mantissa per n x, theta 1, target_on 8: the first shot's update of
+# row 0 is exactly 8 x its input counts (the product's >> 3 drops nothing), no rounding
+RULE = sf.ChipRule(mant=1, exp=3, theta=1.0, target_on=8, target_off=0, rng_seed=7, passes=1)
+
+
+def class_samples(rng, n_classes, n, p=0.25):
+    """n noisy samples [n, T, N_IN] of each class: a class-specific input rate pattern."""
+    rates = (rng.random((n_classes, N_IN)) < 0.3) * p + 0.02
+    return [rng.random((n, T, N_IN)) < rates[c] for c in range(n_classes)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A dense random frozen layer and a silent 5-row head widened to 12 rows."""
+    rng = np.random.default_rng(0)
+    calib = rng.random((8, T, N_IN)) < 0.15
+    frozen = calibrated_network([DenseSpec(N_IN, N_HID)], calib, rate=0.15, rng=rng)
+    head = FixedLayer(DenseSpec(N_HID, WAYS), np.zeros((WAYS, N_HID), np.int64),
+                      L.LifFixed(du=400, dv=300, vth=200))
+    path = tmp_path_factory.mktemp("continual") / "five.h5"
+    write_bundle(path, frozen + [head], HeadParams(RULE), scales=[1.0, 1.0])
+    wide = write_widened(path, path.parent / "wide.h5", N_MAX)
+    data = class_samples(np.random.default_rng(1), CLASSES, 4)
+    return path, read_bundle(wide), [d[:1] for d in data], [d[1:] for d in data]
+
+
+def test_widen_adds_silent_labelled_rows_and_keeps_the_rest(tiny):
+    path, wide, _, _ = tiny
+    five = read_bundle(path)
+    h = wide.net[-1]
+    assert h.weight.shape == (N_MAX, N_HID) and not h.weight.any()
+    assert wide.head.labels == tuple(str(i) for i in range(WAYS)) + tuple(
+        f"slot{k}" for k in range(WAYS, N_MAX))
+    assert wide.head.rule == five.head.rule == RULE
+    assert np.array_equal(np.broadcast_to(h.neuron.bias_mant, (N_MAX,)), np.zeros(N_MAX))
+    assert (h.neuron.du, h.neuron.dv, h.neuron.vth) == (400, 300, 200)
+    assert wide.scales == five.scales
+    assert all(np.array_equal(a.weight, b.weight) for a, b in zip(wide.frozen, five.frozen))
+    with pytest.raises(UserError, match="n_max=3"):
+        widen(five, 3)
+
+
+def test_first_step_by_hand_and_untaught_rows_stay_zero_and_silent(tiny):
+    _, wide, shots, queries = tiny
+    res = continual(wide, shots, queries)
+    pre0 = fixed.run(wide.frozen, shots[0], layers="last")["spikes"][-1][0]
+    # shot 0: every row silent -> n_0 = trunc((0 - 8) / 1) = -8, n_i = 0 elsewhere ->
+    # w_0j = 8 x_j (x_j = input j's spike count), all other rows 0
+    expect = np.zeros((N_MAX, N_HID), np.int64)
+    expect[0] = 8 * pre0.sum(0)
+    np.testing.assert_array_equal(res.weights_per_shot[0], expect)
+    assert pre0.sum() > 0
+    shot_rows = np.flatnonzero(res.labels >= 0)
+    assert len(res.weights_per_shot) == len(shot_rows) == CLASSES
+    for k, w in enumerate(res.weights_per_shot):
+        assert not w[k + 1:].any()                           # untaught: exactly zero
+        assert w[k].any()                                    # taught on arrival
+        # rows beyond the last class taught never spike and rest at v = 0 up to this shot
+        upto = shot_rows[k] + 1
+        assert not res.head_spikes[:upto, :, k + 1:].any()
+        assert not res.v_last[:upto, k + 1:].any()
+    assert not res.head_spikes[:, :, CLASSES:].any()         # rows 10, 11: never taught
+
+
+def test_accuracy_counts_only_the_classes_seen(tiny):
+    _, wide, shots, queries = tiny
+    res = continual(wide, shots, queries)
+    assert res.accuracy[0] == 1.0                            # one active row: all say class 0
+    assert np.isnan(res.per_class[0, 1:]).all()
+    for k, (pred, y) in enumerate(zip(res.predictions, res.query_labels)):
+        assert len(pred) == 3 * (k + 1) and pred.max() <= k
+        assert res.accuracy[k] == pytest.approx(np.mean(pred == y))
+    # by hand: an untaught row (2) with the highest count is ignored; the tie between rows 0
+    # and 1 goes to the higher v, then to the lower index
+    # sequence: shot 0, query of class 0, shot 1, queries of classes 0 and 1
+    counts = np.array([[0, 0, 0], [3, 3, 9], [0, 0, 0], [3, 3, 9], [1, 1, 9]])
+    v = np.array([[0, 0, 0], [5, 7, 0], [0, 0, 0], [5, 7, 0], [4, 4, 0]])
+    acc, per, preds, ys = score(counts, v, np.array([0, -1, 1, -1, -1]), [1, 1])
+    assert preds[0].tolist() == [0] and preds[1].tolist() == [1, 0]
+    assert ys[1].tolist() == [0, 1]
+    assert acc[0] == 1.0 and acc[1] == 0.0 and per[1].tolist() == [0.0, 0.0]
+
+
+def test_refuses_heads_that_cannot_hold_the_classes(tiny):
+    path, wide, shots, queries = tiny
+    with pytest.raises(UserError, match="widen"):
+        continual(path, shots, queries)                      # 5 rows, 10 classes
+    off = replace(wide, head=replace(wide.head, rule=replace(RULE, target_off=1)))
+    with pytest.raises(UserError, match="target_off"):
+        continual(off, shots, queries)
+
+
+def test_study_fast_path_is_the_session_bit_for_bit(tiny):
+    _, wide, shots, queries = tiny
+    head = wide.net[-1]
+    feat = lambda xs: [fixed.run(wide.frozen, x, layers="last")["spikes"][-1] for x in xs]
+    fs, fq = feat(shots), feat(queries)
+    ses = continual(wide, fs, fq, features=True, passes=2)
+    assert same_continual(ses, continual(wide, shots, queries, passes=2))
+    run = study.deployed_order(head, soel_rule(wide, T), fs, fq, passes=2)
+    np.testing.assert_array_equal(run.weights, ses.weights_per_shot[-1])
+    np.testing.assert_array_equal(run.accuracy, ses.accuracy)
+    np.testing.assert_array_equal(run.per_class, ses.per_class)
+    # head_batch == head_window per sample, on odd weights too (learnt weights keep their LSB)
+    pre = np.concatenate(fq)
+    w = np.random.default_rng(2).integers(-60, 120, (N_MAX, N_HID))
+    assert (w % 2).any()
+    for exp in (0, -1, 1):
+        counts, v = study.head_batch(w, exp, head.neuron, pre)
+        for i, p in enumerate(pre):
+            out, v1 = sf.head_window(w, exp, head.neuron, p)
+            assert counts[i].tolist() == out.sum(0).tolist() and v[i].tolist() == v1.tolist()
+        assert counts.sum() > 0
+
+
+@pytest.mark.lava
+def test_lava_equals_sim_on_a_whole_10_class_order(tiny):
+    _, wide, shots, queries = tiny
+    qs = [q[:1] for q in queries]
+    lv = continual(wide, shots, qs, backend="lava")
+    sm = continual(wide, shots, qs, backend="sim")
+    assert same_continual(lv, sm)
+    assert len(lv.weights_per_shot) == CLASSES and lv.head_spikes.shape == (
+        CLASSES + sum(range(1, CLASSES + 1)), T, N_MAX)
+    assert lv.weights_per_shot[-1][:CLASSES].any(1).all()    # every class's row was taught
+    # measured (seeded): 2 of the 10 queries right after the 10th class (chance: 1)
+    assert lv.accuracy[-1] == pytest.approx(0.2)
