@@ -19,12 +19,18 @@ and transposes them for Lava's true convolution itself (hdf5.py, create_conv).
   metaloihi/head          the learning head, a Dense after the last frozen layer (its input is
                           that layer's spikes in torch flatten order, as netx's flatten gives):
                           weight int [N, N_in] (mantissas), bias_mant int [N]; attrs weight_exp,
-                          du, dv, vth, bias_exp (Lava LIF units, not netx's), soel_threshold,
-                          soel_eta, target_on, target_off, rng_seed, passes (support-set
-                          presentations; absent in older bundles: 1); labels (strings);
-                          learning_rule/ attrs (onchip/'s rule parameters)
+                          du, dv, vth, bias_exp (Lava LIF units, not netx's); labels (strings)
+  metaloihi/head/rule     the on-chip rule in the chip's units (sim.soel_fixed.ChipRule), attrs:
+                          name "soel", mant (1..7), exp (-7..8): dw = mant 2^exp (u0 x1 y3 -
+                          u0 x1 y2); theta (spikes), target_on, target_off (spikes), rng_seed,
+                          passes (support-set presentations)
   metaloihi/meta          attrs, each a JSON text: source_sha256, source, split, versions,
-                          created (UTC ISO), and whatever the caller adds
+                          created (UTC ISO), and whatever the caller adds (export: rule_float,
+                          the float rule the chip rule was computed from)
+
+Format /1 (older files) stored the rule in float units (head attrs soel_threshold, soel_eta,
+target_on, ..., and a learning_rule group); read_bundle converts it once, with
+bridge/chip_rule.to_chip, as export would have.
 
 netx reads only layer/ (hdf5.Network._create), so our group is invisible to it. What netx does
 with our numbers: bias -> bias_mant with bias_exp 6 (the quantiser puts frozen biases there);
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -47,11 +53,13 @@ import numpy as np
 from metaloihi import __version__
 from metaloihi.base.atomic import atomic_path, file_sha256
 from metaloihi.base.errors import UserError
-from metaloihi.bridge.validate import FORMAT, validate_bundle
+from metaloihi.bridge.chip_rule import LearntRule, to_chip
+from metaloihi.bridge.validate import FORMAT, FORMAT_V1, validate_bundle
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer, Network
+from metaloihi.sim.soel_fixed import ChipRule
 
 NETX_BIAS_EXP = 6
 
@@ -59,15 +67,12 @@ NETX_BIAS_EXP = 6
 @dataclass(frozen=True)
 class HeadParams:
     """What the on-chip learning of the head needs besides its weights and neuron."""
-    soel_threshold: float = 1.0      # theta: an update only where |e| >= theta
-    soel_eta: float = 1.0            # step per (e // theta) * x in float weight units, as learnt
-                                     # offline (mantissa units: * scales[-1])
-    target_on: int = 8               # target spike count of the labelled output neuron
-    target_off: int = 0
-    rng_seed: int = 0                # the learning engine's stochastic rounding
-    passes: int = 1                  # presentations of the support set (the chip learns on each)
+    rule: ChipRule                   # in the chip's units, as the learning engine runs it
     labels: tuple[str, ...] = ()     # class name of output neuron i (empty: 0..N-1)
-    learning_rule: dict = field(default_factory=dict)   # onchip/'s rule: name -> number or str
+
+    @property
+    def passes(self) -> int:         # presentations of the support set (the chip learns on each)
+        return self.rule.passes
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class Bundle:
     head: HeadParams
     scales: list[float]          # per layer, mantissa units per float weight unit
     meta: dict
+    path: Path | None = None     # the file it was read from (netx builds Lava's layers from it)
 
     @property
     def frozen(self) -> Network:
@@ -147,15 +153,14 @@ def _write_head(g: h5py.Group, layer: FixedLayer, head: HeadParams) -> None:
     g.create_dataset("bias_mant", data=np.broadcast_to(
         np.asarray(nrn.bias_mant, np.int64), (layer.n_out,)).astype(np.int32))
     g.attrs.update(weight_exp=int(layer.weight_exp), du=int(nrn.du), dv=int(nrn.dv),
-                   vth=int(nrn.vth), bias_exp=int(nrn.bias_exp),
-                   soel_threshold=float(head.soel_threshold), soel_eta=float(head.soel_eta),
-                   target_on=int(head.target_on), target_off=int(head.target_off),
-                   rng_seed=int(head.rng_seed), passes=int(head.passes))
+                   vth=int(nrn.vth), bias_exp=int(nrn.bias_exp))
     labels = list(head.labels) or [str(i) for i in range(layer.n_out)]
     g.create_dataset("labels", data=np.array(labels, dtype=h5py.string_dtype()))
-    rule = g.create_group("learning_rule")
-    for key, val in head.learning_rule.items():
-        rule.attrs[key] = val
+    r = head.rule
+    g.create_group("rule").attrs.update(
+        name=r.name, mant=int(r.mant), exp=int(r.exp), theta=float(r.theta),
+        target_on=int(r.target_on), target_off=int(r.target_off), rng_seed=int(r.rng_seed),
+        passes=int(r.passes))
 
 
 def default_meta(source: str | Path | None = None, split: dict | None = None) -> dict:
@@ -179,10 +184,10 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
     fsync, os.replace. An interrupted write leaves no file at `path` (or the previous one)."""
     if len(net) < 2:
         raise UserError(f"a bundle needs at least one frozen layer and a head, got {len(net)}")
-    head = head or HeadParams()
     scales = [1.0] * len(net) if scales is None else [float(s) for s in scales]
     if len(scales) != len(net):
         raise UserError(f"{len(net)} layers but {len(scales)} scales")
+    head = head or HeadParams(to_chip(LearntRule(), scales[-1]))     # the default float rule
     meta = {**default_meta(), **(meta or {})}
     with atomic_path(path, "bundle") as tmp:
         with h5py.File(tmp, "w") as f:
@@ -249,15 +254,31 @@ def read_bundle(path: str | Path) -> Bundle:
                          bias_mant=h["bias_mant"][()].astype(np.int64), bias_exp=int(a["bias_exp"]))
         net.append(FixedLayer(DenseSpec(int(np.prod(shape)), w.shape[0]), w, nrn,
                               weight_exp=int(a["weight_exp"])))
-        rule = {k: (v.item() if hasattr(v, "item") else v)
-                for k, v in h["learning_rule"].attrs.items()}
-        head = HeadParams(soel_threshold=float(a["soel_threshold"]),
-                          soel_eta=float(a["soel_eta"]), target_on=int(a["target_on"]),
-                          target_off=int(a["target_off"]), rng_seed=int(a["rng_seed"]),
-                          passes=int(a.get("passes", 1)),
-                          labels=tuple(s.decode() if isinstance(s, bytes) else str(s)
-                                       for s in h["labels"][()]),
-                          learning_rule=rule)
         scales = [float(s) for s in ours["scales"][()]]
+        rule = _rule_v1(a, scales[-1]) if ours.attrs["format"] == FORMAT_V1 else \
+            _rule(h["rule"].attrs)
+        head = HeadParams(rule, labels=tuple(s.decode() if isinstance(s, bytes) else str(s)
+                                             for s in h["labels"][()]))
         meta = {key: json.loads(val) for key, val in ours["meta"].attrs.items()}
-    return Bundle(net, head, scales, meta)
+    return Bundle(net, head, scales, meta, Path(path))
+
+
+def _rule(a) -> ChipRule:
+    name = a["name"]
+    return ChipRule(mant=int(a["mant"]), exp=int(a["exp"]), theta=float(a["theta"]),
+                    target_on=int(a["target_on"]), target_off=int(a["target_off"]),
+                    rng_seed=int(a["rng_seed"]), passes=int(a["passes"]),
+                    name=name.decode() if isinstance(name, bytes) else str(name))
+
+
+def _rule_v1(a, scale: float) -> ChipRule:
+    """A format /1 head's float rule, converted once as export now does."""
+    return to_chip(LearntRule(theta=float(a["soel_threshold"]), eta=float(a["soel_eta"]),
+                              target_on=int(a["target_on"]), target_off=int(a["target_off"]),
+                              rng_seed=int(a["rng_seed"]), passes=int(a.get("passes", 1))),
+                   scale)
+
+
+def as_bundle(bundle: "Bundle | str | Path") -> Bundle:
+    """A Bundle as given, or read (and validated) from its file: APIs take either, once."""
+    return bundle if isinstance(bundle, Bundle) else read_bundle(bundle)

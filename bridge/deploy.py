@@ -8,8 +8,8 @@ puts every LIF (u, v) and synapse buffer back at rest, as onchip/graph.py does, 
 starts from rest exactly as sim.fixed.run's batch does. The output spikes are checked against
 sim/ (bit-exact model of Lava's fixed_pt simulator).
 
-Loihi2SimCfg (fixed_pt) runs on this machine's CPU. `hw=True` asks for Loihi2HwCfg: that needs
-Intel's lava-loihi extension and a board; without them it is a UserError, never a fallback.
+Targets (bridge/target.py): sim/ alone, Loihi2SimCfg (fixed_pt, this machine's CPU), or
+Loihi2HwCfg (a board: Intel's lava-loihi and a board, else a UserError, never a fallback).
 """
 from __future__ import annotations
 
@@ -19,19 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from metaloihi.bridge.bundle import Bundle, read_bundle
-from metaloihi.bridge.lava_net import lava_dense_weight
 from metaloihi.base.errors import UserError
-from metaloihi.base.lava_support import require_lava, require_loihi2_hw
+from metaloihi.base.lava_support import require_lava
+from metaloihi.bridge.bundle import Bundle, as_bundle
+from metaloihi.bridge.netx_run import frozen_graph, head_processes, netx_rest_vars, run_periods
+from metaloihi.bridge.target import NAMES, board_errors, check_target, run_config
 from metaloihi.sim import fixed
 
 
 @dataclass
 class DeployResult:
-    config: str                       # "Loihi2SimCfg (fixed_pt)" or "Loihi2HwCfg"
+    config: str                       # bridge.target.NAMES[target]
     spikes: np.ndarray                # bool [S, T, ways]: output spikes, every step
     counts: np.ndarray                # int [S, ways]
-    sim_spikes: np.ndarray | None     # the same from sim/ (None on hardware)
+    sim_spikes: np.ndarray | None     # the same from sim/ (None on hardware and for sim itself)
     sim_counts: np.ndarray | None
     seconds: float
 
@@ -67,57 +68,40 @@ def load_input(path: str | Path) -> np.ndarray:
     return x != 0
 
 
-def run_deployed(path: str | Path, x: np.ndarray, hw: bool = False) -> DeployResult:
-    """Samples x [S, T, *in_shape] (binary) through the bundle's Lava graph, learning off."""
+def run_deployed(bundle: Bundle | str | Path, x: np.ndarray, target: str = "lava"
+                 ) -> DeployResult:
+    """Samples x [S, T, *in_shape] (binary) through the bundle's network, learning off, on
+    `target` (bridge.target: sim, lava or loihi2). On Lava's simulator the output spikes are
+    also computed by sim/ for the caller to compare; on a board they cannot be read back
+    bit for bit from anything else, so sim_* is None."""
     t0 = time.perf_counter()
-    b = read_bundle(path)
+    b = as_bundle(bundle)
+    check_target(target)
     x = np.asarray(x) != 0
     if x.ndim < 3 or x.shape[0] < 1 or x.shape[1] < 1:
         raise UserError(f"samples must be [N, steps, *input shape], got shape {x.shape}")
     fixed.check_network(b.net, x.shape)
-    if hw:
-        RunCfg, tag, name = require_loihi2_hw(), None, "Loihi2HwCfg"
-    else:
-        RunCfg = require_lava("lava.magma.core.run_configs").Loihi2SimCfg
-        tag, name = "fixed_pt", "Loihi2SimCfg (fixed_pt)"
-    sim_spikes = None if hw else fixed.run(b.net, x, layers="last")["spikes"][-1]
+    sim_spikes = None if target == "loihi2" else fixed.run(b.net, x, layers="last")["spikes"][-1]
+    if target == "sim":
+        return DeployResult(NAMES["sim"], sim_spikes, sim_spikes.sum(1), None, None,
+                            time.perf_counter() - t0)
+    cfg = run_config(target)
     Monitor = require_lava("lava.proc.monitor.process").Monitor
-    Dense = require_lava("lava.proc.dense.process").Dense
-    LIF = require_lava("lava.proc.lif.process").LIF
-    from metaloihi.bridge.netx_run import (netx_network, netx_rest_vars, period_source,
-                                           run_periods)
-
     S, T = x.shape[:2]
     P = T + 1
-    source = period_source(x, P)
-    net = netx_network(path)
-    source.s_out.connect(net.inp)
-    head = b.net[-1]
-    prev_shape = tuple(b.frozen[-1].spec.out_shape)
-    n_out = head.spec.out_features
-    dense = Dense(weights=lava_dense_weight(head.weight, prev_shape).astype(np.int32),
-                  weight_exp=int(head.weight_exp))
-    nrn = head.neuron
-    lif = LIF(shape=(n_out,), du=int(nrn.du), dv=int(nrn.dv), vth=int(nrn.vth),
-              bias_mant=np.broadcast_to(np.asarray(nrn.bias_mant), (n_out,)).astype(np.int32),
-              bias_exp=int(nrn.bias_exp))
-    (net.out.flatten() if len(prev_shape) == 3 else net.out).connect(dense.s_in)
-    dense.a_out.connect(lif.a_in)
+    source, net, out = frozen_graph(b, x, P)
+    dense, lif = head_processes(b)
+    out.connect(dense.s_in)
+    n_out = b.net[-1].spec.out_features
     mon = Monitor()
     mon.probe(lif.s_out, S * P)
-    cfg = RunCfg(select_tag=tag) if tag else RunCfg()
     try:
-        try:
+        with board_errors(target):
             run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff] + netx_rest_vars(net))
             spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)
-        except Exception as err:  # noqa: BLE001 - on a board, failures are the setup's
-            if not hw:
-                raise
-            raise UserError(f"--hw: the Loihi 2 run failed ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
     finally:
         source.stop()
     spikes = spikes[:, :T] != 0
-    return DeployResult(name, spikes, spikes.sum(1), sim_spikes,
+    return DeployResult(NAMES[target], spikes, spikes.sum(1), sim_spikes,
                         None if sim_spikes is None else sim_spikes.sum(1),
                         time.perf_counter() - t0)

@@ -8,11 +8,13 @@ import numpy as np
 import torch
 
 from metaloihi.bridge.bundle import HeadParams, default_meta, write_bundle
+from metaloihi.bridge.chip_rule import LearntRule, provenance, to_chip
 from metaloihi.bridge.checkpoint_file import read_checkpoint
 from metaloihi.bridge.quantize import Quantized, quantize
 from metaloihi.sim.arch import SynapseSpec, paper_arch
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
+from metaloihi.sim.soel_fixed import ChipRule
 
 
 def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
@@ -27,51 +29,59 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
     return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
 
 
-def _head_params(rule: dict, fitted: dict | None) -> HeadParams:
-    """The bundle's head parameters from a checkpoint's rule (network.rule, float weight units
-    as learnt) and, where the checkpoint holds one and it is used, its "soel_fit" (the old
-    fit-soel's result: theta, eta, target_on, passes). The one place export turns a checkpoint's
-    rule into HeadParams."""
-    head = HeadParams(soel_threshold=rule["theta"], soel_eta=rule["eta"],
-                      target_on=int(rule["target_on"]), target_off=int(rule["target_off"]),
-                      rng_seed=int(rule["rng_seed"]), passes=int(rule["passes"]))
+def learnt_rule(rule: dict, fitted: dict | None) -> LearntRule:
+    """The float rule of a checkpoint (network.rule, float weight units as learnt) and, where
+    the checkpoint holds one and it is used, its "soel_fit" (what fit-soel wrote into
+    checkpoints before it wrote bundles: theta, eta, target_on, passes; honoured read-only)."""
+    out = LearntRule(theta=rule["theta"], eta=rule["eta"], target_on=int(rule["target_on"]),
+                     target_off=int(rule["target_off"]), rng_seed=int(rule["rng_seed"]),
+                     passes=int(rule["passes"]))
     if fitted:
-        head = replace(head, soel_threshold=float(fitted["soel_threshold"]),
-                       soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
-                       passes=int(fitted.get("passes", head.passes)))
-    return head
+        out = replace(out, theta=float(fitted["soel_threshold"]), eta=float(fitted["soel_eta"]),
+                      target_on=int(fitted["target_on"]),
+                      passes=int(fitted.get("passes", out.passes)))
+    return out
 
 
 def from_checkpoint(path: str | Path, use_fit: bool = True
-                    ) -> tuple[list, dict, list, HeadParams, dict]:
-    """(specs, theta0, neurons, head params, meta) of an offline/ checkpoint, read from the file
+                    ) -> tuple[list, dict, list, LearntRule, dict]:
+    """(specs, theta0, neurons, float rule, meta) of an offline/ checkpoint, read from the file
     alone (bridge/checkpoint_file.py: the network it describes; no offline/, no data set).
-    Head parameters: the checkpoint's "soel_fit" when present and use_fit, else its rule.
+    The rule: the checkpoint's "soel_fit" when present and use_fit, else its learnt rule.
     meta["head_range"]: the float |w| of the head grid's edge a silent-start head needs (None:
     theta0's own head range)."""
     ck = read_checkpoint(path)
     fitted = ck.meta["soel_fit"] if use_fit else None
-    head = _head_params(ck.rule, fitted)
+    rule = learnt_rule(ck.rule, fitted)
     meta = default_meta(source=path, split=ck.meta["split"])
     if fitted:
         meta["soel_fit"] = dict(fitted)
     meta["iteration"] = ck.meta["iteration"]
     meta["dataset"] = ck.meta["dataset"]
+    meta["splits"] = ck.meta["splits"]
     meta["encoding"] = ck.meta["encoding"]
     meta["head_range"] = ck.rule["head_range"]
-    return ck.specs, ck.theta0, ck.neurons, head, meta
+    return ck.specs, ck.theta0, ck.neurons, rule, meta
 
 
 def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
-                  head: HeadParams | None = None, meta: dict | None = None,
+                  rule: LearntRule | ChipRule | None = None, meta: dict | None = None,
                   head_weight_exp: int | None = None, nir_path: str | Path | None = None,
-                  head_range: float | None = None) -> tuple[Path, Quantized]:
-    """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR)."""
+                  head_range: float | None = None, labels: tuple[str, ...] = ()
+                  ) -> tuple[Path, Quantized]:
+    """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR). rule:
+    the float rule (None: LearntRule's defaults), turned into the chip's units at the head's
+    scale here (meta "rule_float" records it), or a ChipRule, stored as it is."""
     if head_range is None and meta:
         head_range = meta.get("head_range")
     q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp,
                  head_range=head_range)
-    path = write_bundle(out, q.net, head, q.scales, meta)
+    meta = dict(meta or {})
+    if not isinstance(rule, ChipRule):
+        rule = rule or LearntRule()
+        meta["rule_float"] = provenance(rule, q.scales[-1])
+        rule = to_chip(rule, q.scales[-1])
+    path = write_bundle(out, q.net, HeadParams(rule, tuple(labels)), q.scales, meta)
     if nir_path is not None:
         from metaloihi.bridge.nir_export import write_nir
         write_nir(nir_path, q.net, q.scales)

@@ -1,4 +1,5 @@
-"""A bundle's frozen layers as lava-dl's netx builds them (hdf5.Network), and the one home of
+"""A bundle's frozen layers as lava-dl's netx builds them (hdf5.Network), its head as Lava
+processes (built here once for `deploy` and the on-chip session), and the one home of
 "one sample per period, each from rest" that `deploy` (bridge/deploy.py) and the on-chip
 session (onchip/graph.py) share: a RingBuffer that plays sample k in steps
 k*P .. k*P+T-1 and silence after, and a host loop that runs one period at a time and puts the
@@ -55,3 +56,39 @@ def run_periods(source, samples: int, period: int, run_cfg, rest: list, after=No
             if k < samples - 1:
                 for var in rest:
                     var.set(np.zeros(var.shape, dtype=np.int32))
+
+
+def frozen_graph(bundle, x: np.ndarray, period: int):
+    """The bundle's frozen layers fed by samples x, one per period: (source, netx network, the
+    port the head reads: the last frozen layer's spikes, flattened after a conv as netx does)."""
+    if bundle.path is None:
+        from metaloihi.base.errors import UserError
+        raise UserError("Lava builds the frozen layers from the bundle's file (netx): write the "
+                        "bundle (bridge.bundle.write_bundle) and read it back first")
+    source = period_source(x, period)
+    net = netx_network(bundle.path)
+    source.s_out.connect(net.inp)
+    prev_shape = tuple(bundle.frozen[-1].spec.out_shape)
+    return source, net, (net.out.flatten() if len(prev_shape) == 3 else net.out)
+
+
+def head_processes(bundle, weights: np.ndarray | None = None, dense_cls=None, lif_cls=None,
+                   dense_kw: dict | None = None, lif_kw: dict | None = None):
+    """The head as Lava processes, built in this one place: a Dense (the bundle's head weights,
+    or `weights`, torch order, over Lava's flatten order; weight_exp) into a LIF (the head's
+    neuron), connected. The classes default to Lava's Dense and LIF; the on-chip session
+    passes LearningDense and its LIF with the learning rule (dense_kw, lif_kw)."""
+    from metaloihi.bridge.lava_net import lava_dense_weight
+    head = bundle.net[-1]
+    prev_shape = tuple(bundle.frozen[-1].spec.out_shape)
+    dense_cls = dense_cls or require_lava("lava.proc.dense.process").Dense
+    lif_cls = lif_cls or require_lava("lava.proc.lif.process").LIF
+    w = head.weight if weights is None else np.asarray(weights, np.int64)
+    n_out, nrn = head.spec.out_features, head.neuron
+    dense = dense_cls(weights=lava_dense_weight(w, prev_shape).astype(np.int32),
+                      weight_exp=int(head.weight_exp), **(dense_kw or {}))
+    lif = lif_cls(shape=(n_out,), du=int(nrn.du), dv=int(nrn.dv), vth=int(nrn.vth),
+                  bias_mant=np.broadcast_to(np.asarray(nrn.bias_mant), (n_out,)).astype(
+                      np.int32), bias_exp=int(nrn.bias_exp), **(lif_kw or {}))
+    dense.a_out.connect(lif.a_in)
+    return dense, lif

@@ -16,11 +16,13 @@ import h5py
 import numpy as np
 
 from metaloihi.base.errors import UserError
+from metaloihi.bridge import chip_rule as cr
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.sim import loihi as L
 from metaloihi.sim import soel_fixed as sf
 
-FORMAT = "metaloihi.bundle/1"    # the version this reader and bridge/bundle.py write
+FORMAT = "metaloihi.bundle/2"    # the version bridge/bundle.py writes: the rule in chip units
+FORMAT_V1 = "metaloihi.bundle/1"   # still read: the rule in float units, converted once
 META_REQUIRED = ("source_sha256", "created", "versions")
 
 
@@ -196,35 +198,75 @@ def _layers(c: _Checker, f: h5py.File) -> tuple[tuple, list[str]]:
     return shape, kinds
 
 
-def _head(c: _Checker, h: h5py.Group, n_in: int) -> tuple[int, int]:
+def _head(c: _Checker, h: h5py.Group, n_in: int, fmt: str) -> tuple[int, int]:
     where = "metaloihi/head"
     w = c.ints(h, "weight", where, ndim=2)
     if w.shape[1] != n_in:
         c.fail(f"{where}/weight", f"shape {w.shape} does not take the last frozen layer's "
                                   f"{n_in} outputs")
     c.grid(w, f"{where}/weight")
-    a = h.attrs
-    for name, lo, hi in (("weight_exp", L.WEIGHT_EXP_MIN, L.WEIGHT_EXP_MAX),
-                         ("du", 0, L.DECAY_UNITY - 1), ("dv", 0, L.DECAY_UNITY - 1),
-                         ("vth", 0, L.VTH_MAX), ("bias_exp", L.BIAS_EXP_MIN, L.BIAS_EXP_MAX),
-                         ("target_on", 0, 2 ** 31 - 1), ("target_off", 0, 2 ** 31 - 1),
-                         ("rng_seed", 0, 2 ** 63 - 1)):
-        if name not in a:
-            c.fail(where, f"required attribute {name!r} is missing")
-        c.scalar(a[name], f"{where}/{name}", lo, hi)
-    if "passes" in a:     # older bundles have none: one pass
-        c.scalar(a["passes"], f"{where}/passes", 1, 1000)
+    _attrs(c, h.attrs, where, (("weight_exp", L.WEIGHT_EXP_MIN, L.WEIGHT_EXP_MAX),
+                               ("du", 0, L.DECAY_UNITY - 1), ("dv", 0, L.DECAY_UNITY - 1),
+                               ("vth", 0, L.VTH_MAX), ("bias_exp", L.BIAS_EXP_MIN,
+                                                       L.BIAS_EXP_MAX)))
     b = c.ints(h, "bias_mant", where, ndim=1)
     if b.shape != (w.shape[0],):
         c.fail(f"{where}/bias_mant", f"shape {b.shape}, expected ({w.shape[0]},)")
     c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias_mant", "bias mantissa (13-bit)")
+    (_rule_v1 if fmt == FORMAT_V1 else _rule)(c, h, where)
+    _labels(c, h, where, w.shape[0])
+    return w.shape[0], int(w.size)
+
+
+_TARGETS = (("target_on", 0, 2 ** 31 - 1), ("target_off", 0, 2 ** 31 - 1),
+            ("rng_seed", 0, 2 ** 63 - 1))
+
+
+def _attrs(c: _Checker, a, where: str, fields) -> None:
+    for name, lo, hi in fields:
+        if name not in a:
+            c.fail(where, f"required attribute {name!r} is missing")
+        c.scalar(a[name], f"{where}/{name}", lo, hi)
+
+
+def _theta(c: _Checker, value, where: str) -> None:
+    theta = c.number(value, where)
+    if not sf.THETA_MIN <= theta <= sf.THETA_MAX:
+        c.fail(where, f"{theta:g} is outside what the chip's error path represents "
+                      f"[{sf.THETA_MIN:g}, {sf.THETA_MAX:g}]")
+
+
+def _rule(c: _Checker, h: h5py.Group, where: str) -> None:
+    """The chip rule (format /2): integers in the learning engine's ranges, theta in spikes."""
+    g = c.get(h, "rule", where)
+    where = f"{where}/rule"
+    if not isinstance(g, h5py.Group):
+        c.fail(where, "is a dataset, expected a group of attributes")
+    a = g.attrs
+    name = a.get("name")
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    if not isinstance(name, str) or name != "soel":
+        c.fail(f"{where}/name", f"rule {_shown(name)}; this version runs only 'soel'")
+    _attrs(c, a, where, (("mant", 1, sf.MANT_MAX), ("exp", sf.EXP_MIN, sf.EXP_MAX))
+           + _TARGETS + (("passes", 1, 1000),))
+    if "theta" not in a:
+        c.fail(where, "required attribute 'theta' is missing")
+    _theta(c, a["theta"], f"{where}/theta")
+
+
+def _rule_v1(c: _Checker, h: h5py.Group, where: str) -> None:
+    """The float rule of a format /1 head (bridge/bundle.py converts it when reading)."""
+    a = h.attrs
+    _attrs(c, a, where, _TARGETS)
+    if "passes" in a:     # the oldest bundles have none: one pass
+        c.scalar(a["passes"], f"{where}/passes", 1, 1000)
     for name, positive in (("soel_threshold", True), ("soel_eta", False)):
         if name not in a:
             c.fail(where, f"required attribute {name!r} is missing")
         v = c.number(a[name], f"{where}/{name}")
         if v < 0 or (positive and v == 0):
             c.fail(f"{where}/{name}", f"{v} must be finite and {'> 0' if positive else '>= 0'}")
-    _labels(c, h, where, w.shape[0])
     rule = c.get(h, "learning_rule", where)
     if not isinstance(rule, h5py.Group):
         c.fail(f"{where}/learning_rule", "is a dataset, expected a group of attributes")
@@ -233,32 +275,17 @@ def _head(c: _Checker, h: h5py.Group, n_in: int) -> tuple[int, int]:
         if v.size != 1 or v.dtype.kind not in "iufSUO":
             c.fail(f"{where}/learning_rule/{key}", f"must be one number or string, got "
                                                    f"{_shown(val)}")
-    return w.shape[0], int(w.size)
 
 
-# What the chip can represent of the SOEL rule (sim/soel_fixed.py): the weight step is
-# m 2^(e-3) mantissa units with m in 1..7, e in -7..8, i.e. [2^-10, 7 x 2^5]; the nearest step
-# is taken (eta_to_rule), but eta x scale more than STEP_SLACK times outside that range is not
-# approximated by anything the chip has (1e300 became the largest step, silently). The
-# slack lets an untuned random network's default eta (2x above) still deploy. The error path's n = trunc(error / theta) is clipped to 127, so a
-# theta below 1/128 only saturates (1e-300 overflowed the integers), and above 2^31 - 1 never
-# fires.
-STEP_MIN = 2.0 ** (sf.EXP_MIN - sf.PRODUCT_SHIFT)
-STEP_MAX = sf.MANT_MAX * 2.0 ** (sf.EXP_MAX - sf.PRODUCT_SHIFT)
-STEP_SLACK = 16.0
-THETA_MIN, THETA_MAX = 2.0 ** -7, 2.0 ** 31 - 1
-
-
-def _soel_on_chip(c: _Checker, a, scale: float) -> None:
-    theta, eta = float(a["soel_threshold"]), float(a["soel_eta"])
-    if not THETA_MIN <= theta <= THETA_MAX:
-        c.fail("metaloihi/head/soel_threshold", f"{theta:g} is outside what the chip's error "
-                                                f"path represents [{THETA_MIN:g}, {THETA_MAX:g}]")
+def _soel_v1_on_chip(c: _Checker, a, scale: float) -> None:
+    """What bridge/chip_rule.to_chip refuses of a /1 head, named by its attribute."""
+    _theta(c, a["soel_threshold"], "metaloihi/head/soel_threshold")
+    eta = float(a["soel_eta"])
     step = eta * scale
-    if eta > 0 and not STEP_MIN / STEP_SLACK <= step <= STEP_SLACK * STEP_MAX:
+    if not cr.STEP_MIN / cr.STEP_SLACK <= step <= cr.STEP_SLACK * cr.STEP_MAX:
         c.fail("metaloihi/head/soel_eta", f"{eta:g} x scale {scale:g} = {step:g} mantissa units "
-                                          f"per step, more than {STEP_SLACK:g}x outside the "
-                                          f"chip's steps [{STEP_MIN:g}, {STEP_MAX:g}]")
+                                          f"per step, more than {cr.STEP_SLACK:g}x outside the "
+                                          f"chip's steps [{cr.STEP_MIN:g}, {cr.STEP_MAX:g}]")
 
 
 def _labels(c: _Checker, h: h5py.Group, where: str, n_out: int) -> None:
@@ -324,10 +351,11 @@ def _validate(c: _Checker, path: Path) -> str:
     with h5py.File(path, "r") as f:
         ours = c.get(f, "metaloihi", "/")
         fmt = ours.attrs.get("format", "")
-        if not isinstance(fmt, str) or fmt != FORMAT:
-            c.fail("metaloihi", f"format {fmt!r}, expected {FORMAT!r}")
+        if not isinstance(fmt, str) or fmt not in (FORMAT, FORMAT_V1):
+            c.fail("metaloihi", f"format {fmt!r}, expected {FORMAT!r} (or the older "
+                                f"{FORMAT_V1!r})")
         shape, kinds = _layers(c, f)
-        n_out, n_head = _head(c, c.get(ours, "head", "metaloihi"), int(np.prod(shape)))
+        n_out, n_head = _head(c, c.get(ours, "head", "metaloihi"), int(np.prod(shape)), fmt)
         n_layers = len([k for k in kinds if k != "flatten"]) + 1
         scales = np.asarray(c.get(ours, "scales", "metaloihi")[()])
         if scales.dtype.kind not in "iuf":
@@ -336,7 +364,8 @@ def _validate(c: _Checker, path: Path) -> str:
         if scales.shape != (n_layers,) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             c.fail("metaloihi/scales", f"{scales.tolist()} must be {n_layers} finite positive "
                                        "numbers (one per layer, head included)")
-        _soel_on_chip(c, ours["head"].attrs, float(scales[-1]))
+        if fmt == FORMAT_V1:
+            _soel_v1_on_chip(c, ours["head"].attrs, float(scales[-1]))
         created = _meta(c, c.get(ours, "meta", "metaloihi"))
         n_syn = sum(int(np.prod(f[f"layer/{k + 1}/weight"].shape))
                     for k, kind in enumerate(kinds) if kind != "flatten")

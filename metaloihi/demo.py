@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -38,7 +37,6 @@ RETRAIN_SET: dict = {}           # config overrides for --retrain (tests: a tiny
 
 
 def _retrain(out: Path, seed: int) -> Path:
-    from metaloihi.studies.rule_fit import fit_checkpoint
     from metaloihi.offline import config, train
     # the shipped theta0 is the demo recipe's best checkpoint (checkpoints/demo/README.md):
     # both stages on iteration budgets, so a retrain redoes the same run
@@ -46,27 +44,22 @@ def _retrain(out: Path, seed: int) -> Path:
     console.print(f"[bold]retraining[/] theta0: metaloihi train --config demo --out {out} "
                   "(both stages of the recipe, ~20 min on 2 cores)")
     train.train(cfg, out)
-    best = out / "best.pt"
-    with console.status("fitting the on-chip SOEL step on meta-validation tasks (sim/)"):
-        fit_checkpoint(best, tasks=FIT_TASKS)
-    return best
+    return out / "best.pt"
 
 
-def _baseline_bundle(ckpt: Path, out: Path, step: float) -> Path:
+def _baseline_bundle(ckpt: Path, out: Path, rule) -> Path:
     """The same architecture with a calibrated random theta0 (no meta-training) and the same
-    on-chip rule step (mantissa units), exported like the real one."""
+    on-chip rule (sim.soel_fixed.ChipRule: the same step in mantissa units), exported like the
+    real one."""
     from metaloihi.bridge import export as ex
-    from metaloihi.bridge.quantize import quantize
     from metaloihi.offline import checkpoint, config, maml, train
     state = checkpoint.load(ckpt)
     cfg = config.from_dict(state["config"])
     s = train.setup(cfg)
     theta0 = {k: v.detach().double() for k, v in maml.theta0_of(train.initial_meta(s)).items()}
-    _, _, _, head, meta = ex.from_checkpoint(ckpt)
-    q = quantize(s.specs, theta0, s.neurons, head_range=meta.get("head_range"))
-    head = replace(head, soel_eta=step / q.scales[-1])
+    _, _, _, _, meta = ex.from_checkpoint(ckpt)
     meta = {**meta, "source": "calibrated random theta0 (no meta-training)"}
-    path, _ = ex.export_bundle(out, s.specs, theta0, s.neurons, head=head, meta=meta)
+    path, _ = ex.export_bundle(out, s.specs, theta0, s.neurons, rule=rule, meta=meta)
     return path
 
 
@@ -114,11 +107,9 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
 
     if tasks < 1 or queries < 1:
         raise UserError(f"--tasks and --queries must be >= 1, got {tasks} and {queries}")
-    if backend not in ("lava", "sim"):
-        raise UserError(f"--backend must be 'lava' or 'sim', got {backend!r}")
-    if backend == "lava":
-        from metaloihi.base.lava_support import require_lava
-        require_lava("lava.magma.core.run_configs")
+    from metaloihi.bridge.target import NAMES, check_target, run_config
+    if check_target(backend) != "sim":
+        run_config(backend)        # Lava (and a board for loihi2) or a clear error, up front
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,18 +123,23 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     with console.status("embedded DVS gestures (generated on first use, ~15 s, then cached)"):
         ds = load_dataset("gestures", seed=0)
     with console.status(f"exporting {ckpt.name} to a Loihi 2 bundle"):
-        specs, params, neurons, head, meta = from_checkpoint(ckpt)
-        bundle_path, q = export_bundle(out / "bundle.h5", specs, params, neurons, head=head,
+        specs, params, neurons, learnt, meta = from_checkpoint(ckpt)
+        bundle_path, _ = export_bundle(out / "bundle.h5", specs, params, neurons, rule=learnt,
                                        meta=meta)
-        console.print(validate_bundle(bundle_path))
-        bundle = read_bundle(bundle_path)
-    fit = meta.get("soel_fit", {})
+    if retrain:
+        from metaloihi.studies.rule_fit import fit_bundle
+        with console.status("fitting the on-chip SOEL step on meta-validation tasks (sim/)"):
+            fit_bundle(bundle_path, tasks=FIT_TASKS, dataset=ds)
+    console.print(validate_bundle(bundle_path))
+    bundle = read_bundle(bundle_path)
+    head = bundle.head.rule
+    fit = bundle.meta.get("rule_fit") or bundle.meta.get("soel_fit") or {}
     rng = np.random.default_rng(seed)
     task_list = [sample_task(ds, "demo", WAYS, SHOTS, queries, rng) for _ in range(tasks)]
     names = [ds.class_names[c] for c in task_list[0].classes]
     console.print(f"theta0: {ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt} "
                   f"(iteration {meta.get('iteration')}); on-chip rule: theta "
-                  f"{head.soel_threshold:g}"
+                  f"{head.theta:g}"
                   f" spikes, target {head.target_on}/{head.target_off} spikes"
                   + (f", step fitted on meta-val ({fit.get('val_accuracy', 0):.1%})" if fit
                      else ""))
@@ -170,11 +166,10 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
                              f"{len(_yq)} queries")
 
             view.say(f"task {i + 1}/{tasks}: learning {WAYS} gestures, one shot each")
-            res = adapt(bundle_path, xs, ys, xq, yq, backend=backend, on_sample=on_sample)
-            ref = adapt(bundle_path, xs, ys, xq, yq, backend="sim") if backend == "lava" \
-                else res
+            res = adapt(bundle, xs, ys, xq, yq, backend=backend, on_sample=on_sample)
+            ref = adapt(bundle, xs, ys, xq, yq, backend="sim") if backend != "sim" else res
             same = same_session(res, ref)
-            fro = adapt(bundle_path, xs[:0], ys[:0], xq, yq, backend="sim")   # no learning
+            fro = adapt(bundle, xs[:0], ys[:0], xq, yq, backend="sim")   # no learning
             per_task.append(res.accuracy)
             sim_acc.append(ref.accuracy)
             identical.append(same)
@@ -185,11 +180,10 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
             last = (t, ys, yq, res, w0)
 
     with console.status("baseline without meta-training (random theta0, same rule, sim/)"):
-        step = float(fit.get("step", 0.0)) or head.soel_eta * q.scales[-1]
-        rand_path = _baseline_bundle(ckpt, out / "bundle_random_theta0.h5", step)
+        rand = read_bundle(_baseline_bundle(ckpt, out / "bundle_random_theta0.h5", head))
         rand_acc = []
         for xs, ys, xq, yq in encoded:
-            rand_acc.append(adapt(rand_path, xs, ys, xq, yq, backend="sim").accuracy)
+            rand_acc.append(adapt(rand, xs, ys, xq, yq, backend="sim").accuracy)
 
     t, ys, yq, res, w0 = last
     conf = np.zeros((WAYS, WAYS), np.int64)
@@ -198,7 +192,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     demo_figure(png, support_order(t.support_x.numpy(), t.support_y.numpy(), WAYS)[0],
                 ys, conf, w0, res.weights, res.head_spikes[:len(ys)], names,
                 title=f"metaloihi demo: 5-way 1-shot learnt on chip "
-                      f"({'Lava Loihi2SimCfg' if backend == 'lava' else 'sim/'}), task {tasks} "
+                      f"({NAMES[backend]}), task {tasks} "
                       f"of {tasks}, seed {seed}: {res.accuracy:.0%}")
     from metaloihi.sim.readout import ci95
     acc, ci = ci95(per_task)
@@ -208,7 +202,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
               "sim_accuracy": float(np.mean(sim_acc)), "identical": all(identical),
               "no_adaptation": float(np.mean(frozen_acc)),
               "no_meta_training": float(np.mean(rand_acc)), "chance": 1.0 / WAYS,
-              "rule": {"theta": head.soel_threshold, "target_on": head.target_on,
+              "rule": {"theta": head.theta, "target_on": head.target_on,
                        "dw": res.rule.dw_string()},
               "png": str(png), "seconds": time.perf_counter() - t_start}
     write_bytes(out / f"demo_seed{seed}.json", json.dumps(result, indent=1).encode(),
@@ -217,10 +211,10 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     table = Table(title="five-way one-shot on held-out gestures, learnt on chip")
     table.add_column("")
     table.add_column("accuracy", justify="right")
-    table.add_row(f"on chip: SOEL in {'Lava (Loihi2SimCfg)' if backend == 'lava' else 'sim/'}",
+    table.add_row(f"on chip: SOEL in {NAMES[backend]}",
                   f"{acc:.1%}" + (f" +- {ci:.1%}" if tasks > 1 else "") + f"  ({tasks} tasks: "
                   + " ".join(f"{a:.0%}" for a in per_task) + ")")
-    if backend == "lava":
+    if backend != "sim":
         table.add_row("sim/, same tasks", f"{result['sim_accuracy']:.1%}  "
                       + ("identical spikes, weights, predictions" if result["identical"]
                          else "NOT IDENTICAL"))

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from metaloihi.base.errors import UserError
-from metaloihi.bridge.bundle import read_bundle
-from metaloihi.bridge.lava_net import from_lava_order, lava_dense_weight, lava_shape
-from metaloihi.bridge.netx_run import netx_network, netx_rest_vars, period_source, run_periods
+from metaloihi.bridge.bundle import Bundle, as_bundle
+from metaloihi.bridge.lava_net import from_lava_order, lava_shape
+from metaloihi.bridge.netx_run import frozen_graph, head_processes, netx_rest_vars, run_periods
+from metaloihi.bridge.target import board_errors, check_target, run_config
 from metaloihi.base.lava_support import require_lava
 from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule, quantised_error
 
@@ -39,48 +40,43 @@ def learning_rule(rule: SoelRule):
                                   t_epoch=rule.period, rng_seed=rule.rng_seed)
 
 
-def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np.ndarray,
-                     head_weight: np.ndarray | None = None, on_sample=None
-                     ) -> LavaSessionResult:
+def run_lava_session(bundle: Bundle | str | Path, rule: SoelRule, x: np.ndarray,
+                     labels: np.ndarray, head_weight: np.ndarray | None = None, on_sample=None,
+                     target: str = "lava") -> LavaSessionResult:
     """Samples x [S, T, *in_shape] (binary) through the bundle's graph in order; labels[s] >= 0
     learns from sample s, -1 only runs it. head_weight overrides the bundle's head weights
     (torch order), e.g. to continue from earlier learning. on_sample(k, counts, n, weights)
     is called after each sample (its output spike counts, the third factor n it caused, the
-    head weights after it)."""
+    head weights after it). target: "lava" (Loihi2SimCfg) or "loihi2" (a board,
+    bridge/target.py)."""
     from metaloihi.onchip.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
                                             SoelErrorPath, SoelHeadLIF)
     t0 = time.perf_counter()
+    if check_target(target) == "sim":
+        raise UserError("run_lava_session runs Lava targets; sim/soel_fixed.run_session is sim")
+    cfg = run_config(target, {SoelHeadLIF: PySoelHeadLIFModelFixed,
+                              SoelErrorPath: PySoelErrorPathModel})
     Monitor = require_lava("lava.proc.monitor.process").Monitor
-    Loihi2SimCfg = require_lava("lava.magma.core.run_configs").Loihi2SimCfg
     LearningDense = require_lava("lava.proc.dense.process").LearningDense
     SignMode = require_lava("lava.utils.weightutils").SignMode
 
-    bundle = read_bundle(path)
+    bundle = as_bundle(bundle)
     frozen, head = bundle.frozen, bundle.net[-1]
     x = np.asarray(x)
     S, T = x.shape[:2]
     P = rule.period
     if T != rule.window:
         raise UserError(f"samples have {T} steps, the rule's window is {rule.window}")
-    source = period_source(x, P)
-    net = netx_network(path)
-    source.s_out.connect(net.inp)
-
+    source, net, out = frozen_graph(bundle, x, P)
     prev_shape = tuple(frozen[-1].spec.out_shape)
     n_in, n_out = head.spec.in_features, head.spec.out_features
-    w0 = head.weight if head_weight is None else np.asarray(head_weight, np.int64)
     rule_lava = learning_rule(rule)
     err = SoelErrorPath(n_in=n_in, n_out=n_out, rule=rule, labels=labels)
-    (net.out.flatten() if len(prev_shape) == 3 else net.out).connect(err.s_in)
-    dense = LearningDense(weights=lava_dense_weight(w0, prev_shape).astype(np.int32),
-                          weight_exp=int(head.weight_exp), sign_mode=SignMode.MIXED,
-                          learning_rule=rule_lava)
-    nrn = head.neuron
-    lif = SoelHeadLIF(shape=(n_out,), du=int(nrn.du), dv=int(nrn.dv), vth=int(nrn.vth),
-                      bias_mant=np.broadcast_to(np.asarray(nrn.bias_mant), (n_out,)).astype(
-                          np.int32), bias_exp=int(nrn.bias_exp), learning_rule=rule_lava)
+    out.connect(err.s_in)
+    dense, lif = head_processes(bundle, head_weight, LearningDense, SoelHeadLIF,
+                                {"sign_mode": SignMode.MIXED, "learning_rule": rule_lava},
+                                {"learning_rule": rule_lava})
     err.s_out.connect(dense.s_in)
-    dense.a_out.connect(lif.a_in)
     lif.s_out.connect(err.post_in)
     err.n_out.connect(lif.a_third_factor_in)
     lif.s_out_bap.connect(dense.s_in_bap)
@@ -92,8 +88,6 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
     mon_v = Monitor()                # v after each step's update and reset (sim/'s v_last)
     mon_v.probe(lif.v, S * P)
 
-    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
-        SoelHeadLIF: PySoelHeadLIFModelFixed, SoelErrorPath: PySoelErrorPathModel})
     weights = []
 
     def after(k: int) -> None:
@@ -107,8 +101,9 @@ def run_lava_session(path: str | Path, rule: SoelRule, x: np.ndarray, labels: np
 
     t1 = time.perf_counter()
     try:
-        run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff, dense.x1]
-                    + netx_rest_vars(net), after)
+        with board_errors(target):
+            run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff, dense.x1]
+                        + netx_rest_vars(net), after)
         spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
         v = np.asarray(mon_v.get_data()[lif.name]["v"]).reshape(S, P, n_out)[:, T - 1]
     finally:

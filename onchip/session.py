@@ -2,8 +2,9 @@
 (SOEL learns the head on chip) -> learning frozen -> queries classified by output spike counts,
 ties broken by the head's membrane.
 
-Two backends that compute the same bits: "lava" (onchip/graph.py, Lava's CPU simulator) and
-"sim" (sim/soel_fixed.py, which tests hold equal to Lava step for step). Shots go in the order
+Backends (bridge/target.py): "sim" (sim/soel_fixed.py), "lava" (onchip/graph.py on Lava's CPU
+simulator), which compute the same bits (tests hold them equal step for step), and "loihi2"
+(the same graph on a board through Loihi2HwCfg). Shots go in the order
 given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is sim/soel.py's convention and
 what `datasets.tasks.support_order` produces.
 
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metaloihi.bridge.bundle import Bundle, read_bundle
+from metaloihi.bridge.bundle import Bundle, as_bundle
+from metaloihi.bridge.target import check_target
 from metaloihi.base.errors import UserError
 from metaloihi.sim.readout import predict_np
 from metaloihi.sim import soel_fixed as sf
@@ -42,17 +44,16 @@ class SessionResult:
     seconds: float
 
 
-def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
+def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndarray,
           x_query: np.ndarray, y_query: np.ndarray, backend: str = "sim",
           passes: int | None = None, on_sample=None) -> SessionResult:
     """Learn from the support set (in the given order, `passes` times; None: the bundle's
     head.passes), then classify the
     queries with learning frozen. x_*: binary spikes [N, T, *in_shape]; y_*: class indices.
     on_sample(k, counts, n, weights): called after each sample (a live view), both backends."""
-    if backend not in ("sim", "lava"):
-        raise UserError(f"backend must be 'sim' or 'lava', got {backend!r}")
+    check_target(backend)
     t0 = time.perf_counter()
-    b: Bundle = read_bundle(bundle)
+    b = as_bundle(bundle)
     head = b.net[-1]
     want = tuple(b.net[0].spec.in_shape)
     for name, x in (("support", x_support), ("query", x_query)):
@@ -73,7 +74,7 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
     passes = b.head.passes if passes is None else int(passes)
     if passes < 1:
         raise UserError(f"passes={passes}; expected >= 1 presentation of the support set")
-    rule = sf.rule_of(b.head, b.scales, head, T)
+    rule = sf.rule_of(b.head.rule, T)
     x = np.concatenate([x_support] * passes + [x_query])
     labels = np.concatenate([y_support] * passes + [np.full(len(x_query), -1)])
     shots = len(x_support) * passes
@@ -84,7 +85,7 @@ def adapt(bundle: str | Path, x_support: np.ndarray, y_support: np.ndarray,
         spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last
     else:
         from metaloihi.onchip.graph import run_lava_session
-        res = run_lava_session(bundle, rule, x, labels, on_sample=on_sample)
+        res = run_lava_session(b, rule, x, labels, on_sample=on_sample, target=backend)
         spikes, ws, v_last = res.head_spikes, res.weights, res.v_last
     counts = spikes[shots:].sum(1)
     query_v = np.asarray(v_last[shots:], np.int64)

@@ -54,6 +54,45 @@ MANT_MAX = 7                     # the scaling mantissa is 4-bit signed: Lava ac
 EXP_MIN, EXP_MAX = -7, 8         # Lava accepts 2^-7..2^8 (s_exp = e + 7 in 0..15)
 WEIGHT_RNG_SEED = 2              # ConnVarRandom(): Lava does not pass rng_seed to it
 W_MIN, W_MAX = -256, 255         # clip_weights(MIXED, 8 bits)
+# n = trunc(error / theta) is clipped to 127 by the error path: a theta below 1/128 only
+# saturates, one above 2^31 - 1 never fires
+THETA_MIN, THETA_MAX = 2.0 ** -7, 2.0 ** 31 - 1
+
+
+@dataclass(frozen=True)
+class ChipRule:
+    """The head's on-chip SOEL rule as the deployment bundle stores it, in the chip's units:
+    dw = mant 2^exp (u0 x1 y3 - u0 x1 y2), n = trunc((count - target) / theta) spikes, the
+    support set presented `passes` times, the learning engine's traces seeded with rng_seed.
+    bridge/chip_rule.py computes it from the float rule learnt offline; everything after the
+    bundle reads it as is."""
+    mant: int
+    exp: int
+    theta: float
+    target_on: int
+    target_off: int = 0
+    rng_seed: int = 0
+    passes: int = 1
+    name: str = "soel"           # the rule's name in the bundle (the only one the chip runs)
+
+    def __post_init__(self):
+        checks = (("mant", self.mant, 1, MANT_MAX), ("exp", self.exp, EXP_MIN, EXP_MAX),
+                  ("target_on", self.target_on, 0, 2 ** 31 - 1),
+                  ("target_off", self.target_off, 0, 2 ** 31 - 1),
+                  ("rng_seed", self.rng_seed, 0, 2 ** 63 - 1), ("passes", self.passes, 1, 1000))
+        for what, v, lo, hi in checks:
+            if int(v) != v or not lo <= v <= hi:
+                raise UserError(f"chip rule {what}={v!r}; expected an integer in [{lo}, {hi}]")
+        if not (np.isfinite(self.theta) and THETA_MIN <= self.theta <= THETA_MAX):
+            raise UserError(f"chip rule theta={self.theta!r} spikes is outside what the error "
+                            f"path represents [{THETA_MIN:g}, {THETA_MAX:g}]")
+        if self.name != "soel":
+            raise UserError(f"chip rule {self.name!r}; this version runs only 'soel'")
+
+    @property
+    def step(self) -> float:
+        """Weight mantissa change per unit n * x (before stochastic rounding)."""
+        return self.mant * 2.0 ** (self.exp - PRODUCT_SHIFT)
 
 
 @dataclass(frozen=True)
@@ -95,16 +134,11 @@ def eta_to_rule(eta_mant: float) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def rule_of(head, scales: list[float], head_layer: FixedLayer, window: int) -> SoelRule:
-    """SoelRule of a bundle's head (bridge.bundle.HeadParams): eta in float weight units ->
-    mantissa units eta * scale. The learning engine updates the weight mantissas and a float
-    weight w is the mantissa w * scale whatever the weight exponent (the exponent scales the
-    synaptic sum and, with it, the neuron's units), so the exponent plays no part here."""
-    eta_mant = float(head.soel_eta) * float(scales[-1])
-    m, e = eta_to_rule(eta_mant)
-    return SoelRule(mant=m, exp=e, theta=float(head.soel_threshold),
-                    target_on=int(head.target_on), target_off=int(head.target_off),
-                    window=int(window), rng_seed=int(head.rng_seed))
+def rule_of(chip: ChipRule, window: int) -> SoelRule:
+    """The session's rule: the bundle's chip rule over samples of `window` steps."""
+    return SoelRule(mant=int(chip.mant), exp=int(chip.exp), theta=float(chip.theta),
+                    target_on=int(chip.target_on), target_off=int(chip.target_off),
+                    window=int(window), rng_seed=int(chip.rng_seed))
 
 
 def quantised_error(counts: np.ndarray, label: int, rule: SoelRule) -> np.ndarray:

@@ -56,7 +56,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaloihi.bridge.bundle import Bundle, HeadParams, read_bundle
+from metaloihi.bridge.bundle import Bundle, read_bundle
+from metaloihi.bridge.chip_rule import LearntRule
 from metaloihi.bridge.export import export_bundle, from_checkpoint
 from metaloihi.base.errors import UserError
 from metaloihi.sim.readout import ci95
@@ -77,7 +78,7 @@ class Deployment:
     specs: list
     theta0: dict                 # float64 params of the float network
     neurons: list                # LifFloat per layer
-    head: HeadParams             # the SOEL parameters both sides use
+    head: LearntRule             # the float rule; the bundle holds its chip form
     bundle_path: Path
     bundle: Bundle
     rule: sf.SoelRule
@@ -115,19 +116,19 @@ def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
     from metaloihi.offline.train import load_data
 
     specs, theta0, neurons, head, meta = from_checkpoint(checkpoint)
-    over = {k: v for k, v in (("soel_threshold", theta), ("soel_eta", eta),
+    over = {k: v for k, v in (("theta", theta), ("eta", eta),
                               ("target_on", target_on), ("target_off", target_off),
                               ("passes", passes))
             if v is not None}
     head = replace(head, **over)
-    export_bundle(out, specs, theta0, neurons, head=head, meta=meta,
+    export_bundle(out, specs, theta0, neurons, rule=head, meta=meta,
                   head_range=head_range if head_range is not None else meta.get("head_range"))
     b = read_bundle(out)
     cfg = from_dict(ckpt.load(checkpoint)["config"])
     dataset = load_data(cfg) if dataset is None else dataset
     window = b.encoding.steps_of(dataset.frame_shape[0])
     return Deployment(str(checkpoint), specs, theta0, neurons, head, Path(out), b,
-                      sf.rule_of(b.head, b.scales, b.net[-1], window), dataset, window)
+                      sf.rule_of(b.head.rule, window), dataset, window)
 
 
 def task_stream(dep: Deployment, split: str, n: int, ways: int, queries: int, seed: int,
@@ -207,7 +208,7 @@ def float_session(dep: Deployment, xs, ys, xq, features: np.ndarray | None = Non
     the rule as the interim checkpoints were trained)."""
     h = float_features(dep, np.concatenate([xs, xq])) if features is None else features
     return float_head_session(dep.head_weight, h[:len(xs)], ys, h[len(xs):], dep.head_neuron(),
-                              dep.head.soel_threshold, dep.head.soel_eta,
+                              dep.head.theta, dep.head.eta,
                               soel.SoelTargets(dep.head.target_on, dep.head.target_off),
                               chip=soel.OnChip(dep.scale) if on_chip else None,
                               passes=dep.head.passes)
@@ -234,7 +235,7 @@ def ladder_task(dep: Deployment, xs, ys, xq, float_feats: np.ndarray | None = No
     w_dep = ((head.weight >> 1) << 1) / scale           # Lava's first-step truncation (even: id)
     nrn_dep = L.lif_to_float(head.neuron, scale * 2.0 ** head.weight_exp)
     targets = soel.SoelTargets(dep.head.target_on, dep.head.target_off)
-    theta, eta = dep.head.soel_threshold, dep.head.soel_eta
+    theta, eta = dep.head.theta, dep.head.eta
     out = {}
     for k, name in enumerate(LADDER):
         h = feats[k]
@@ -295,7 +296,7 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
         fu = float_session(dep, xs, ys, xq, features=h, on_chip=False)
         secs["float"] += time.perf_counter() - t
         t = time.perf_counter()
-        fx = adapt(dep.bundle_path, xs, ys, xq, yq, backend="sim")
+        fx = adapt(dep.bundle, xs, ys, xq, yq, backend="sim")
         secs["fixed"] += time.perf_counter() - t
         # the ceilings on the same tasks: a nearest prototype (cosine) on the head's input
         # counts and on the raw encoded input (what any head rule could reach on them)
@@ -317,7 +318,7 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
             secs["causes"] += time.perf_counter() - t
         if i < lava_tasks:
             t = time.perf_counter()
-            lv = adapt(dep.bundle_path, xs, ys, xq, yq, backend="lava")
+            lv = adapt(dep.bundle, xs, ys, xq, yq, backend="lava")
             secs["lava"] += time.perf_counter() - t
             same = same_session(lv, fx)
             identical &= same
@@ -332,9 +333,9 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
         "checkpoint": str(checkpoint), "dataset": dep.bundle.meta.get("dataset"),
         "split": split, "tasks": tasks, "lava_tasks": lava_tasks, "ways": ways, "shots": shots,
         "queries": queries, "seed": seed,
-        "soel": {"theta": dep.head.soel_threshold, "eta": dep.head.soel_eta,
+        "soel": {"theta": dep.head.theta, "eta": dep.head.eta,
                  "target_on": dep.head.target_on, "target_off": dep.head.target_off,
-                 "passes": dep.head.passes, "eta_chip": soel.OnChip(dep.scale).eta(dep.head.soel_eta),
+                 "passes": dep.head.passes, "eta_chip": soel.OnChip(dep.scale).eta(dep.head.eta),
                  "rule": dep.rule.dw_string(), "head_scale": dep.scale,
                  "head_range": L.GRID_MAX / dep.scale},
         "float": _acc(fa),

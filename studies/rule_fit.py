@@ -1,16 +1,18 @@
-"""Fit the on-chip SOEL parameters (theta, the chip's weight step, target_on) of a checkpoint on
-meta-VALIDATION tasks, in sim/'s fixed point (what Lava computes, bit for bit).
+"""Fit the on-chip SOEL rule (theta, the chip's weight step, target_on, passes) of a deployment
+bundle on meta-VALIDATION tasks, in sim/'s fixed point (what Lava computes, bit for bit), and
+write it into a bundle (never into the offline checkpoint: a later stage does not write an
+earlier stage's file).
 
 Why: a theta0 meta-trained with the SGD inner loop has no learnt SOEL parameters, and one
 meta-trained with SOEL learnt them in float units before the chip's quantisation (eta becomes a
-4-bit mantissa times a power of two, weights round stochastically). The accuracy on chip is
-steep in the step size (measured on the interim demo checkpoint, 20 demo tasks: step 0.31 ->
-75%, 0.63 -> 71%, 2.5 -> 45%, 0.15 -> silent head), so the step is chosen where it will run.
-Only meta-validation classes are used: the meta-test classes (and the demo's five) stay unseen.
+4-bit mantissa times a power of two, weights round stochastically); accuracy on chip is steep in
+the step size, so the step is chosen where it will run. Only meta-validation classes are used:
+the meta-test classes (and the demo's five) stay unseen.
 
-The grid is over what the chip can represent: steps m 2^(e-3) mantissa units per n x (sim/
-soel_fixed.SoelRule.step), thresholds theta (integers: the error is a spike count) and
-target_on. The frozen network runs once per task; only the head is re-run per setting.
+The grid is over what the chip can represent: steps m 2^(e-3) mantissa units per n x
+(sim/soel_fixed.ChipRule.step), thresholds theta (integers: the error is a spike count),
+target_on and passes. The frozen network runs once per task; only the head is re-run per
+setting.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaloihi.bridge.bundle import HeadParams
+from metaloihi.bridge.bundle import as_bundle, write_bundle
+from metaloihi.bridge.chip_rule import at_step
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.datasets.tasks import sample_task, support_order
 from metaloihi.sim.readout import predict_np
@@ -46,12 +49,12 @@ class FitRow:
     passes: int = 1             # presentations of the support set
 
 
-def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Encoding,
-        dataset, split: str = "val", tasks: int = 20, queries: int = 5, seed: int = 0,
-        steps=STEPS, thetas=THETAS, targets_on=TARGETS_ON, progress=None,
-        passes=PASSES) -> tuple[HeadParams, list[FitRow]]:
-    """Grid search; returns head params with the best (theta, eta, target_on) (ties: the first
-    in grid order) and every row, best first. net: the quantised network (frozen + head)."""
+def fit(net: fixed.Network, rule: sf.ChipRule, encoding: Encoding, dataset, split: str = "val",
+        tasks: int = 20, queries: int = 5, seed: int = 0, steps=STEPS, thetas=THETAS,
+        targets_on=TARGETS_ON, progress=None, passes=PASSES) -> tuple[sf.ChipRule, list[FitRow]]:
+    """Grid search; returns `rule` with the best (step, theta, target_on, passes) (ties: the
+    first in grid order) and every row, best first. net: the quantised network (frozen +
+    head)."""
     frozen, head_layer = net[:-1], net[-1]
     ways = head_layer.spec.out_features
     rng = np.random.default_rng(seed)
@@ -67,13 +70,13 @@ def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Enc
     rows = []
     grid = [(th, st, to, p) for th in thetas for st in steps for to in targets_on for p in passes]
     for k, (theta, step, target_on, n_pass) in enumerate(grid):
-        hp = dataclasses.replace(head, soel_threshold=float(theta), target_on=int(target_on),
-                                 soel_eta=float(step) / float(scales[-1]), passes=int(n_pass))
-        rule = sf.rule_of(hp, scales, head_layer, T)
+        chip = at_step(rule, step, theta=float(theta), target_on=int(target_on),
+                       passes=int(n_pass))
+        sess = sf.rule_of(chip, T)
         accs, silent, n_q = [], 0, 0
         for pre, labels, yq in runs:
             shot = labels >= 0          # the support set, presented n_pass times
-            tr = sf.run_session([], head_layer, rule,
+            tr = sf.run_session([], head_layer, sess,
                                 np.concatenate([pre[shot]] * n_pass + [pre[~shot]]),
                                 np.concatenate([labels[shot]] * n_pass + [labels[~shot]]))
             q = np.arange(len(tr.counts)) >= int(shot.sum()) * n_pass
@@ -81,14 +84,14 @@ def fit(net: fixed.Network, scales: list[float], head: HeadParams, encoding: Enc
             accs.append(float(np.mean(pred == yq)))
             silent += int((tr.counts[q].sum(1) == 0).sum())
             n_q += int(q.sum())
-        rows.append(FitRow(float(theta), rule.step, int(target_on), float(np.mean(accs)),
+        rows.append(FitRow(float(theta), chip.step, int(target_on), float(np.mean(accs)),
                            silent / n_q, int(n_pass)))
         if progress is not None:
             progress(k + 1, len(grid), rows[-1])
     best = max(rows, key=lambda r: r.accuracy)     # max keeps the first of equals
     rows.sort(key=lambda r: -r.accuracy)
-    return dataclasses.replace(head, soel_threshold=best.theta, target_on=best.target_on,
-                               soel_eta=best.step / float(scales[-1]), passes=best.passes), rows
+    return at_step(rule, best.step, theta=best.theta, target_on=best.target_on,
+                   passes=best.passes), rows
 
 
 def table(rows: list[FitRow], top: int = 8) -> str:
@@ -99,35 +102,36 @@ def table(rows: list[FitRow], top: int = 8) -> str:
     return "\n".join(lines)
 
 
-def fit_checkpoint(path, tasks: int = 20, queries: int = 5, seed: int = 0, progress=None
-                   ) -> tuple[dict, list[FitRow]]:
-    """Fit the SOEL parameters of an offline/ checkpoint on its meta-validation split and store
-    them in the checkpoint (key "soel_fit", atomic rewrite), where bridge/export.py takes them
-    from. Returns the stored dict and the rows."""
-    from metaloihi.bridge import export
-    from metaloihi.bridge.quantize import quantize
-    from metaloihi.offline import checkpoint, config, train
-
-    specs, params, neurons, head, meta = export.from_checkpoint(path, use_fit=False)
-    state = checkpoint.load(path)
-    cfg = config.from_dict(state["config"])
-    q = quantize(specs, params, neurons, head_range=meta.get("head_range"))
+def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
+               dataset=None, split: str | None = None, progress=None
+               ) -> tuple[dict, list[FitRow]]:
+    """Fit the chip rule of the bundle at `path` on its data set's meta-validation split and
+    write the bundle with it to `out` (None: `path` itself, atomically), its meta "rule_fit"
+    saying how. dataset: the data set object or name (None: the bundle's; embedded ones only
+    by name); split: its class split (None: the bundle's meta-validation split, else "val").
+    A bundle from a silent-start head (meta head_range) is searched around its own step,
+    else on the absolute grid. Returns the stored dict and the rows."""
+    from metaloihi.datasets.registry import load_dataset
+    b = as_bundle(path)
+    rule, meta = b.head.rule, b.meta
+    split = split or (meta.get("splits") or {}).get("val", "val")
+    if dataset is None or isinstance(dataset, str):
+        dataset = load_dataset(dataset or meta.get("dataset") or "digits", seed=0)
+    dataset.split_classes(split)       # a split the data set lacks: its error, before any work
     grid = {}
     if meta.get("head_range") is not None:     # the recipe: search around the trained rule
-        step0 = float(head.soel_eta) * float(q.scales[-1])
-        grid = {"steps": sorted({sf.SoelRule(*sf.eta_to_rule(step0 * f), 1, 0, 0, 1, 0).step
-                                 for f in STEP_FACTORS}),
-                "thetas": (1,) if head.soel_threshold < 1.5 else (1, 2),
-                "targets_on": (int(head.target_on), 2 * int(head.target_on)),
+        grid = {"steps": sorted({at_step(rule, rule.step * f).step for f in STEP_FACTORS}),
+                "thetas": (1,) if rule.theta < 1.5 else (1, 2),
+                "targets_on": (int(rule.target_on), 2 * int(rule.target_on)),
                 "passes": RECIPE_PASSES}
-    best, rows = fit(q.net, q.scales, head, Encoding.from_dict(meta["encoding"]),
-                     train.load_data(cfg), split=cfg.data.val_split, tasks=tasks,
+    best, rows = fit(b.net, rule, b.encoding, dataset, split=split, tasks=tasks,
                      queries=queries, seed=seed, progress=progress, **grid)
-    state["soel_fit"] = {"soel_threshold": float(best.soel_threshold),
-                         "soel_eta": float(best.soel_eta), "target_on": int(best.target_on),
-                         "passes": int(best.passes),
-                         "step": float(rows[0].step), "val_accuracy": float(rows[0].accuracy),
-                         "split": cfg.data.val_split, "tasks": int(tasks),
-                         "queries": int(queries), "seed": int(seed)}
-    checkpoint.save(path, state)
-    return state["soel_fit"], rows
+    fitted = {"theta": float(best.theta), "step": float(best.step), "mant": int(best.mant),
+              "exp": int(best.exp), "target_on": int(best.target_on),
+              "passes": int(best.passes), "val_accuracy": float(rows[0].accuracy),
+              "split": split, "tasks": int(tasks), "queries": int(queries), "seed": int(seed),
+              "before": {"mant": int(rule.mant), "exp": int(rule.exp), "theta": rule.theta,
+                         "target_on": int(rule.target_on), "passes": int(rule.passes)}}
+    write_bundle(out or b.path, b.net, dataclasses.replace(b.head, rule=best), b.scales,
+                 {**meta, "rule_fit": fitted})
+    return fitted, rows

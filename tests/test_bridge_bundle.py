@@ -18,6 +18,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
+from metaloihi.sim.soel_fixed import ChipRule
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
 
@@ -38,6 +39,9 @@ def small_float_net(seed=0, bias=0.05):
     return specs, params, [LifFloat(du=0.2, dv=0.1, vth=1.0) for _ in specs]
 
 
+RULE = ChipRule(mant=5, exp=-1, theta=2.5, target_on=6, rng_seed=7, passes=3)
+
+
 @pytest.fixture(scope="module")
 def quantized():
     return quantize(*small_float_net())
@@ -45,8 +49,7 @@ def quantized():
 
 @pytest.fixture()
 def bundle_path(tmp_path, quantized):
-    head = HeadParams(soel_threshold=2.5, soel_eta=0.01, target_on=6, rng_seed=7,
-                      labels=("a", "b", "c"), learning_rule={"dw": "2^-3*y2*x1", "x1_tau": 0})
+    head = HeadParams(RULE, labels=("a", "b", "c"))
     return write_bundle(tmp_path / "b.h5", quantized.net, head, quantized.scales,
                         meta={"split": {"test": [1, 2, 3]}})
 
@@ -89,9 +92,7 @@ def test_bundle_round_trip_is_exact_and_runs_identically(bundle_path, quantized)
         assert (a.neuron.du, a.neuron.dv, a.neuron.vth) == (c.neuron.du, c.neuron.dv, c.neuron.vth)
         np.testing.assert_array_equal(np.broadcast_to(a.neuron.effective_bias, (a.n_out,)),
                                       c.neuron.effective_bias)
-    assert b.head == HeadParams(soel_threshold=2.5, soel_eta=0.01, target_on=6, rng_seed=7,
-                                labels=("a", "b", "c"),
-                                learning_rule={"dw": "2^-3*y2*x1", "x1_tau": 0})
+    assert b.head == HeadParams(RULE, labels=("a", "b", "c")) and b.path == bundle_path
     assert b.meta["split"] == {"test": [1, 2, 3]} and b.meta["versions"]["torch"]
     x = np.random.default_rng(1).random((3, 25, 2, 12, 10)) < 0.3
     ours, back = fixed.run(quantized.net, x), fixed.run(b.net, x)
@@ -174,8 +175,16 @@ CORRUPTIONS = [
      "layer/4/weight: contains nan"),
     ("float weights", lambda p: _set(p, "layer/1/weight", np.ones((4, 2, 3, 3))),
      "layer/1/weight: must be integers, got dtype float64"),
-    ("head theta", lambda p: _set_attr(p, "metaloihi/head", "soel_threshold", 0.0),
-     "metaloihi/head/soel_threshold: 0.0 must be finite and > 0"),
+    ("rule theta", lambda p: _set_attr(p, "metaloihi/head/rule", "theta", 0.0),
+     "metaloihi/head/rule/theta: 0 is outside what the chip's error path represents"),
+    ("rule mantissa", lambda p: _set_attr(p, "metaloihi/head/rule", "mant", 8),
+     "metaloihi/head/rule/mant: mant=8 is out of range \\[1, 7\\]"),
+    ("rule exponent", lambda p: _set_attr(p, "metaloihi/head/rule", "exp", 9.5),
+     "metaloihi/head/rule/exp: must be one integer, got 9.5"),
+    ("rule name", lambda p: _set_attr(p, "metaloihi/head/rule", "name", "stdp"),
+     "metaloihi/head/rule/name: rule 'stdp'; this version runs only 'soel'"),
+    ("rule missing", lambda p: _set(p, "metaloihi/head/rule", None),
+     "metaloihi/head: required field 'rule' is missing"),
     ("head input", lambda p: _set(p, "metaloihi/head/weight", np.zeros((3, 11), np.int16)),
      "metaloihi/head/weight: shape \\(3, 11\\) does not take the last frozen layer's 10"),
     ("head exp", lambda p: _set_attr(p, "metaloihi/head", "weight_exp", 9),
@@ -236,3 +245,35 @@ def test_random_float_network_is_the_paper_arch():
     specs, params, neurons = random_float_network((2, 32, 32), ways=5)
     assert [tuple(params[weight_key(i)].shape) for i in range(4)] == [
         (32, 2, 5, 5), (64, 32, 5, 5), (128, 64, 5, 5), (5, 2048)]
+
+
+def _as_format_1(path, theta: float, eta: float) -> None:
+    """Rewrite a bundle's head as format /1 stored it: the rule in float units."""
+    with h5py.File(path, "r+") as f:
+        f["metaloihi"].attrs["format"] = "metaloihi.bundle/1"
+        h = f["metaloihi/head"]
+        if "rule" in h:
+            del h["rule"]
+            h.create_group("learning_rule").attrs["dw"] = "old text, never read"
+        h.attrs.update(soel_threshold=theta, soel_eta=eta, target_on=6, target_off=0,
+                       rng_seed=7)                        # no passes: the oldest files had none
+
+
+def test_a_format_1_bundle_is_read_with_its_rule_converted_once(bundle_path, quantized):
+    scale = quantized.scales[-1]
+    _as_format_1(bundle_path, theta=2.5, eta=0.3 / scale)          # 0.3 mantissa units per n x
+    assert validate_bundle(bundle_path).startswith("valid: b.h5")
+    rule = read_bundle(bundle_path).head.rule
+    assert rule == ChipRule(mant=5, exp=-1, theta=2.5, target_on=6, rng_seed=7, passes=1)
+    assert rule.step == 0.3125                                    # 5 * 2^(-1-3): nearest to 0.3
+    _as_format_1(bundle_path, theta=2.5, eta=1e300)
+    with pytest.raises(UserError, match="metaloihi/head/soel_eta: 1e\\+300 x scale .* more than "
+                                        "16x outside the chip's steps"):
+        read_bundle(bundle_path)
+
+
+def test_the_chip_rule_refuses_what_the_learning_engine_cannot_run():
+    with pytest.raises(UserError, match="chip rule mant=0; expected an integer in \\[1, 7\\]"):
+        ChipRule(mant=0, exp=0, theta=1.0, target_on=8)
+    with pytest.raises(UserError, match="chip rule theta=0.001 spikes is outside"):
+        ChipRule(mant=1, exp=0, theta=1e-3, target_on=8)

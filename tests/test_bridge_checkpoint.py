@@ -17,7 +17,8 @@ import torch
 from metaloihi.base.errors import UserError
 from metaloihi.bridge import checkpoint_file as cf
 from metaloihi.bridge import export as ex
-from metaloihi.bridge.bundle import HeadParams, read_bundle
+from metaloihi.bridge.bundle import read_bundle
+from metaloihi.bridge.chip_rule import LearntRule
 from metaloihi.offline import checkpoint, config, maml, model, train
 from metaloihi.studies.upgrade import upgrade_checkpoint
 
@@ -78,16 +79,16 @@ def _old_from_checkpoint(path, gestures, use_fit: bool = True):
     theta0 = {k: v.detach().to(torch.float64)
               for k, v in maml.theta0_of(state["meta"], cfg.maml).items()}
     learnt = maml.learnt_values(state["meta"])
-    head = HeadParams(soel_threshold=learnt.get("soel.threshold", cfg.maml.soel_threshold),
-                      soel_eta=learnt.get("soel.eta", cfg.maml.soel_eta),
+    head = LearntRule(theta=learnt.get("soel.threshold", cfg.maml.soel_threshold),
+                      eta=learnt.get("soel.eta", cfg.maml.soel_eta),
                       target_on=int(cfg.maml.soel_target_on),
                       target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed),
                       passes=max(int(cfg.maml.inner_steps), 1)
                       if cfg.maml.inner_rule == "soel" else 1)
     fitted = state.get("soel_fit") if use_fit else None
     if fitted:
-        head = replace(head, soel_threshold=float(fitted["soel_threshold"]),
-                       soel_eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
+        head = replace(head, theta=float(fitted["soel_threshold"]),
+                       eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
                        passes=int(fitted.get("passes", head.passes)))
     meta = {"split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
             "dataset": cfg.data.dataset, "encoding": model.encoding(cfg.model).to_dict(),

@@ -14,6 +14,7 @@ import torch
 
 from metaloihi import cli
 from metaloihi.offline import checkpoint
+from metaloihi.base.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -141,6 +142,27 @@ def test_smoke_input_is_seeded(small_bundle):
     assert a.shape == (2, 12, 2, 8, 8) and np.array_equal(a, a2) and not np.array_equal(a, c)
 
 
+def test_deploy_on_the_sim_target_needs_no_lava_and_prints_sim_counts(small_bundle, tmp_path,
+                                                                      capsys):
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.bridge.target import run_config
+    from metaloihi.sim import fixed
+    x = np.random.default_rng(4).random((2, 12, 2, 8, 8)) < 0.4
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run(["deploy", small_bundle, "--input", tmp_path / "x.npy", "--backend",
+                          "sim"], capsys)
+    assert code == 0, err
+    counts = fixed.run(read_bundle(small_bundle).net, x, layers="last")["spikes"][-1].sum(1)
+    assert out.splitlines()[0].startswith("sim/ (bit-exact model): 2 sample(s)")
+    for k, c in enumerate(counts):
+        assert f"sample {k}: output spike counts {c.tolist()}" in out
+    assert "identical" not in out                         # nothing else ran to compare with
+    with pytest.raises(UserError, match="backend 'sim' runs without Lava"):
+        run_config("sim")
+    with pytest.raises(UserError, match="backend 'board'; expected one of sim, lava, loihi2"):
+        run_config("board")
+
+
 @pytest.mark.lava
 def test_deploy_runs_lava_and_prints_the_counts_sim_computes(small_bundle, tmp_path, capsys):
     from metaloihi.bridge.bundle import read_bundle
@@ -188,6 +210,29 @@ def test_adapt_learns_the_task_encoded_task_draws(digits_bundle, capsys):
     res = adapt(digits_bundle, new.support_x, new.support_y, new.query_x, new.query_y)
     assert out.startswith(f"5-way 2-shot on digits/test (sim): accuracy {res.accuracy:.3f} on "
                           "10 queries")
+
+
+def test_fit_soel_writes_the_fitted_rule_into_a_new_bundle(digits_bundle, tmp_path, capsys):
+    """fit-soel reads a bundle and writes one (never a checkpoint): the best row's rule, in the
+    chip's units, with the fit's provenance; the input bundle is left as it was."""
+    from metaloihi.bridge.bundle import read_bundle
+    before = digits_bundle.read_bytes()
+    out = tmp_path / "fitted.h5"
+    code, text, err = run(["fit-soel", digits_bundle, "--out", out, "--dataset", "digits",
+                           "--split", "train", "--tasks", "1", "--queries", "1"], capsys)
+    assert code == 0, err
+    assert digits_bundle.read_bytes() == before
+    b = read_bundle(out)
+    fit = b.meta["rule_fit"]
+    rule = b.head.rule
+    assert (rule.mant, rule.exp, rule.theta, rule.target_on, rule.passes) == (
+        fit["mant"], fit["exp"], fit["theta"], fit["target_on"], fit["passes"])
+    assert rule.step == fit["step"] == rule.mant * 2.0 ** (rule.exp - 3)
+    assert fit["split"] == "train" and fit["tasks"] == 1
+    assert f"wrote {out}: theta {rule.theta:g}, step {rule.step:g}" in text
+    code, _, err = run(["fit-soel", digits_bundle, "--dataset", "digits", "--tasks", "1"],
+                       capsys)
+    assert code == 1 and "no split 'val'" in err and digits_bundle.read_bytes() == before
 
 
 def test_deploy_dataset_refuses_more_samples_than_the_split_has(digits_bundle, capsys):

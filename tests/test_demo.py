@@ -40,8 +40,11 @@ def test_retrain_path_trains_fits_exports_and_runs(tmp_path, monkeypatch):
         "train.val_tasks": 4, "train.val_every": 3})
     monkeypatch.setattr(demo, "FIT_TASKS", 2)
     out = run_demo(seed=0, tasks=1, queries=2, out=tmp_path, retrain=True, backend="sim")
+    from metaloihi.bridge.bundle import read_bundle
     state = checkpoint.load(tmp_path / "train" / "best.pt")
-    assert state["soel_fit"]["tasks"] == 2 and out["checkpoint"].endswith("best.pt")
+    assert "soel_fit" not in state and out["checkpoint"].endswith("best.pt")   # never written
+    fit = read_bundle(tmp_path / "bundle.h5").meta["rule_fit"]       # the bundle holds the fit
+    assert fit["tasks"] == 2 and fit["split"] == "val"
     assert 0.0 <= out["accuracy"] <= 1.0 and out["identical"] is True
 
 

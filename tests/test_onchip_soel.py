@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
+from metaloihi.bridge.chip_rule import LearntRule, to_chip
 from metaloihi.bridge.export import random_float_network
 from metaloihi.bridge.quantize import quantize
 from metaloihi.sim.readout import predict_np
@@ -38,8 +39,8 @@ def small_bundle(path, seed, conv=True, head_exp=0, eta=0.3, theta=1.5, passes=1
                       L.LifFixed(du=400, dv=300, vth=150 << max(head_exp, 0) >> max(-head_exp, 0),
                                  bias_mant=rng.integers(-30, 30, 5), bias_exp=3),
                       weight_exp=head_exp)]
-    head = HeadParams(soel_threshold=theta, soel_eta=eta, target_on=6, target_off=1,
-                      rng_seed=int(seed) + 100, passes=passes)
+    head = HeadParams(to_chip(LearntRule(theta=theta, eta=eta, target_on=6, target_off=1,
+                                         rng_seed=int(seed) + 100, passes=passes), 1.0))
     write_bundle(path, net, head, scales=[1.0] * 3)
     in_shape = (2, 6, 5) if conv else (40,)
     return path, in_shape
@@ -47,7 +48,7 @@ def small_bundle(path, seed, conv=True, head_exp=0, eta=0.3, theta=1.5, passes=1
 
 def rule_for(path):
     b = read_bundle(path)
-    return b, sf.rule_of(b.head, b.scales, b.net[-1], T)
+    return b, sf.rule_of(b.head.rule, T)
 
 
 # --- the emulation is the spec, in Lava's units ----------------------------------------------
@@ -143,8 +144,8 @@ def test_lava_equals_sim_on_an_exported_random_float_network(tmp_path):
     specs, params, neurons = random_float_network(input_shape=(2, 10, 10), ways=5,
                                                   channels=(4, 6), kernel=3, seed=1, vth=0.5)
     q = quantize(specs, params, neurons)
-    head = HeadParams(soel_threshold=1.0, soel_eta=2.0 / q.scales[-1], target_on=4,
-                      target_off=0, rng_seed=7)
+    head = HeadParams(sf.ChipRule(*sf.eta_to_rule(2.0), theta=1.0, target_on=4, target_off=0,
+                                  rng_seed=7))
     path = write_bundle(tmp_path / "r.h5", q.net, head, q.scales)
     labels = np.array([0, 1, 2, 3, 4, -1, -1])
     ours = assert_lava_equals_sim(path, (2, 10, 10), labels, seed=2, density=0.4)
@@ -185,16 +186,15 @@ def test_lava_equals_sim_5way_5shot(tmp_path):
     assert len({w.tobytes() for w in ours.weights[:25]}) >= 10   # weights keep moving
 
 
-def test_eta_in_mantissa_units_does_not_depend_on_the_weight_exponent():
+def test_eta_in_mantissa_units_does_not_depend_on_the_weight_exponent(tmp_path):
     """The learning engine updates mantissas; a float weight w is the mantissa w * scale
-    whatever the exponent (it scales the synaptic sum and the neuron's units)."""
-    head = HeadParams(soel_threshold=1.0, soel_eta=0.3 / 40.0)
-    rules = []
-    for exp in (-2, 0, 3):
-        layer = FixedLayer(DenseSpec(12, 5), np.zeros((5, 12), np.int64),
-                           L.LifFixed(du=400, dv=300, vth=150), weight_exp=exp)
-        rules.append(sf.rule_of(head, [1.0, 40.0], layer, T))
-    assert {(r.mant, r.exp) for r in rules} == {sf.eta_to_rule(0.3)}
+    whatever the exponent (it scales the synaptic sum and the neuron's units): the chip rule
+    is eta * scale, and bundles whose heads differ only in the exponent store the same one."""
+    chip = to_chip(LearntRule(theta=1.0, eta=0.3 / 40.0), 40.0)
+    assert (chip.mant, chip.exp) == sf.eta_to_rule(0.3) == (5, -1)
+    rules = {read_bundle(small_bundle(tmp_path / f"e{exp}.h5", 3, head_exp=exp)[0]).head.rule
+             for exp in (-2, 0, 3)}
+    assert len(rules) == 1
 
 
 @pytest.mark.lava

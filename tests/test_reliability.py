@@ -181,7 +181,7 @@ def test_checkpoint_load_refuses_nan_in_adams_state(tmp_path):
 
 @pytest.mark.parametrize("command", ["evaluate {ckpt} --tasks 2",
                                      "train --init {ckpt} --out {tmp}/run",
-                                     "fit-soel {ckpt}"])
+                                     "export --checkpoint {ckpt} --out {tmp}/b.h5"])
 def test_every_consumer_refuses_a_nan_checkpoint(tmp_path, capsys, command):
     ckpt = _nan_checkpoint(tmp_path / "nan.pt")
     before = ckpt.read_bytes()
@@ -555,8 +555,8 @@ def test_a_bundle_validate_passes_never_crashes_a_consumer(good_bundle, tmp_path
      ("metaloihi/meta/created", "'yesterday'", "not JSON")),
     (lambda f: f["metaloihi/meta"].attrs.__setitem__("created", '"last tuesday"'),
      ("metaloihi/meta/created", "'last tuesday'", "ISO 8601")),
-    (lambda f: f["metaloihi/head"].attrs.__setitem__("soel_threshold", "high"),
-     ("metaloihi/head/soel_threshold", "one number", "'high'")),
+    (lambda f: f["metaloihi/head/rule"].attrs.__setitem__("theta", "high"),
+     ("metaloihi/head/rule/theta", "one number", "'high'")),
     (lambda f: _replace(f, "metaloihi/scales", np.array([b"1", b"2", b"3"])),
      ("metaloihi/scales", "must be numbers", "'1'")),
     (lambda f: f["metaloihi/meta"].attrs.__setitem__("encoding", '{"pool": "x"}'),
@@ -727,12 +727,12 @@ def test_double_nmnist_names_the_class_that_is_missing(tmp_path):
     assert " or " not in msg.split("class '7'")[0]
 
 
-# --- item 8e: SOEL values the chip cannot represent are refused ------------------------------
+# --- SOEL values the chip cannot represent are refused ----------------------------------------
 @pytest.mark.parametrize("attr,value,fragments", [
-    ("soel_eta", 1e300, ("metaloihi/head/soel_eta", "1e+300", "16x outside the chip's steps")),
-    ("soel_eta", 1e-300, ("metaloihi/head/soel_eta", "1e-300", "[0.000976562, 224]")),
-    ("soel_threshold", 1e-300, ("metaloihi/head/soel_threshold", "1e-300", "[0.0078125, ")),
-    ("soel_threshold", 1e300, ("metaloihi/head/soel_threshold", "1e+300",)),
+    ("mant", 8, ("metaloihi/head/rule/mant", "mant=8", "[1, 7]")),
+    ("exp", -8, ("metaloihi/head/rule/exp", "exp=-8", "[-7, 8]")),
+    ("theta", 1e-300, ("metaloihi/head/rule/theta", "1e-300", "[0.0078125, ")),
+    ("theta", 1e300, ("metaloihi/head/rule/theta", "1e+300",)),
 ])
 def test_soel_values_the_chip_cannot_represent_are_refused(good_bundle, tmp_path, capsys, attr,
                                                            value, fragments):
@@ -740,9 +740,21 @@ def test_soel_values_the_chip_cannot_represent_are_refused(good_bundle, tmp_path
     path = tmp_path / "b.h5"
     path.write_bytes(good_bundle.read_bytes())
     with h5py.File(path, "r+") as f:
-        f["metaloihi/head"].attrs[attr] = value
+        f["metaloihi/head/rule"].attrs[attr] = value
     code, o, e = run_cli(f"bundle validate {path}", capsys)
     one_line_error(code, o, e, *fragments)
+
+
+@pytest.mark.parametrize("eta,theta,fragments", [
+    (1e300, 1.0, ("SOEL eta 1e+300 x scale 2 = 2e+300", "16x outside the chip's steps")),
+    (1e-300, 1.0, ("SOEL eta 1e-300", "[0.000976562, 224]")),
+    (0.1, 1e-300, ("SOEL theta 1e-300", "[0.0078125, ")),
+])
+def test_a_float_rule_the_chip_cannot_approximate_is_refused_at_export(eta, theta, fragments):
+    from metaloihi.bridge.chip_rule import LearntRule, to_chip
+    with pytest.raises(UserError) as err:
+        to_chip(LearntRule(theta=theta, eta=eta), scale=2.0)
+    assert all(f in str(err.value) for f in fragments), str(err.value)
 
 
 # --- item 8: Lava runs have a watchdog; an interrupted one leaves nothing behind --------------

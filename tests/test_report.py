@@ -115,11 +115,11 @@ SIM_VS_LAVA = {"lava_s_per_step": 0.0576, "lava_s_per_sample": 5.76,
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     from metaloihi.bridge import export as ex
-    from metaloihi.bridge.bundle import HeadParams
+    from metaloihi.bridge.chip_rule import LearntRule
     specs, params, neurons = ex.random_float_network((2, 8, 8), WAYS, (4, 8), seed=0)
-    head = HeadParams(soel_threshold=0.2121, soel_eta=0.00231, labels=tuple(NAMES))
     path, _ = ex.export_bundle(tmp_path_factory.mktemp("b") / "tiny.h5", specs, params, neurons,
-                               head=head, meta={"source": "random seed 0 (test)"})
+                               rule=LearntRule(theta=0.2121, eta=0.00231), labels=tuple(NAMES),
+                               meta={"source": "random seed 0 (test)"})
     return path
 
 

@@ -12,22 +12,29 @@ from metaloihi.cli.app import app, bundle_app
 
 @app.command("fit-soel")
 def fit_soel(
-    checkpoint: Path = typer.Argument(..., help="offline/ checkpoint (.pt); rewritten in place "
-                                                "(atomically) with the fitted values."),
+    bundle: Path = typer.Argument(..., help="Deployment bundle (.h5) to fit the rule of."),
+    out: Optional[Path] = typer.Option(None, help="Write the fitted bundle here (default: "
+                                       "rewrite BUNDLE in place, atomically)."),
     tasks: int = typer.Option(20, min=1, help="Meta-validation tasks (5-way 1-shot) per grid "
                                               "point."),
     queries: int = typer.Option(5, min=1, help="Queries per class per task."),
     seed: int = typer.Option(0, help="Seed of the meta-validation tasks."),
+    dataset: Optional[str] = typer.Option(None, help="Embedded data set to fit on (default: "
+                                          "the bundle's)."),
+    split: Optional[str] = typer.Option(None, help="Class split to fit on (default: the "
+                                        "bundle's meta-validation split)."),
 ) -> None:
-    """Fit the on-chip SOEL rule (theta in spikes, weight step in mantissa units per n x,
-    target_on in spikes) of a checkpoint on meta-validation tasks in sim/ fixed point; export
-    then uses it. Classes of the meta-test split are never used."""
-    from metaloihi.studies.rule_fit import fit_checkpoint, table
-    fitted, rows = fit_checkpoint(checkpoint, tasks=tasks, queries=queries, seed=seed)
+    """Fit the bundle's on-chip SOEL rule (theta in spikes, weight step mant 2^(exp-3) in
+    mantissa units per n x, target_on in spikes, passes) on meta-validation tasks of its data
+    set in sim/ fixed point, and write it into the bundle. Meta-test classes are never used."""
+    from metaloihi.studies.rule_fit import fit_bundle, table
+    fitted, rows = fit_bundle(bundle, out=out, tasks=tasks, queries=queries, seed=seed,
+                              dataset=dataset, split=split)
     typer.echo(table(rows))
-    typer.echo(f"stored in {checkpoint}: theta {fitted['soel_threshold']:g}, step "
-               f"{fitted['step']:g} mantissa/(n x), target_on {fitted['target_on']} "
-               f"(meta-val accuracy {fitted['val_accuracy']:.3f})")
+    typer.echo(f"wrote {out or bundle}: theta {fitted['theta']:g}, step {fitted['step']:g} "
+               f"mantissa/(n x) (rule {fitted['mant']} * 2^{fitted['exp']}), target_on "
+               f"{fitted['target_on']}, passes {fitted['passes']} (meta-val accuracy "
+               f"{fitted['val_accuracy']:.3f})")
 
 
 @app.command("upgrade-checkpoint")
@@ -89,10 +96,10 @@ def export(
             raise UserError(f"--input-shape must be C,H,W, got {input_shape!r}")
         specs, params, neurons = ex.random_float_network(shape, ways, _ints(channels, "channels"),
                                                          seed=seed)
-        head, meta = None, {"source": f"random seed {seed}"}
+        rule, meta = None, {"source": f"random seed {seed}"}
     else:
-        specs, params, neurons, head, meta = ex.from_checkpoint(checkpoint)
-    path, q = ex.export_bundle(out, specs, params, neurons, head=head, meta=meta, nir_path=nir)
+        specs, params, neurons, rule, meta = ex.from_checkpoint(checkpoint)
+    path, q = ex.export_bundle(out, specs, params, neurons, rule=rule, meta=meta, nir_path=nir)
     typer.echo(q.table())
     typer.echo(validate_bundle(path))
     if nir is not None:

@@ -25,10 +25,11 @@ def deploy(
     steps: int = typer.Option(20, min=1, help="Smoke run: time steps per sample (1 ms each)."),
     rate: float = typer.Option(0.1, min=0.0, max=1.0, help="Smoke run: input spike "
                                "probability per input neuron and step."),
-    hw: bool = typer.Option(False, "--hw", help="Run on a Loihi 2 board (Loihi2HwCfg; needs "
-                            "Intel's lava-loihi and a board: fails, never falls back, without "
-                            "them) instead of Lava's CPU simulator (Loihi2SimCfg, the "
-                            "default)."),
+    backend: Literal["sim", "lava", "loihi2"] = typer.Option(
+        "lava", help="Where to run: 'lava' (Lava's CPU simulator, Loihi2SimCfg, checked "
+        "against sim/), 'sim' (sim/ alone) or 'loihi2' (a Loihi 2 board, Loihi2HwCfg; needs "
+        "Intel's lava-loihi and a board: fails, never falls back, without them)."),
+    hw: bool = typer.Option(False, "--hw", help="Same as --backend loihi2 (default: off)."),
     seed: int = typer.Option(0, help="Seed of the smoke run's input spikes / of the samples "
                              "drawn from --dataset."),
 ) -> None:
@@ -57,7 +58,7 @@ def deploy(
     else:
         x = smoke_input(b, samples, steps, rate, seed)
         what = f"smoke run: {samples} sample(s) of random input spikes (p={rate}, seed {seed})"
-    res = run_deployed(bundle, x, hw=hw)
+    res = run_deployed(b, x, target="loihi2" if hw else backend)
     names = list(b.head.labels)
     typer.echo(f"{res.config}: {what}, {x.shape[1]} steps each, {res.seconds:.1f} s")
     for k, counts in enumerate(res.counts):
@@ -81,8 +82,9 @@ def adapt(
     ways: int = typer.Option(5, min=1, help="Classes per task (the head's output neurons)."),
     shots: int = typer.Option(1, min=1, help="Examples per class presented for learning."),
     queries: int = typer.Option(10, min=1, help="Query examples per class."),
-    backend: Literal["sim", "lava"] = typer.Option("sim", help="'sim' (bit-exact, fast) or "
-                                                   "'lava' (Lava's CPU simulator)."),
+    backend: Literal["sim", "lava", "loihi2"] = typer.Option(
+        "sim", help="'sim' (bit-exact, fast), 'lava' (Lava's CPU simulator, Loihi2SimCfg) or "
+        "'loihi2' (a board, Loihi2HwCfg; needs Intel's lava-loihi)."),
     seed: int = typer.Option(0, help="Seed of the task (classes, samples) and of the embedded "
                              "data set's generator."),
     root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
@@ -95,6 +97,9 @@ def adapt(
     from metaloihi.datasets.registry import load_dataset
     from metaloihi.datasets.tasks import encoded_task
     from metaloihi.onchip.session import adapt as run_adapt
+    from metaloihi.bridge.target import run_config
+    if backend != "sim":
+        run_config(backend)       # Lava (and a board for loihi2) or a clear error, before any work
     b = read_bundle(bundle)
     n_out = b.net[-1].spec.out_features
     if ways != n_out:
@@ -103,7 +108,7 @@ def adapt(
     ds = load_dataset(dataset, seed=seed, root=root)
     b.encode(np.zeros((0, *ds.frame_shape), np.uint8))   # the bundle refuses frames it can't take
     task = encoded_task(ds, split, ways, shots, queries, np.random.default_rng(seed), b.encoding)
-    res = run_adapt(bundle, task.support_x, task.support_y, task.query_x, task.query_y,
+    res = run_adapt(b, task.support_x, task.support_y, task.query_x, task.query_y,
                     backend=backend)
     r = res.rule
     typer.echo(f"{ways}-way {shots}-shot on {dataset}/{split} ({backend}): accuracy "

@@ -14,8 +14,9 @@ def demo(
     tasks: int = typer.Option(5, min=1, help="5-way 1-shot tasks, each learnt from scratch "
                                              "on chip (~1 min each in Lava on 2 cores)."),
     queries: int = typer.Option(10, min=1, help="Held-out queries per class per task."),
-    backend: str = typer.Option("lava", help="'lava' (Loihi2SimCfg, checked against sim/) or "
-                                             "'sim' (bit-exact, seconds)."),
+    backend: str = typer.Option("lava", help="'lava' (Loihi2SimCfg, checked against sim/), "
+                                             "'sim' (bit-exact, seconds) or 'loihi2' (a "
+                                             "board, Loihi2HwCfg, checked against sim/)."),
     checkpoint: Path = typer.Option(None, help="theta0 checkpoint (default: the shipped "
                                                "checkpoints/demo/theta0.pt)."),
     retrain: bool = typer.Option(False, "--retrain", help="First redo `metaloihi train "

@@ -9,7 +9,8 @@ from metaloihi.base.errors import UserError
 
 
 def bundle_summary(path: str | Path) -> dict:
-    """What the page shows of a bundle: head (SOEL theta/eta/targets, on-chip rule), layers."""
+    """What the page shows of a bundle: head (the chip rule as stored, and the float eta it came
+    from where the bundle records it), layers."""
     from metaloihi.bridge.bundle import read_bundle
     from metaloihi.sim import soel_fixed as sf
     from metaloihi.sim.arch import ConvSpec
@@ -20,12 +21,10 @@ def bundle_summary(path: str | Path) -> dict:
     b = read_bundle(path)
     head = b.net[-1]
     steps = (b.meta.get("encoding") or {}).get("steps")
-    eta_mant = b.head.soel_eta * b.scales[-1]     # mantissa units (the engine updates mantissas)
-    try:
-        rule = sf.rule_of(b.head, b.scales, head, int(steps or 0))
-        rule_text = f"dw = {rule.dw_string()}  (step {rule.step:g} mantissa per n·x)"
-    except UserError as err:
-        rule_text = f"not representable on chip: {err}"
+    chip = b.head.rule
+    rule = sf.rule_of(chip, int(steps or 0))
+    rule_text = f"dw = {rule.dw_string()}  (step {rule.step:g} mantissa per n·x)"
+    learnt = b.meta.get("rule_float") or {}      # absent in bundles older than format /2
     layers = []
     for i, layer in enumerate(b.net):
         w = layer.weight
@@ -40,11 +39,11 @@ def bundle_summary(path: str | Path) -> dict:
             "zero": f"{100 * float(np.mean(w == 0)):.1f}%",
             "weight_exp": int(layer.weight_exp), "scale": f"{b.scales[i]:.4g}",
             "du": int(nrn.du), "dv": int(nrn.dv), "vth": int(nrn.vth)})
-    return {"file": path.name, "path": str(path), "theta": b.head.soel_threshold,
-            "eta": b.head.soel_eta, "eta_mant": eta_mant, "target_on": b.head.target_on,
-            "target_off": b.head.target_off, "rng_seed": b.head.rng_seed,
+    return {"file": path.name, "path": str(path), "theta": chip.theta,
+            "eta": learnt.get("eta"), "eta_mant": chip.step, "target_on": chip.target_on,
+            "target_off": chip.target_off, "rng_seed": chip.rng_seed, "passes": chip.passes,
             "labels": list(b.head.labels), "rule": rule_text,
-            "learning_rule": dict(b.head.learning_rule), "layers": layers,
+            "mant": chip.mant, "exp": chip.exp, "layers": layers,
             "dataset": b.meta.get("dataset"), "source": b.meta.get("source", ""),
             "created": b.meta.get("created", ""), "iteration": b.meta.get("iteration"),
             "encoding": b.meta.get("encoding")}

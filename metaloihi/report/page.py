@@ -147,8 +147,8 @@ def _bundles_section(bundles: list[dict]) -> str:
                 ("created", b["created"] or "—"),
                 ("encoding", json.dumps(enc) if enc else "none (frames as they are)"),
                 ("labels", ", ".join(b["labels"])), ("rng seed", b["rng_seed"]),
-                ("learning_rule attrs", json.dumps(b["learning_rule"]) if b["learning_rule"]
-                 else "—")]
+                ("chip rule", f"mant {b['mant']}, exp {b['exp']}, theta {fmt(b['theta'])}, "
+                              f"{b['passes']} pass(es)")]
         parts.append(f"<h3>{esc(b['file'])}</h3>" + table(["field", "value"], meta, "kv"))
         parts.append(table(["#", "kind", "in", "out", "weight", "mantissa range", "zeros",
                              "weight_exp", "scale (mant/float)", "du", "dv", "vth"],
