@@ -37,7 +37,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         specs, params, neurons, head, meta = from_checkpoint(args.checkpoint)
         export_bundle(Path(tmp) / "dd.h5", specs, params, neurons, head, meta=meta)
-        b = read_bundle(write_widened(Path(tmp) / "dd.h5", Path(tmp) / "wide.h5", args.classes))
+        rows = max(args.classes, read_bundle(Path(tmp) / "dd.h5").net[-1].spec.out_features)
+        b = read_bundle(write_widened(Path(tmp) / "dd.h5", Path(tmp) / "wide.h5", rows))
         ds = load_dataset(b.meta["dataset"])
         rng = np.random.default_rng(args.seed)
         ids = np.concatenate([ds.split_classes("test"), ds.split_classes("val")])
