@@ -20,7 +20,7 @@ and transposes them for Lava's true convolution itself (hdf5.py, create_conv).
                           that layer's spikes in torch flatten order, as netx's flatten gives):
                           weight int [N, N_in] (mantissas), bias_mant int [N]; attrs weight_exp,
                           du, dv, vth, bias_exp (Lava LIF units, not netx's); labels (strings)
-  metaloihi/head/rule     the on-chip rule in the chip's units (sim.soel_fixed.ChipRule), attrs:
+  metaloihi/head/rule     the on-chip rule in the chip's units (rules.soel.ChipRule), attrs:
                           name "soel", mant (1..7), exp (-7..8): dw = mant 2^exp (u0 x1 y3 -
                           u0 x1 y2); theta (spikes), target_on, target_off (spikes), rng_seed,
                           passes (support-set presentations)
@@ -30,7 +30,7 @@ and transposes them for Lava's true convolution itself (hdf5.py, create_conv).
 
 Format /1 (older files) stored the rule in float units (head attrs soel_threshold, soel_eta,
 target_on, ..., and a learning_rule group); read_bundle converts it once, with
-bridge/chip_rule.to_chip, as export would have.
+rules/soel.to_chip, as export would have.
 
 netx reads only layer/ (hdf5.Network._create), so our group is invisible to it. What netx does
 with our numbers: bias -> bias_mant with bias_exp 6 (the quantiser puts frozen biases there);
@@ -53,13 +53,13 @@ import numpy as np
 from metaloihi import __version__
 from metaloihi.base.atomic import atomic_path, file_sha256
 from metaloihi.base.errors import UserError
-from metaloihi.bridge.chip_rule import LearntRule, to_chip
+from metaloihi import rules
+from metaloihi.rules import soel
 from metaloihi.bridge.validate import FORMAT, FORMAT_V1, validate_bundle
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer, Network
-from metaloihi.sim.soel_fixed import ChipRule
 
 NETX_BIAS_EXP = 6
 
@@ -67,7 +67,7 @@ NETX_BIAS_EXP = 6
 @dataclass(frozen=True)
 class HeadParams:
     """What the on-chip learning of the head needs besides its weights and neuron."""
-    rule: ChipRule                   # in the chip's units, as the learning engine runs it
+    rule: object                     # the rule's ChipRule (rules/<name>): the chip's units
     labels: tuple[str, ...] = ()     # class name of output neuron i (empty: 0..N-1)
 
     @property
@@ -156,11 +156,7 @@ def _write_head(g: h5py.Group, layer: FixedLayer, head: HeadParams) -> None:
                    vth=int(nrn.vth), bias_exp=int(nrn.bias_exp))
     labels = list(head.labels) or [str(i) for i in range(layer.n_out)]
     g.create_dataset("labels", data=np.array(labels, dtype=h5py.string_dtype()))
-    r = head.rule
-    g.create_group("rule").attrs.update(
-        name=r.name, mant=int(r.mant), exp=int(r.exp), theta=float(r.theta),
-        target_on=int(r.target_on), target_off=int(r.target_off), rng_seed=int(r.rng_seed),
-        passes=int(r.passes))
+    g.create_group("rule").attrs.update(rules.get(head.rule.name).to_attrs(head.rule))
 
 
 def default_meta(source: str | Path | None = None, split: dict | None = None) -> dict:
@@ -187,7 +183,7 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
     scales = [1.0] * len(net) if scales is None else [float(s) for s in scales]
     if len(scales) != len(net):
         raise UserError(f"{len(net)} layers but {len(scales)} scales")
-    head = head or HeadParams(to_chip(LearntRule(), scales[-1]))     # the default float rule
+    head = head or HeadParams(soel.to_chip(soel.LearntRule(), scales[-1]))   # the default rule
     meta = {**default_meta(), **(meta or {})}
     with atomic_path(path, "bundle") as tmp:
         with h5py.File(tmp, "w") as f:
@@ -263,17 +259,14 @@ def read_bundle(path: str | Path) -> Bundle:
     return Bundle(net, head, scales, meta, Path(path))
 
 
-def _rule(a) -> ChipRule:
+def _rule(a):
     name = a["name"]
-    return ChipRule(mant=int(a["mant"]), exp=int(a["exp"]), theta=float(a["theta"]),
-                    target_on=int(a["target_on"]), target_off=int(a["target_off"]),
-                    rng_seed=int(a["rng_seed"]), passes=int(a["passes"]),
-                    name=name.decode() if isinstance(name, bytes) else str(name))
+    return rules.get(name.decode() if isinstance(name, bytes) else str(name)).from_attrs(a)
 
 
-def _rule_v1(a, scale: float) -> ChipRule:
-    """A format /1 head's float rule, converted once as export now does."""
-    return to_chip(LearntRule(theta=float(a["soel_threshold"]), eta=float(a["soel_eta"]),
+def _rule_v1(a, scale: float):
+    """A format /1 head's float rule (always SOEL), converted once as export now does."""
+    return soel.to_chip(soel.LearntRule(theta=float(a["soel_threshold"]), eta=float(a["soel_eta"]),
                               target_on=int(a["target_on"]), target_off=int(a["target_off"]),
                               rng_seed=int(a["rng_seed"]), passes=int(a.get("passes", 1))),
                    scale)

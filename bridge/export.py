@@ -8,13 +8,13 @@ import numpy as np
 import torch
 
 from metaloihi.bridge.bundle import HeadParams, default_meta, write_bundle
-from metaloihi.bridge.chip_rule import LearntRule, provenance, to_chip
+from metaloihi import rules
+from metaloihi.rules.soel import LearntRule
 from metaloihi.bridge.checkpoint_file import read_checkpoint
 from metaloihi.bridge.quantize import Quantized, quantize
 from metaloihi.sim.arch import SynapseSpec, paper_arch
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
-from metaloihi.sim.soel_fixed import ChipRule
 
 
 def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
@@ -29,13 +29,12 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
     return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
 
 
-def learnt_rule(rule: dict, fitted: dict | None) -> LearntRule:
-    """The float rule of a checkpoint (network.rule, float weight units as learnt) and, where
-    the checkpoint holds one and it is used, its "soel_fit" (what fit-soel wrote into
-    checkpoints before it wrote bundles: theta, eta, target_on, passes; honoured read-only)."""
-    out = LearntRule(theta=rule["theta"], eta=rule["eta"], target_on=int(rule["target_on"]),
-                     target_off=int(rule["target_off"]), rng_seed=int(rule["rng_seed"]),
-                     passes=int(rule["passes"]))
+def learnt_rule(rule: dict, fitted: dict | None):
+    """The float rule of a checkpoint (network.rule, float weight units as learnt; its card's
+    learnt_rule) and, where the checkpoint holds one and it is used, its "soel_fit" (what
+    fit-soel wrote into checkpoints before it wrote bundles: theta, eta, target_on, passes;
+    honoured read-only)."""
+    out = rules.get(rule.get("name", "soel")).learnt_rule(rule)
     if fitted:
         out = replace(out, theta=float(fitted["soel_threshold"]), eta=float(fitted["soel_eta"]),
                       target_on=int(fitted["target_on"]),
@@ -65,22 +64,23 @@ def from_checkpoint(path: str | Path, use_fit: bool = True
 
 
 def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
-                  rule: LearntRule | ChipRule | None = None, meta: dict | None = None,
+                  rule=None, meta: dict | None = None,
                   head_weight_exp: int | None = None, nir_path: str | Path | None = None,
                   head_range: float | None = None, labels: tuple[str, ...] = ()
                   ) -> tuple[Path, Quantized]:
     """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR). rule:
-    the float rule (None: LearntRule's defaults), turned into the chip's units at the head's
-    scale here (meta "rule_float" records it), or a ChipRule, stored as it is."""
+    the float rule (a card's LearntRule; None: SOEL's defaults), turned into the chip's units
+    at the head's scale here (meta "rule_float" records it), or a ChipRule, stored as it is."""
     if head_range is None and meta:
         head_range = meta.get("head_range")
     q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp,
                  head_range=head_range)
     meta = dict(meta or {})
-    if not isinstance(rule, ChipRule):
-        rule = rule or LearntRule()
-        meta["rule_float"] = provenance(rule, q.scales[-1])
-        rule = to_chip(rule, q.scales[-1])
+    rule = rule or LearntRule()
+    card = rules.get(rule.name)
+    if isinstance(rule, card.LearntRule):     # a float rule: its card converts it, once
+        meta["rule_float"] = card.provenance(rule, q.scales[-1])
+        rule = card.to_chip(rule, q.scales[-1])
     path = write_bundle(out, q.net, HeadParams(rule, tuple(labels)), q.scales, meta)
     if nir_path is not None:
         from metaloihi.bridge.nir_export import write_nir

@@ -16,10 +16,10 @@ import h5py
 import numpy as np
 
 from metaloihi.base.errors import UserError
-from metaloihi.bridge import chip_rule as cr
+from metaloihi import rules
+from metaloihi.rules import soel
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.sim import loihi as L
-from metaloihi.sim import soel_fixed as sf
 
 FORMAT = "metaloihi.bundle/2"    # the version bridge/bundle.py writes: the rule in chip units
 FORMAT_V1 = "metaloihi.bundle/1"   # still read: the rule in float units, converted once
@@ -229,15 +229,8 @@ def _attrs(c: _Checker, a, where: str, fields) -> None:
         c.scalar(a[name], f"{where}/{name}", lo, hi)
 
 
-def _theta(c: _Checker, value, where: str) -> None:
-    theta = c.number(value, where)
-    if not sf.THETA_MIN <= theta <= sf.THETA_MAX:
-        c.fail(where, f"{theta:g} is outside what the chip's error path represents "
-                      f"[{sf.THETA_MIN:g}, {sf.THETA_MAX:g}]")
-
-
 def _rule(c: _Checker, h: h5py.Group, where: str) -> None:
-    """The chip rule (format /2): integers in the learning engine's ranges, theta in spikes."""
+    """The chip rule (format /2): a rule this version has, checked by its card (rules/)."""
     g = c.get(h, "rule", where)
     where = f"{where}/rule"
     if not isinstance(g, h5py.Group):
@@ -246,13 +239,10 @@ def _rule(c: _Checker, h: h5py.Group, where: str) -> None:
     name = a.get("name")
     if isinstance(name, bytes):
         name = name.decode("utf-8", "replace")
-    if not isinstance(name, str) or name != "soel":
-        c.fail(f"{where}/name", f"rule {_shown(name)}; this version runs only 'soel'")
-    _attrs(c, a, where, (("mant", 1, sf.MANT_MAX), ("exp", sf.EXP_MIN, sf.EXP_MAX))
-           + _TARGETS + (("passes", 1, 1000),))
-    if "theta" not in a:
-        c.fail(where, "required attribute 'theta' is missing")
-    _theta(c, a["theta"], f"{where}/theta")
+    if not isinstance(name, str) or name not in rules.RULES:
+        c.fail(f"{where}/name", f"rule {_shown(name)}; this version runs "
+                                f"{', '.join(repr(n) for n in rules.names())}")
+    rules.get(name).check_attrs(c, a, where)
 
 
 def _rule_v1(c: _Checker, h: h5py.Group, where: str) -> None:
@@ -278,14 +268,14 @@ def _rule_v1(c: _Checker, h: h5py.Group, where: str) -> None:
 
 
 def _soel_v1_on_chip(c: _Checker, a, scale: float) -> None:
-    """What bridge/chip_rule.to_chip refuses of a /1 head, named by its attribute."""
-    _theta(c, a["soel_threshold"], "metaloihi/head/soel_threshold")
+    """What rules/soel.to_chip refuses of a /1 head, named by its attribute."""
+    soel.check_theta(c, a["soel_threshold"], "metaloihi/head/soel_threshold")
     eta = float(a["soel_eta"])
     step = eta * scale
-    if not cr.STEP_MIN / cr.STEP_SLACK <= step <= cr.STEP_SLACK * cr.STEP_MAX:
+    if not soel.STEP_MIN / soel.STEP_SLACK <= step <= soel.STEP_SLACK * soel.STEP_MAX:
         c.fail("metaloihi/head/soel_eta", f"{eta:g} x scale {scale:g} = {step:g} mantissa units "
-                                          f"per step, more than {cr.STEP_SLACK:g}x outside the "
-                                          f"chip's steps [{cr.STEP_MIN:g}, {cr.STEP_MAX:g}]")
+                                          f"per step, more than {soel.STEP_SLACK:g}x outside the "
+                                          f"chip's steps [{soel.STEP_MIN:g}, {soel.STEP_MAX:g}]")
 
 
 def _labels(c: _Checker, h: h5py.Group, where: str, n_out: int) -> None:

@@ -34,6 +34,7 @@ SHIPPED = Path(str(resources.files("metaloihi.checkpoints") / "demo" / "theta0.p
 WAYS, SHOTS = 5, 1
 FIT_TASKS = 20                   # meta-validation tasks per grid point of the SOEL fit
 RETRAIN_SET: dict = {}           # config overrides for --retrain (tests: a tiny budget)
+WHERE = {"sim": "sim/", "lava": "Lava (Loihi2SimCfg)", "loihi2": "Loihi 2 (Loihi2HwCfg)"}
 
 
 def _retrain(out: Path, seed: int) -> Path:
@@ -49,7 +50,7 @@ def _retrain(out: Path, seed: int) -> Path:
 
 def _baseline_bundle(ckpt: Path, out: Path, rule) -> Path:
     """The same architecture with a calibrated random theta0 (no meta-training) and the same
-    on-chip rule (sim.soel_fixed.ChipRule: the same step in mantissa units), exported like the
+    on-chip rule (rules.soel.ChipRule: the same step in mantissa units), exported like the
     real one."""
     from metaloihi.bridge import export as ex
     from metaloihi.offline import checkpoint, config, maml, train
@@ -107,7 +108,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
 
     if tasks < 1 or queries < 1:
         raise UserError(f"--tasks and --queries must be >= 1, got {tasks} and {queries}")
-    from metaloihi.bridge.target import NAMES, check_target, run_config
+    from metaloihi.bridge.target import check_target, run_config
     if check_target(backend) != "sim":
         run_config(backend)        # Lava (and a board for loihi2) or a clear error, up front
     t_start = time.perf_counter()
@@ -192,7 +193,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     demo_figure(png, support_order(t.support_x.numpy(), t.support_y.numpy(), WAYS)[0],
                 ys, conf, w0, res.weights, res.head_spikes[:len(ys)], names,
                 title=f"metaloihi demo: 5-way 1-shot learnt on chip "
-                      f"({NAMES[backend]}), task {tasks} "
+                      f"({WHERE[backend]}), task {tasks} "
                       f"of {tasks}, seed {seed}: {res.accuracy:.0%}")
     from metaloihi.sim.readout import ci95
     acc, ci = ci95(per_task)
@@ -211,7 +212,7 @@ def run_demo(seed: int = 0, tasks: int = 5, queries: int = 10, out: str | Path =
     table = Table(title="five-way one-shot on held-out gestures, learnt on chip")
     table.add_column("")
     table.add_column("accuracy", justify="right")
-    table.add_row(f"on chip: SOEL in {NAMES[backend]}",
+    table.add_row(f"on chip: SOEL in {WHERE[backend]}",
                   f"{acc:.1%}" + (f" +- {ci:.1%}" if tasks > 1 else "") + f"  ({tasks} tasks: "
                   + " ".join(f"{a:.0%}" for a in per_task) + ")")
     if backend != "sim":

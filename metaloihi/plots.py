@@ -175,3 +175,26 @@ def save_figure(fig, path: str | Path) -> Path:
     with atomic_path(path, "figure") as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
+
+
+def continual_figure(res: dict, out_png: str | Path) -> Path:
+    """Accuracy over seen classes vs classes seen, and the first five classes' accuracy as
+    later classes arrive, one line per row."""
+    from matplotlib.figure import Figure     # no pyplot: no global backend state, Agg canvas
+    fig = Figure(figsize=(11, 4))
+    a, b = fig.subplots(1, 2)
+    x = np.arange(1, res["classes"] + 1)
+    for name, r in res["rows"].items():
+        acc, ci = np.array(r["accuracy"]), np.array([c or 0 for c in r["ci95"]])
+        a.plot(x, 100 * acc, label=name)
+        a.fill_between(x, 100 * (acc - ci), 100 * (acc + ci), alpha=0.2)
+        b.plot(x, 100 * np.array(r["first5"]), label=name)
+    a.set(xlabel="classes seen", ylabel="accuracy over seen classes (%)",
+          title=f"{res['dataset']}: {res['orders']} orders, {res['shots']}-shot")
+    b.set(xlabel="classes seen", ylabel="accuracy on the first 5 classes (%)",
+          title="forgetting")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, out_png)

@@ -1,6 +1,9 @@
-"""Training configs: TOML files with sections [data], [model], [maml], [train]; the shipped ones
-live in offline/configs/ and are named by file stem (`metaloihi train --config demo`).
-Every key must be known: a typo is a UserError naming it, never a silently ignored setting."""
+"""Training configs: TOML files with sections [data], [model], [maml], [rule], [pretrain],
+[train]; the shipped ones live in offline/configs/ and are named by file stem (`metaloihi train
+--config demo`). Every key must be known: a typo is a UserError naming it, never a silently
+ignored setting. [rule] is the chip's learning rule (rules/: its name picks the section's
+fields); configs stored in checkpoints from before it had SOEL's keys in [maml] (soel_*), read
+as [rule] keys."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metaloihi import rules
 from metaloihi.base.errors import UserError
 from metaloihi.offline.maml import MamlConfig
 from metaloihi.offline.model import ModelConfig
@@ -63,16 +67,21 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def rule(self):
+        """The [rule] section (MAML's inner loop holds it: maml.rule)."""
+        return self.maml.rule
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "maml": MamlConfig,
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "maml": MamlConfig, "rule": None,
             "pretrain": PretrainConfig, "train": TrainConfig}
 _NONE = "none"   # TOML has no null: the string "none" stands for None (e.g. trunc, bits)
 
 
-def _section(name: str, cls, values: dict):
+def _section(name: str, cls, values: dict, extra: dict | None = None):
     if not isinstance(values, dict):
         raise UserError(f"config section [{name}] must be a table, got {values!r}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "rule"}
     out = {}
     for key, val in values.items():
         if key not in known:
@@ -86,9 +95,10 @@ def _section(name: str, cls, values: dict):
     hints = typing.get_type_hints(cls)
     for key, val in out.items():
         _check_type(f"{name}.{key}", val, hints.get(key))
-        _check_range(f"{name}.{key}", val)
+        _check_range(f"{name}.{key}", val, getattr(cls, "RANGES", {}).get(key)
+                     if name == "rule" else None)
     try:
-        return cls(**out)
+        return cls(**out, **(extra or {}))
     except TypeError as err:
         raise UserError(f"config section [{name}]: {err}") from None
 
@@ -107,8 +117,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "model.init_rate": (1e-9, 1.0), "model.head_init_rate": (1e-9, 1.0),
     "maml.inner_steps": (0, None), "maml.inner_lr": (0.0, None),
     "maml.update_threshold": (0.0, 1.0), "maml.q_inner_bits": (2, 8),
-    "maml.q_outer_bits": (2, 8), "maml.soel_target_on": (0, None),
-    "maml.soel_target_off": (0, None), "maml.loss_scale": (1e-9, None),
+    "maml.q_outer_bits": (2, 8), "maml.loss_scale": (1e-9, None),
     "train.meta_batch": (1, None), "train.iterations": (1, None), "train.outer_lr": (1e-12, None),
     "train.val_every": (1, None), "train.val_tasks": (1, None),
     "train.checkpoint_every": (1, None), "train.time_limit_min": (0.0, None),
@@ -116,9 +125,10 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 
 
-def _check_range(key: str, val) -> None:
-    """Values (each item of a list) inside RANGES[key]; none passes (the type check decided)."""
-    lo, hi = RANGES.get(key, (None, None))
+def _check_range(key: str, val, bounds: tuple | None = None) -> None:
+    """Values (each item of a list) inside RANGES[key] (or `bounds`: a rule's own); none
+    passes (the type check decided)."""
+    lo, hi = bounds or RANGES.get(key, (None, None))
     if (lo is None and hi is None) or val is None:
         return
     if isinstance(val, tuple) and not val:
@@ -174,18 +184,43 @@ def _check_type(key: str, val, hint) -> None:
         raise UserError(f"config key {key} = {shown}; expected {_type_name(hint)}")
 
 
+def _rule_section(raw: dict) -> dict:
+    """[rule] as given, or built from the [maml] soel_* keys of a config written before it
+    (every shipped checkpoint's stored config): never both."""
+    maml = raw.get("maml", {}) if isinstance(raw.get("maml", {}), dict) else {}
+    legacy = rules.get("soel").LEGACY_MAML_KEYS
+    old = {k: maml[k] for k in legacy if k in maml}
+    if not old:
+        return raw.get("rule", {})
+    if "rule" in raw:
+        raise UserError(f"config has a [rule] section and the old [maml] keys {sorted(old)}; "
+                        "move them into [rule]")
+    raw["maml"] = {k: v for k, v in maml.items() if k not in legacy}
+    return {legacy[k]: v for k, v in old.items()}
+
+
 def from_dict(raw: dict) -> Config:
     for key in raw:
         if key not in SECTIONS:
             raise UserError(f"unknown config section [{key}]; expected {', '.join(SECTIONS)}")
-    return Config(**{k: _section(k, cls, raw.get(k, {})) for k, cls in SECTIONS.items()})
+    raw = dict(raw)
+    rule_raw = _rule_section(raw)
+    if not isinstance(rule_raw, dict):
+        raise UserError(f"config section [rule] must be a table, got {rule_raw!r}")
+    card = rules.get(rule_raw.get("name", "soel"))
+    rule = _section("rule", card.Config, rule_raw)
+    secs = {k: _section(k, cls, raw.get(k, {}), {"rule": rule} if k == "maml" else None)
+            for k, cls in SECTIONS.items() if cls is not None}
+    return Config(**secs)
 
 
 def to_dict(cfg: Config) -> dict:
     """Plain dict (checkpoints store it; from_dict inverts it)."""
     out = {}
     for name in SECTIONS:
-        sec = dataclasses.asdict(getattr(cfg, name))
+        sec = dataclasses.asdict(cfg.rule if name == "rule" else getattr(cfg, name))
+        if name == "maml":
+            del sec["rule"]                        # its own section
         out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in sec.items()}
     return out
 

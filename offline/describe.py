@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from metaloihi import rules
 from metaloihi.offline import maml, model
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 
@@ -62,12 +63,8 @@ def network_description(cfg, frame_shape, specs: list, neurons: list, meta: dict
     mc, d = cfg.maml, cfg.data
     learnt = maml.learnt_values(meta)
     enc = model.encoding(cfg.model)
-    rule = {"name": "soel",
-            "theta": float(learnt.get("soel.threshold", mc.soel_threshold)),
-            "eta": float(learnt.get("soel.eta", mc.soel_eta)),
-            "target_on": int(mc.soel_target_on), "target_off": int(mc.soel_target_off),
-            "passes": max(int(mc.inner_steps), 1) if mc.inner_rule == "soel" else 1,
-            "rng_seed": int(cfg.train.seed),
+    passes = max(int(mc.inner_steps), 1) if mc.inner_rule != "sgd" else 1
+    rule = {**rules.get(mc.rule.name).description(mc.rule, learnt, passes, int(cfg.train.seed)),
             "head_range": learnt.get(maml.HEAD_RANGE)}
     return {"format": FORMAT,
             "specs": [spec_dict(s) for s in specs],

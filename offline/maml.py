@@ -3,7 +3,7 @@
 Meta-parameters (one flat dict of tensors, what Adam optimises and checkpoints hold):
   ``theta0.layers.{i}.weight``   the initialisation theta0 (float_lif keys under "theta0.")
   ``log_inner_lr.{i}``           log of the per-layer inner learning rate alpha (SGD rule)
-  ``soel.log_threshold``, ``soel.log_eta``  logs of the SOEL rule's theta and eta (sim/soel.py)
+  ``soel.log_threshold``, ``soel.log_eta``  logs of the SOEL rule's theta and eta (rules/soel/float_form.py)
 Rates and the threshold are learnt in log space: they stay positive, and an Adam step changes
 them by a fraction of their value whatever their scale (alpha ~ 1e-3 here, theta ~ 1).
 
@@ -20,7 +20,7 @@ Truncated BPTT: every run keeps the graph for the last `trunc` steps only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from metaloihi.base.errors import UserError
 from metaloihi.offline import model
 from metaloihi.offline.quant import grid_scale, quantize, threshold_update
-from metaloihi.sim import soel
+from metaloihi import rules
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import GRID_MAX
 
@@ -49,34 +49,25 @@ class MamlConfig:
     q_inner_stochastic: bool = False
     q_outer_bits: int | None = None   # Q_{C,S} of theta0 before use
     q_outer_stochastic: bool = False
-    inner_rule: str = "sgd"           # "sgd" | "soel"
-    soel_threshold: float = 2.0       # theta of SOEL (initial value)
-    soel_eta: float = 0.01            # eta of SOEL (initial value)
-    learn_soel: bool = True
-    soel_target_on: int = 8
-    soel_target_off: int = 0
-    soel_on_chip: bool = False        # SOEL as the chip applies it: eta on the learning engine's
-                                      # step, weights in the 8-bit range (sim.soel.OnChip)
+    inner_rule: str = "sgd"           # "sgd", or the chip's rule ([rule]'s name): rules/
     loss_scale: float = 1.0           # cross-entropy on loss_scale * logits (a temperature)
     learn_head_init: bool = True      # false: theta0's head stays at its calibrated start
                                       # (the "zero trick": the outer loop cannot shrink it)
     head_start: str = "theta0"        # "theta0": the calibrated head; "zero": a silent head
                                       # the rule writes into (stage 2 of the recipe)
-    soel_fit_rule: bool = False       # stage 2: fit eta, and with it the head's grid, to the
-                                      # stage-1 body on meta-train tasks before meta-training
+    rule: object = field(default_factory=lambda: rules.get("soel").Config())
+                                      # the [rule] section (config.from_dict puts it here)
 
     def __post_init__(self):
-        if self.inner_rule not in ("sgd", "soel"):
-            raise UserError(f"inner_rule={self.inner_rule!r}; expected 'sgd' or 'soel'")
+        if self.inner_rule not in ("sgd", self.rule.name):
+            raise UserError(f"inner_rule={self.inner_rule!r}; expected 'sgd' or the [rule] "
+                            f"section's rule {self.rule.name!r}")
         if self.inner_steps < 0:
             raise UserError(f"inner_steps={self.inner_steps}; expected >= 0")
         if self.trunc is not None and self.trunc < 1:
             raise UserError(f"trunc={self.trunc}; expected >= 1 or none")
         if self.head_start not in ("theta0", "zero"):
             raise UserError(f"head_start={self.head_start!r}; expected 'theta0' or 'zero'")
-        if self.soel_threshold <= 0 or self.soel_eta <= 0:
-            raise UserError(f"soel_threshold={self.soel_threshold}, soel_eta={self.soel_eta}; "
-                            "expected > 0")
 
 
 def adapted_layers(n_layers: int, cfg: MamlConfig) -> list[int]:
@@ -92,8 +83,9 @@ def adapted_layers(n_layers: int, cfg: MamlConfig) -> list[int]:
                             "like '2,3'") from None
         if not layers or layers[0] < 0 or layers[-1] >= n_layers:
             raise UserError(f"adapt={cfg.adapt!r}: layers must be in 0..{n_layers - 1}")
-    if cfg.inner_rule == "soel" and layers != [n_layers - 1]:
-        raise UserError(f"inner_rule='soel' adapts the head only; got adapt={cfg.adapt!r}")
+    if cfg.inner_rule != "sgd" and layers != [n_layers - 1]:
+        raise UserError(f"inner_rule={cfg.inner_rule!r} adapts the head only; got "
+                        f"adapt={cfg.adapt!r}")
     return layers
 
 
@@ -105,8 +97,7 @@ def init_meta(theta0: dict, n_layers: int, cfg: MamlConfig) -> dict[str, torch.T
         for i in adapted_layers(n_layers, cfg):
             meta[f"log_inner_lr.{i}"] = scalar(cfg.inner_lr).log()
     else:
-        meta["soel.log_threshold"] = scalar(cfg.soel_threshold).log()
-        meta["soel.log_eta"] = scalar(cfg.soel_eta).log()
+        meta.update(rules.get(cfg.inner_rule).meta_params(cfg.rule, scalar))
     return meta
 
 
@@ -138,8 +129,7 @@ def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
         keys = [k for k in keys if k != THETA0 + weight_key(head)]
     if cfg.learn_inner_lr:
         keys += [k for k in meta if k.startswith("log_inner_lr.")]
-    if cfg.learn_soel:
-        keys += [k for k in meta if k.startswith("soel.log_")]
+    keys += rules.get(cfg.rule.name).learnable(meta, cfg.rule)
     return keys
 
 
@@ -161,17 +151,15 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
     keys = [weight_key(i) for i in layers]
     # Q_inner's grid is fixed by theta0's (the chip cannot rescale a layer while learning)
     qs = {k: partial(quantize, bits=cfg.q_inner_bits, stochastic=cfg.q_inner_stochastic,
-                     scale=head_range(meta, theta, k) if cfg.inner_rule == "soel"
+                     scale=head_range(meta, theta, k) if cfg.inner_rule != "sgd"
                      else grid_scale(theta[k])) for k in keys}
-    if cfg.inner_rule == "soel":
+    if cfg.inner_rule != "sgd":                 # the chip's rule, from its card (rules/)
         k = keys[0]
-        targets = soel.SoelTargets(cfg.soel_target_on, cfg.soel_target_off)
         # the bundle's head scale (bridge/ puts theta0's max |w| on the grid's edge)
-        chip = soel.OnChip(GRID_MAX / head_range(meta, theta, k)) if cfg.soel_on_chip else None
-        w = soel.adapt(theta[k], h_support, y_support, neurons[-1],
-                       meta["soel.log_threshold"].exp(), meta["soel.log_eta"].exp(),
-                       targets, passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k],
-                       chip=chip)
+        w = rules.get(cfg.inner_rule).inner_adapt(
+            theta[k], h_support, y_support, neurons[-1], meta, cfg.rule,
+            passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k],
+            head_scale=GRID_MAX / head_range(meta, theta, k))
         return {**theta, k: w}
 
     fast = dict(theta)

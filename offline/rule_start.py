@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from metaloihi.offline import model
-from metaloihi.sim import soel
+from metaloihi.rules.soel import float_form as soel
 from metaloihi.sim.float_lif import weight_key
 
 HEADROOM = 1.5          # head grid edge / largest learnt |w| on the fit tasks
@@ -26,12 +26,13 @@ ETA_FACTORS = tuple(2.0 ** k for k in range(-4, 5))
 def fit_rule_start(specs, neurons, theta: dict, batch: tuple, cfg, log=None
                    ) -> tuple[float, float, float]:
     """batch: encoded meta-train tasks (offline.train.task_batch). Returns (eta, head_range,
-    float accuracy at that eta) for the rule of cfg (a MamlConfig: soel targets, threshold,
-    passes = inner_steps)."""
+    float accuracy at that eta) for the rule of cfg (a MamlConfig: its [rule]'s targets and
+    threshold, passes = inner_steps)."""
     head = len(specs) - 1
     key = weight_key(head)
     w0 = theta[key].detach()
-    targets = soel.SoelTargets(cfg.soel_target_on, cfg.soel_target_off)
+    rule = cfg.rule
+    targets = soel.SoelTargets(rule.target_on, rule.target_off)
     sx, sy, qx, qy = batch
     with torch.no_grad():
         feats = [(model.features(specs, theta, neurons, torch.cat([sx[t], qx[t]]), head, None),
@@ -40,10 +41,10 @@ def fit_rule_start(specs, neurons, theta: dict, batch: tuple, cfg, log=None
         base = 1.0 / (5.0 * max(norm, 1e-6))
         best = None
         for f in ETA_FACTORS:
-            eta = base * f * cfg.soel_threshold
+            eta = base * f * rule.theta
             accs, wmax = [], 0.0
             for t, (h, n) in enumerate(feats):
-                w = soel.adapt(w0, h[:n], sy[t], neurons[head], cfg.soel_threshold, eta,
+                w = soel.adapt(w0, h[:n], sy[t], neurons[head], rule.theta, eta,
                                targets, passes=max(cfg.inner_steps, 1))
                 wmax = max(wmax, float(w.abs().max()))
                 logits = model.forward_from(specs, {**theta, key: w}, neurons, h[n:], head,

@@ -111,7 +111,7 @@ def initial_meta(s: Setup) -> dict[str, torch.Tensor]:
 def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None,
                 fit_rule: bool = True) -> dict[str, torch.Tensor]:
     """Meta-parameters for meta-training from theta0 (a calibrated or a stage-1 body): the head
-    start of maml.head_start, and with maml.soel_fit_rule eta and the head's grid fitted to the
+    start of maml.head_start, and with rule.fit_start eta and the head's grid fitted to the
     body (offline/rule_start.py; recorded as soel.log_eta and soel.head_range, and in
     `record`: eta, head_range, float accuracy on the fit tasks)."""
     mc = s.cfg.maml
@@ -120,7 +120,7 @@ def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None,
     if mc.head_start == "zero":
         theta0[head] = torch.zeros_like(theta0[head])
     meta = maml.init_meta(theta0, len(s.specs), mc)
-    if mc.inner_rule == "soel" and mc.soel_fit_rule and fit_rule:
+    if mc.inner_rule == "soel" and mc.rule.fit_start and fit_rule:   # SOEL's recipe
         batch = task_batch(s, s.cfg.data.train_split, 16, (s.cfg.train.seed, 2 ** 31 + 1))
         eta, rng, acc = fit_rule_start(s.specs, s.neurons, theta0, batch, mc, log=log)
         like = meta["soel.log_eta"]

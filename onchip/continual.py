@@ -2,7 +2,7 @@
 taught from its own K shots by the bundle's on-chip rule (never revisiting older shots), and after
 each arrival the queries of every class seen so far are classified.
 
-It is one on-chip session (sim.soel_fixed.run_session / onchip.graph.run_lava_session: any
+It is one on-chip session (rules.soel.chip.run_session / onchip.graph.run_lava_session: any
 sequence of samples, label >= 0 learns, -1 only runs with learning frozen), in this order:
 
   step k   class k's K shots (label k, the bundle's `passes` times), then the queries of classes
@@ -29,8 +29,8 @@ import numpy as np
 
 from metaloihi.base.errors import UserError
 from metaloihi.bridge.bundle import Bundle, as_bundle, write_bundle
+from metaloihi import rules
 from metaloihi.sim import fixed
-from metaloihi.sim import soel_fixed as sf
 from metaloihi.sim.readout import predict_np
 
 
@@ -45,7 +45,7 @@ class ContinualResult:
     head_spikes: np.ndarray       # bool [samples, T, n_max]: the whole sequence, every step
     v_last: np.ndarray            # int [samples, n_max]: head v at each window's last step
     labels: np.ndarray            # int [samples]: the sequence's labels (-1: a query)
-    rule: sf.SoelRule
+    rule: object                  # the rule's session rule (rules/<name>: session_rule)
     passes: int
     seconds: float
 
@@ -54,9 +54,9 @@ class ContinualResult:
         return len(self.accuracy)
 
 
-def soel_rule(b: Bundle, window: int) -> sf.SoelRule:
+def soel_rule(b: Bundle, window: int):
     """The session's rule of a bundle's head over samples of `window` steps."""
-    return sf.rule_of(b.head.rule, window)
+    return rules.get(b.head.rule.name).session_rule(b.head.rule, window)
 
 
 def sequence(shots_per_class: list[int], queries_per_class: list[int], passes: int
@@ -140,7 +140,7 @@ def continual(bundle: Bundle | str | Path, shots: list, queries: list, backend: 
     if backend == "sim":
         # the frozen network's spikes once per distinct sample, then the head on the sequence
         pre = pool if features else fixed.run(b.frozen, pool, layers="last")["spikes"][-1]
-        tr = sf.run_session([], head, rule, pre[order], labels)
+        tr = rules.get(b.head.rule.name).run_session([], head, rule, pre[order], labels)
         spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last
     else:
         spikes, ws, v_last = _lava(b, rule, pool[order], labels)
@@ -150,7 +150,7 @@ def continual(bundle: Bundle | str | Path, shots: list, queries: list, backend: 
                            rule, passes, time.perf_counter() - t0)
 
 
-def _lava(b: Bundle, rule: sf.SoelRule, x: np.ndarray, labels: np.ndarray):
+def _lava(b: Bundle, rule, x: np.ndarray, labels: np.ndarray):
     from metaloihi.onchip.graph import run_lava_session
     if b.path is not None:
         res = run_lava_session(b, rule, x, labels)

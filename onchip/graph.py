@@ -1,8 +1,9 @@
-"""The on-chip session as one Lava graph (Loihi2SimCfg, fixed_pt; the timing is sim/soel_fixed's):
+"""The on-chip session as one Lava graph (a target of bridge/target.py; the timing is the
+rule's bit-exact model's, rules/soel/chip.py):
 
-  RingBuffer -> netx network (frozen layers) -> SoelErrorPath (window gate) -> LearningDense
-  (the head, Loihi3FLearningRule) -> SoelHeadLIF -> SoelErrorPath (post counts) -> n ->
-  SoelHeadLIF.a_third_factor_in -> y2/y3 + bAP -> LearningDense
+  RingBuffer -> netx network (frozen layers) -> the rule's head part (rules/<name>/lava.py;
+  SOEL: error path (window gate) -> LearningDense (Loihi3FLearningRule) -> head LIF -> error
+  path (post counts) -> n -> the LIF's third factor -> y2/y3 + bAP -> LearningDense)
 
 One sample per period of T + 1 steps; after each period the host resets what "rested" means
 for the next sample (u, v of every LIF, every synapse's one-step buffer, the head's pre trace),
@@ -23,7 +24,7 @@ from metaloihi.bridge.lava_net import from_lava_order, lava_shape
 from metaloihi.bridge.netx_run import frozen_graph, head_processes, netx_rest_vars, run_periods
 from metaloihi.bridge.target import board_errors, check_target, run_config
 from metaloihi.base.lava_support import require_lava
-from metaloihi.sim.soel_fixed import TRACE_TAU, SoelRule, quantised_error
+from metaloihi import rules
 
 
 @dataclass
@@ -34,13 +35,7 @@ class LavaSessionResult:
     timings: dict = field(default_factory=dict)
 
 
-def learning_rule(rule: SoelRule):
-    lr = require_lava("lava.magma.core.learning.learning_rule")
-    return lr.Loihi3FLearningRule(dw=rule.dw_string(), x1_impulse=1, x1_tau=TRACE_TAU,
-                                  t_epoch=rule.period, rng_seed=rule.rng_seed)
-
-
-def run_lava_session(bundle: Bundle | str | Path, rule: SoelRule, x: np.ndarray,
+def run_lava_session(bundle: Bundle | str | Path, rule, x: np.ndarray,
                      labels: np.ndarray, head_weight: np.ndarray | None = None, on_sample=None,
                      target: str = "lava") -> LavaSessionResult:
     """Samples x [S, T, *in_shape] (binary) through the bundle's graph in order; labels[s] >= 0
@@ -49,18 +44,12 @@ def run_lava_session(bundle: Bundle | str | Path, rule: SoelRule, x: np.ndarray,
     is called after each sample (its output spike counts, the third factor n it caused, the
     head weights after it). target: "lava" (Loihi2SimCfg) or "loihi2" (a board,
     bridge/target.py)."""
-    from metaloihi.onchip.processes import (PySoelErrorPathModel, PySoelHeadLIFModelFixed,
-                                            SoelErrorPath, SoelHeadLIF)
     t0 = time.perf_counter()
     if check_target(target) == "sim":
-        raise UserError("run_lava_session runs Lava targets; sim/soel_fixed.run_session is sim")
-    cfg = run_config(target, {SoelHeadLIF: PySoelHeadLIFModelFixed,
-                              SoelErrorPath: PySoelErrorPathModel})
+        raise UserError("run_lava_session runs Lava targets; the rule's run_session is sim")
     Monitor = require_lava("lava.proc.monitor.process").Monitor
-    LearningDense = require_lava("lava.proc.dense.process").LearningDense
-    SignMode = require_lava("lava.utils.weightutils").SignMode
-
     bundle = as_bundle(bundle)
+    lava_rule = rules.get(bundle.head.rule.name).lava_module()        # the rule's processes
     frozen, head = bundle.frozen, bundle.net[-1]
     x = np.asarray(x)
     S, T = x.shape[:2]
@@ -70,19 +59,9 @@ def run_lava_session(bundle: Bundle | str | Path, rule: SoelRule, x: np.ndarray,
     source, net, out = frozen_graph(bundle, x, P)
     prev_shape = tuple(frozen[-1].spec.out_shape)
     n_in, n_out = head.spec.in_features, head.spec.out_features
-    rule_lava = learning_rule(rule)
-    err = SoelErrorPath(n_in=n_in, n_out=n_out, rule=rule, labels=labels)
-    out.connect(err.s_in)
-    dense, lif = head_processes(bundle, head_weight, LearningDense, SoelHeadLIF,
-                                {"sign_mode": SignMode.MIXED, "learning_rule": rule_lava},
-                                {"learning_rule": rule_lava})
-    err.s_out.connect(dense.s_in)
-    lif.s_out.connect(err.post_in)
-    err.n_out.connect(lif.a_third_factor_in)
-    lif.s_out_bap.connect(dense.s_in_bap)
-    lif.s_out_y1.connect(dense.s_in_y1)
-    lif.s_out_y2.connect(dense.s_in_y2)
-    lif.s_out_y3.connect(dense.s_in_y3)
+    dense, lif = head_processes(bundle, head_weight, *lava_rule.head_classes(rule))
+    hg = lava_rule.wire(dense, lif, rule, labels, out, n_in, n_out)
+    cfg = run_config(target, hg.models)
     mon = Monitor()
     mon.probe(lif.s_out, S * P)
     mon_v = Monitor()                # v after each step's update and reset (sim/'s v_last)
@@ -97,12 +76,12 @@ def run_lava_session(bundle: Bundle | str | Path, rule: SoelRule, x: np.ndarray,
         if on_sample is not None:      # a live view: read back while paused
             c = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(
                 S, P, n_out)[k, :T].sum(0).astype(np.int64)
-            on_sample(k, c, quantised_error(c, int(labels[k]), rule), weights[-1])
+            on_sample(k, c, hg.third_factor(c, int(labels[k]), rule), weights[-1])
 
     t1 = time.perf_counter()
     try:
         with board_errors(target):
-            run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff, dense.x1]
+            run_periods(source, S, P, cfg, [lif.u, lif.v, dense.a_buff] + hg.rest
                         + netx_rest_vars(net), after)
         spikes = np.asarray(mon.get_data()[lif.name]["s_out"]).reshape(S, P, n_out)[:, :T]
         v = np.asarray(mon_v.get_data()[lif.name]["v"]).reshape(S, P, n_out)[:, T - 1]

@@ -2,10 +2,10 @@
 (SOEL learns the head on chip) -> learning frozen -> queries classified by output spike counts,
 ties broken by the head's membrane.
 
-Backends (bridge/target.py): "sim" (sim/soel_fixed.py), "lava" (onchip/graph.py on Lava's CPU
+Backends (bridge/target.py): "sim" (rules/soel/chip.py), "lava" (onchip/graph.py on Lava's CPU
 simulator), which compute the same bits (tests hold them equal step for step), and "loihi2"
 (the same graph on a board through Loihi2HwCfg). Shots go in the order
-given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is sim/soel.py's convention and
+given; shot-major (class 0..ways-1 of shot 0, then shot 1, ...) is rules/soel/float_form.py's convention and
 what `datasets.tasks.support_order` produces.
 
 Prediction: offline/'s rule (sim.readout.predict_np, the exact form of argmax of
@@ -26,7 +26,7 @@ from metaloihi.bridge.bundle import Bundle, as_bundle
 from metaloihi.bridge.target import check_target
 from metaloihi.base.errors import UserError
 from metaloihi.sim.readout import predict_np
-from metaloihi.sim import soel_fixed as sf
+from metaloihi import rules
 
 
 @dataclass
@@ -40,7 +40,7 @@ class SessionResult:
     weights: np.ndarray              # learnt head weights (mantissas, torch order)
     weights_per_shot: list           # head weights after each shot
     silent: int                      # queries with no output spike
-    rule: sf.SoelRule
+    rule: object                     # the rule's session rule (rules/<name>: session_rule)
     seconds: float
 
 
@@ -74,12 +74,13 @@ def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndar
     passes = b.head.passes if passes is None else int(passes)
     if passes < 1:
         raise UserError(f"passes={passes}; expected >= 1 presentation of the support set")
-    rule = sf.rule_of(b.head.rule, T)
+    card = rules.get(b.head.rule.name)     # the rule's card: its bit-exact and Lava forms
+    rule = card.session_rule(b.head.rule, T)
     x = np.concatenate([x_support] * passes + [x_query])
     labels = np.concatenate([y_support] * passes + [np.full(len(x_query), -1)])
     shots = len(x_support) * passes
     if backend == "sim":
-        tr = sf.run_session(b.frozen, head, rule, x, labels)
+        tr = card.run_session(b.frozen, head, rule, x, labels)
         for k in range(len(x) if on_sample is not None else 0):
             on_sample(k, tr.counts[k], tr.n[k], tr.weights[k])
         spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last

@@ -2,7 +2,7 @@
 into energy and latency ranges with studies/loihi2_limits.py's per-op figures, beside the same
 network's time on this machine's CPU (sim/ fixed and float) and a TDP-based energy estimate.
 
-One sample runs as the on-chip session runs it (onchip/graph.py, sim/soel_fixed.py): a period of
+One sample runs as the on-chip session runs it (onchip/graph.py, rules/soel/chip.py): a period of
 T + 1 steps, the window of T steps then the learning step. Counted per sample:
   spikes       per layer (frozen layers and head), over the window
   synops       presynaptic spikes x their fan-out (studies.chip_resources.fanout: every real
@@ -61,7 +61,7 @@ def sample_activity(bundle, x: np.ndarray, head_spikes: np.ndarray, labels: np.n
     as the session computed them (learning changes the head between samples); labels[s] >= 0
     for a learning shot (n from sf.quantised_error), -1 for an inference."""
     from metaloihi.sim import fixed
-    from metaloihi.sim.soel_fixed import quantised_error
+    from metaloihi.rules.soel.chip import quantised_error
 
     net = bundle.net
     S, T = x.shape[:2]

@@ -5,21 +5,23 @@ orders, beside two references on the same tasks and the same frozen features:
              (a test holds `deployed_order` equal to it), from a head whose rows start silent
   prototype  nearest prototype (cosine, sim/prototype.py) on the head's input spike counts,
              prototypes = the shots of the classes seen so far: the ceiling of any head rule
-  float      sim/soel.py's float rule (adapt_np with the chip's eta step and weight limits,
+  float      rules/soel/float_form.py's float rule (adapt_np with the chip's eta step and weight limits,
              soel.OnChip) on the same features and deployed head neuron, class by class
 
 Speed: the frozen network's output spikes are computed once per sample (the expensive part), and
 the head runs on them. The session's queries only run (learning frozen: the weights stay equal
 bit for bit, the learning engine's random streams still advance), so a query block is run as one
-batch (`head_batch`, equal to sim.soel_fixed.head_window per sample) and the streams are advanced
+batch (`head_batch`, equal to rules.soel.chip.head_window per sample) and the streams are advanced
 by as many samples.
 
-Rule variants (`VARIANTS`) change only the error path's third factor n (what the chip's error
-process sends to the head's neurons); the learning engine, traces, 8-bit weights and the
-mant 2^exp step are the chip's.
+Rule variants (`VARIANTS`) are values of the chip rule's label_only field (rules/soel:
+ChipRule): the error path sends the third factor n to every row ("chip", as exported) or to the
+labelled row only ("label_only"); the learning engine, traces, 8-bit weights and the mant 2^exp
+step are the chip's either way, and the Lava graph runs both bit for bit.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +33,10 @@ from metaloihi.base.atomic import atomic_path
 from metaloihi.base.errors import UserError
 from metaloihi.bridge.bundle import Bundle, as_bundle
 from metaloihi.onchip.continual import check_head, soel_rule
-from metaloihi.sim import fixed, float_lif, soel
+from metaloihi.rules.soel import float_form as soel
+from metaloihi.sim import fixed, float_lif
 from metaloihi.sim import loihi as L
-from metaloihi.sim import soel_fixed as sf
+from metaloihi.rules.soel import chip as sf
 from metaloihi.sim.arch import DenseSpec
 from metaloihi.sim.prototype import prototype_accuracy
 from metaloihi.sim.readout import ci95, predict_np
@@ -41,28 +44,14 @@ from metaloihi.sim.readout import ci95, predict_np
 STEPS_REPORTED = (5, 10, 20, 36, 50)
 
 
-# --- the error path's variants -------------------------------------------------------------------
-def error_chip(counts, label, rule, active):
-    """The chip's error path as it is: sim.soel_fixed.quantised_error on every row."""
-    return sf.quantised_error(counts, label, rule)
-
-
-def error_label_only(counts, label, rule, active):
-    """Only the labelled row learns: n_i = 0 for every other row (the error path sends n to
-    the labelled neuron alone)."""
-    n = sf.quantised_error(counts, label, rule)
-    keep = np.zeros_like(n)
-    keep[label] = n[label]
-    return keep
-
-
-VARIANTS = {"chip": error_chip, "label_only": error_label_only}
+# --- the rule's variants: the chip rule's label_only field (rules/soel: ChipRule) --------------
+VARIANTS = {"chip": False, "label_only": True}
 
 
 # --- the head on given frozen features -----------------------------------------------------------
 def head_batch(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
-    """sim.soel_fixed.head_window for a batch pre [B, T, n_in] at once: (counts [B, n_out],
+    """rules.soel.chip.head_window for a batch pre [B, T, n_in] at once: (counts [B, n_out],
     v_last [B, n_out]); the same integers per sample (a test holds them equal)."""
     B, T = pre.shape[:2]
     n_out = w.shape[0]
@@ -92,10 +81,10 @@ class OrderRun:
     weights: np.ndarray | None = None   # final head weights
 
 
-def deployed_order(head, rule: sf.SoelRule, shots: list, queries: list, passes: int,
-                   error=error_chip) -> OrderRun:
+def deployed_order(head, rule: sf.SoelRule, shots: list, queries: list, passes: int
+                   ) -> OrderRun:
     """The continual session (onchip.continual's order) on frozen features: shots[c] / queries[c]
-    [N, T, n_in] bool; error(counts, label, rule, active) -> n, the error path's third factor."""
+    [N, T, n_in] bool; the third factor is the error path's (rule.label_only included)."""
     C = len(shots)
     P = rule.period
     w = (np.asarray(head.weight, np.int64) >> 1) << 1          # Lava's first-step truncation
@@ -108,7 +97,7 @@ def deployed_order(head, rule: sf.SoelRule, shots: list, queries: list, passes: 
     for k in range(C):
         for pre in list(shots[k]) * passes:
             out, _ = sf.head_window(w, head.weight_exp, head.neuron, pre)
-            n = error(out.sum(0), k, rule, k + 1)
+            n = sf.quantised_error(out.sum(0), k, rule)
             r_x, r_y = xr.advance(2 * P), yr.advance(2 * P)
             x1 = sf.pre_trace_at_epoch_end(np.concatenate([pre, pad]), r_x, P)
             w = sf.learn(w, x1, n, rule, wr.advance(), r_y)
@@ -146,7 +135,7 @@ def prototype_order(shots: list, queries: list) -> OrderRun:
 
 def float_order(head, scale: float, rule: sf.SoelRule, shots: list, queries: list,
                 passes: int) -> OrderRun:
-    """sim/soel.py's float rule, class by class (adapt_np continues from the weights it is
+    """rules/soel/float_form.py's float rule, class by class (adapt_np continues from the weights it is
     given), the chip's eta step and weight limits (soel.OnChip), the deployed head neuron in
     float; queries run with sim/float_lif (the same LIF as soel.head_run_np)."""
     C = len(shots)
@@ -247,7 +236,8 @@ def continual_study(bundle: Bundle | str | Path, dataset, classes: int = 36, ord
         _, xs, xq = draw(pool, classes, shots, queries, rng)
         for v in variants:
             t = time.perf_counter()
-            rows[f"deployed_{v}"].append(deployed_order(head, rule, xs, xq, passes, VARIANTS[v]))
+            rows[f"deployed_{v}"].append(deployed_order(
+                head, dataclasses.replace(rule, label_only=VARIANTS[v]), xs, xq, passes))
             secs[f"deployed_{v}"] += time.perf_counter() - t
         if references:
             t = time.perf_counter()

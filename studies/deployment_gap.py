@@ -4,11 +4,11 @@ point, (c) on Lava's CPU simulator, with one prediction rule (sim.readout.predic
 counts, then the membrane at the last step, then the lowest index).
 
   float   the checkpoint's float network (sim/float_lif.py, float64) with the float SOEL rule on
-          the head (sim/soel.py: adapt_np with soel.OnChip at the bundle's head scale, i.e. the
+          the head (rules/soel/float_form.py: adapt_np with soel.OnChip at the bundle's head scale, i.e. the
           chip's eta step and weight limits; head_run_np), the bundle's theta/eta/targets, shots
           one at a time in shot-major order. `float_unconstrained`: the same without OnChip,
           the rule as the interim checkpoints were trained.
-  fixed   the exported bundle through onchip.session.adapt(backend="sim"): sim/soel_fixed.py,
+  fixed   the exported bundle through onchip.session.adapt(backend="sim"): rules/soel/chip.py,
           which tests hold equal to Lava bit for bit.
   lava    the same session on Lava (backend="lava") for the first tasks; every output spike,
           head v, learnt weight and prediction must equal fixed's.
@@ -57,16 +57,17 @@ import numpy as np
 import torch
 
 from metaloihi.bridge.bundle import Bundle, read_bundle
-from metaloihi.bridge.chip_rule import LearntRule
+from metaloihi.rules.soel import LearntRule
 from metaloihi.bridge.export import export_bundle, from_checkpoint
 from metaloihi.base.errors import UserError
 from metaloihi.sim.readout import ci95
 from metaloihi.offline.model import sub_params
 from metaloihi.sim.readout import predict_np
-from metaloihi.sim import fixed, float_lif, soel
+from metaloihi.rules.soel import float_form as soel
+from metaloihi.sim import fixed, float_lif
 from metaloihi.sim.prototype import prototype_accuracy
 from metaloihi.sim import loihi as L
-from metaloihi.sim import soel_fixed as sf
+from metaloihi.rules.soel import chip as sf
 from metaloihi.sim.mapping import fixed_to_float
 
 
@@ -174,10 +175,10 @@ def float_head_session(w0: np.ndarray, pre_s: np.ndarray, ys: np.ndarray, pre_q:
                        chip: soel.OnChip | None = None,
                        engine: tuple[sf.SoelRule, float] | None = None,
                        passes: int = 1) -> HeadRun:
-    """The float head learning from the shots pre_s [S, T, n_in] (in order) with sim/soel.py's
+    """The float head learning from the shots pre_s [S, T, n_in] (in order) with rules/soel/float_form.py's
     rule (soel.adapt_np; chip: its on-chip limits), then classifying pre_q [Q, T, n_in]
     (soel.head_run_np, sim.readout.predict_np). engine = (rule, scale): instead, the updates
-    as the chip's learning engine computes them (sim.soel_fixed.learn on the mantissas
+    as the chip's learning engine computes them (rules.soel.chip.learn on the mantissas
     w * scale, with its random streams), only the head's LIF staying float: a ladder step."""
     if engine is None:
         w = soel.adapt_np(w0, pre_s, ys, neuron, theta, eta, targets, passes=passes, chip=chip)
@@ -349,7 +350,7 @@ def deployment_gap(checkpoint: str | Path, bundle_out: str | Path, tasks: int = 
                      "prototype_raw": _acc(acc["prototype_raw"])},
         "float_unconstrained": {**_acc(acc["float_unconstrained"]),
                                 **_paired(fx_acc, acc["float_unconstrained"], agree_u)},
-        "notes": "float: float network + sim/soel.py's rule with the chip's eta step and "
+        "notes": "float: float network + rules/soel/float_form.py's rule with the chip's eta step and "
                  "weight limits (soel.OnChip); float_unconstrained: without them",
         "seconds": secs,
     }

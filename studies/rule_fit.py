@@ -10,7 +10,7 @@ the step size, so the step is chosen where it will run. Only meta-validation cla
 the meta-test classes (and the demo's five) stay unseen.
 
 The grid is over what the chip can represent: steps m 2^(e-3) mantissa units per n x
-(sim/soel_fixed.ChipRule.step), thresholds theta (integers: the error is a spike count),
+(rules/soel/chip.ChipRule.step), thresholds theta (integers: the error is a spike count),
 target_on and passes. The frozen network runs once per task; only the head is re-run per
 setting.
 """
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from metaloihi.bridge.bundle import as_bundle, write_bundle
-from metaloihi.bridge.chip_rule import at_step
+from metaloihi.rules.soel import at_step
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.datasets.tasks import sample_task, support_order
 from metaloihi.sim.readout import predict_np
 from metaloihi.sim import fixed
-from metaloihi.sim import soel_fixed as sf
+from metaloihi.rules.soel import chip as sf
 
 STEPS = (0.125, 0.1875, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0)   # each exactly m 2^(e-3)
 THETAS = (1, 2)

@@ -18,7 +18,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
-from metaloihi.sim.soel_fixed import ChipRule
+from metaloihi.rules.soel.chip import ChipRule
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
 
@@ -182,7 +182,7 @@ CORRUPTIONS = [
     ("rule exponent", lambda p: _set_attr(p, "metaloihi/head/rule", "exp", 9.5),
      "metaloihi/head/rule/exp: must be one integer, got 9.5"),
     ("rule name", lambda p: _set_attr(p, "metaloihi/head/rule", "name", "stdp"),
-     "metaloihi/head/rule/name: rule 'stdp'; this version runs only 'soel'"),
+     "metaloihi/head/rule/name: rule 'stdp'; this version runs 'soel'"),
     ("rule missing", lambda p: _set(p, "metaloihi/head/rule", None),
      "metaloihi/head: required field 'rule' is missing"),
     ("head input", lambda p: _set(p, "metaloihi/head/weight", np.zeros((3, 11), np.int16)),

@@ -18,7 +18,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.bridge import checkpoint_file as cf
 from metaloihi.bridge import export as ex
 from metaloihi.bridge.bundle import read_bundle
-from metaloihi.bridge.chip_rule import LearntRule
+from metaloihi.rules.soel import LearntRule
 from metaloihi.offline import checkpoint, config, maml, model, train
 from metaloihi.studies.upgrade import upgrade_checkpoint
 
@@ -35,9 +35,11 @@ time_pool = 5
 [maml]
 inner_rule = "soel"
 inner_steps = 3
-soel_threshold = 1.5
-soel_eta = 0.002
-soel_target_on = 6
+
+[rule]                  # the chip's learning rule (rules/soel)
+theta = 1.5
+eta = 0.002
+target_on = 6
 [train]
 seed = 7
 """
@@ -79,10 +81,10 @@ def _old_from_checkpoint(path, gestures, use_fit: bool = True):
     theta0 = {k: v.detach().to(torch.float64)
               for k, v in maml.theta0_of(state["meta"], cfg.maml).items()}
     learnt = maml.learnt_values(state["meta"])
-    head = LearntRule(theta=learnt.get("soel.threshold", cfg.maml.soel_threshold),
-                      eta=learnt.get("soel.eta", cfg.maml.soel_eta),
-                      target_on=int(cfg.maml.soel_target_on),
-                      target_off=int(cfg.maml.soel_target_off), rng_seed=int(cfg.train.seed),
+    head = LearntRule(theta=learnt.get("soel.threshold", cfg.rule.theta),
+                      eta=learnt.get("soel.eta", cfg.rule.eta),
+                      target_on=int(cfg.rule.target_on),
+                      target_off=int(cfg.rule.target_off), rng_seed=int(cfg.train.seed),
                       passes=max(int(cfg.maml.inner_steps), 1)
                       if cfg.maml.inner_rule == "soel" else 1)
     fitted = state.get("soel_fit") if use_fit else None
@@ -157,7 +159,7 @@ def test_training_describes_its_checkpoints_as_the_upgrade_does(tmp_path, gestur
     (tmp_path / "tiny.toml").write_text(TINY)
     cfg = config.load(str(tmp_path / "tiny.toml"),
                       {"train.iterations": 1, "train.val_every": 1, "train.val_tasks": 1,
-                       "train.meta_batch": 1, "data.queries": 1, "maml.soel_fit_rule": False,
+                       "train.meta_batch": 1, "data.queries": 1, "rule.fit_start": False,
                        "maml.trunc": 5, "train.threads": 1, "pretrain.iterations": 1,
                        "pretrain.classes_per_batch": 4, "pretrain.val_tasks": 1})
     train.train(cfg, tmp_path / "run", progress=False, dataset=gestures)

@@ -28,7 +28,7 @@ def test_typo_in_command_exits_1_with_one_line_no_traceback(capsys):
 def test_user_error_exits_1_with_one_line(capsys):
     assert run_cli("demo", "--backend", "loihi") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --backend must be 'lava' or 'sim', got 'loihi'"]
+    assert err == ["error: backend 'loihi'; expected one of sim, lava, loihi2"]
 
 
 def test_sim_datasets_offline_do_not_import_lava():

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 COMMANDS = [["data", "show"], ["train"], ["evaluate"], ["export"], ["bundle", "validate"],
-            ["deploy"], ["adapt"]]
+            ["deploy"], ["adapt"], ["fit-soel"], ["continual"], ["cost"]]
 # (command, option) -> a unit or range word its help must carry
 UNITS = {("deploy", "--steps"): "1 ms each", ("deploy", "--rate"): "per input neuron and step",
          ("train", "--set"): "minutes", ("adapt", "--queries"): "per class",
@@ -52,7 +52,8 @@ def test_help_names_every_default_and_unit(command, capsys, monkeypatch):
         assert unit is None or unit in line, (name, unit, line)
     if command[0] in ("train", "evaluate"):
         assert "<cpu|cuda>" in out
-    seeded = {"data", "train", "evaluate", "export", "deploy", "adapt"}
+    seeded = {"data", "train", "evaluate", "export", "deploy", "adapt", "fit-soel", "continual",
+              "cost"}
     assert ("--seed" in out) == (command[0] in seeded)
 
 

@@ -13,7 +13,7 @@ from metaloihi.bridge.widen import widen, write_widened
 from metaloihi.onchip.continual import continual, same_continual, score, soel_rule
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
-from metaloihi.sim import soel_fixed as sf
+from metaloihi.rules.soel import chip as sf
 from metaloihi.sim.arch import DenseSpec
 from metaloihi.sim.fixed import FixedLayer
 from metaloihi.studies import continual as study
@@ -148,3 +148,57 @@ def test_lava_equals_sim_on_a_whole_10_class_order(tiny):
     assert lv.weights_per_shot[-1][:CLASSES].any(1).all()    # every class's row was taught
     # measured (seeded): 2 of the 10 queries right after the 10th class (chance: 1)
     assert lv.accuracy[-1] == pytest.approx(0.2)
+
+
+def label_only(b):
+    return replace(b, head=replace(b.head, rule=replace(b.head.rule, label_only=True)))
+
+
+def test_label_only_rule_never_changes_an_older_row(tiny):
+    """The rule's label_only field: the error path sends n to the labelled row alone, so each
+    class's row is written by its own shot and never again; the rule as exported does rewrite
+    older rows (what makes it forget)."""
+    _, wide, shots, queries = tiny
+    lo = continual(label_only(wide), shots, queries).weights_per_shot
+    for k in range(1, CLASSES):
+        np.testing.assert_array_equal(lo[k][:k], lo[k - 1][:k])
+        assert lo[k][k].any() and not lo[k][k + 1:].any()
+    chip = continual(wide, shots, queries).weights_per_shot
+    assert sum(not np.array_equal(chip[k][:k], chip[k - 1][:k]) for k in range(1, CLASSES)) > 0
+    np.testing.assert_array_equal(lo[0], chip[0])      # the first shot: no older row to differ
+
+
+@pytest.mark.lava
+def test_lava_equals_sim_with_the_label_only_rule(tiny):
+    _, wide, shots, queries = tiny
+    b, qs = label_only(wide), [q[:1] for q in queries[:4]]
+    assert same_continual(continual(b, shots[:4], qs, backend="lava"),
+                          continual(b, shots[:4], qs, backend="sim"))
+
+
+def test_continual_command_writes_the_curves_json_and_a_deployable_bundle(tmp_path, capsys):
+    """`metaloihi continual` on a random digits bundle with a 3-row head: 4 classes widen it,
+    the JSON holds a curve per row, the saved bundle has 4 rows and the label_only rule."""
+    import json
+
+    from metaloihi import cli
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    specs, params, neurons = random_float_network((2, 34, 34), ways=3, channels=(4,), seed=1)
+    head = max(k for k in params if k.endswith(".weight"))
+    params = {**params, head: params[head] * 0}                # a head that starts silent
+    path, _ = export_bundle(tmp_path / "d.h5", specs, params, neurons, head_range=0.5)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["continual", str(path), "--dataset", "digits", "--splits", "test",
+                  "--classes", "4", "--orders", "2", "--queries", "1", "--variant", "chip",
+                  "--variant", "label_only", "--json", str(tmp_path / "c.json"), "--plot",
+                  str(tmp_path / "c.png"), "--save-bundle", str(tmp_path / "wide.h5")])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    assert "head widened from 3 to 4 rows" in out
+    res = json.loads((tmp_path / "c.json").read_text())
+    assert set(res["rows"]) == {"deployed_chip", "deployed_label_only", "prototype", "float"}
+    assert all(len(r["accuracy"]) == 4 for r in res["rows"].values())
+    assert res["rows"]["prototype"]["accuracy"][0] == 1.0     # one class seen: always right
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    wide = read_bundle(tmp_path / "wide.h5")
+    assert wide.net[-1].weight.shape[0] == 4 and wide.head.rule.label_only

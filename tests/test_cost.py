@@ -13,7 +13,7 @@ from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer
-from metaloihi.sim.soel_fixed import ChipRule
+from metaloihi.rules.soel.chip import ChipRule
 from metaloihi.studies import chip_resources as cr
 from metaloihi.studies.chip_cost import sample_activity
 from metaloihi.studies.loihi2_limits import Figure, Limits, OpCosts

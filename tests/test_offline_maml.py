@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from metaloihi.offline import maml, model
+from metaloihi.rules.soel import Config as SoelConfig
 from metaloihi.offline.quant import levels, quantize, threshold_update
 from metaloihi.sim import float_lif
 from metaloihi.sim import loihi as L
@@ -69,8 +70,7 @@ def test_second_order_meta_gradient_matches_finite_differences(smooth_spikes, ad
 def test_vmap_and_per_task_loop_give_the_same_meta_gradient(rule, adapt, chip):
     specs, neurons, p, batch = tiny()
     cfg = maml.MamlConfig(inner_steps=2, inner_lr=0.05, adapt=adapt, trunc=6, inner_rule=rule,
-                          soel_target_on=3, soel_threshold=1.5, soel_eta=0.02,
-                          soel_on_chip=chip)
+                          rule=SoelConfig(target_on=3, theta=1.5, eta=0.02, on_chip=chip))
     meta = maml.init_meta(p, len(specs), cfg)
     gv, lv, av = maml.meta_gradient(meta, batch, specs, neurons, cfg, "vmap")
     gl, ll, al = maml.meta_gradient(meta, batch, specs, neurons, cfg, "loop")

@@ -30,12 +30,14 @@ val_tasks = 30
 [maml]
 inner_rule = "soel"
 inner_steps = 2
-soel_on_chip = true
-soel_threshold = 1.0
 head_start = "zero"
-soel_fit_rule = true
 trunc = 5
 loss_scale = 0.3
+
+[rule]                  # the chip's learning rule (rules/soel)
+on_chip = true
+theta = 1.0
+fit_start = true
 [train]
 meta_batch = 2
 iterations = 4
@@ -129,7 +131,7 @@ def test_rule_start_fits_eta_and_gives_a_silent_head_a_grid(tmp_path, gestures):
     assert maml.HEAD_RANGE in meta and float(meta[maml.HEAD_RANGE]) > 0
     assert maml.HEAD_RANGE not in maml.learnable(meta, cfg.maml)  # a grid, not a parameter
     eta = float(meta["soel.log_eta"].exp())
-    assert eta != pytest.approx(cfg.maml.soel_eta)                # fitted, not the default
+    assert eta != pytest.approx(cfg.rule.eta)                     # fitted, not the default
 
 
 def test_two_stage_recipe_end_to_end_and_resume(tmp_path, gestures):

@@ -1,9 +1,9 @@
-"""sim/soel.py: the rule by hand, numpy reference == differentiable torch version."""
+"""rules/soel/float_form.py: the rule by hand, numpy reference == differentiable torch version."""
 import numpy as np
 import pytest
 import torch
 
-from metaloihi.sim import soel
+from metaloihi.rules.soel import float_form as soel
 from metaloihi.sim.loihi import LifFloat
 
 
@@ -61,7 +61,7 @@ def test_theta_and_eta_get_meta_gradients():
 
 
 def test_on_chip_eta_is_the_step_the_learning_engine_takes():
-    from metaloihi.sim import soel_fixed as sf
+    from metaloihi.rules.soel import chip as sf
     rng = np.random.default_rng(0)
     for scale in (1.0, 57250.0, 72400.0):
         for eta_mant in np.exp(rng.uniform(np.log(4.5e-3), np.log(200.0), 60)):

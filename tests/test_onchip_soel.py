@@ -1,18 +1,18 @@
-"""SOEL on chip: Lava's graph (onchip/) and sim/'s bit-exact emulation (sim/soel_fixed.py)
+"""SOEL on chip: Lava's graph (onchip/) and sim/'s bit-exact emulation (rules/soel/chip.py)
 compute the same bits - output spikes every step and head weights after every shot, learning
-engine and its random streams included - and the emulation is the spec's rule (sim/soel.py)
+engine and its random streams included - and the emulation is the spec's rule (rules/soel/float_form.py)
 in Lava's integer units."""
 import numpy as np
 import pytest
 
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
-from metaloihi.bridge.chip_rule import LearntRule, to_chip
+from metaloihi.rules.soel import LearntRule, to_chip
 from metaloihi.bridge.export import random_float_network
 from metaloihi.bridge.quantize import quantize
 from metaloihi.sim.readout import predict_np
 from metaloihi.sim import loihi as L
-from metaloihi.sim import soel as spec
-from metaloihi.sim import soel_fixed as sf
+from metaloihi.rules.soel import float_form as spec
+from metaloihi.rules.soel import chip as sf
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer
 

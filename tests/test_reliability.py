@@ -751,7 +751,7 @@ def test_soel_values_the_chip_cannot_represent_are_refused(good_bundle, tmp_path
     (0.1, 1e-300, ("SOEL theta 1e-300", "[0.0078125, ")),
 ])
 def test_a_float_rule_the_chip_cannot_approximate_is_refused_at_export(eta, theta, fragments):
-    from metaloihi.bridge.chip_rule import LearntRule, to_chip
+    from metaloihi.rules.soel import LearntRule, to_chip
     with pytest.raises(UserError) as err:
         to_chip(LearntRule(theta=theta, eta=eta), scale=2.0)
     assert all(f in str(err.value) for f in fragments), str(err.value)

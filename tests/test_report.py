@@ -115,7 +115,7 @@ SIM_VS_LAVA = {"lava_s_per_step": 0.0576, "lava_s_per_sample": 5.76,
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     from metaloihi.bridge import export as ex
-    from metaloihi.bridge.chip_rule import LearntRule
+    from metaloihi.rules.soel import LearntRule
     specs, params, neurons = ex.random_float_network((2, 8, 8), WAYS, (4, 8), seed=0)
     path, _ = ex.export_bundle(tmp_path_factory.mktemp("b") / "tiny.h5", specs, params, neurons,
                                rule=LearntRule(theta=0.2121, eta=0.00231), labels=tuple(NAMES),
@@ -249,3 +249,27 @@ def test_report_renders_in_headless_chromium(tmp_path, inputs):
                    "paper (Stewart &amp; Neftci 2022)", "0.2121", "0.00231",
                    "75.2 ± 1.3%", "76.8 ± 1.2%", "-1.6 pp", "97.0%", "60x", "not measured"):
         assert needle in text, needle
+
+
+# --- the continual-learning section -------------------------------------------------------------
+SHIPPED_CONTINUAL = Path(__file__).parent.parent / "checkpoints" / "double_digits" / \
+    "continual_dd36.json"
+
+
+def test_continual_section_shows_the_measured_rows_and_draws_the_curves(tmp_path):
+    html = rp.build_report(tmp_path, rp.Inputs(continual=[SHIPPED_CONTINUAL])).read_text()
+    sec = html[html.index('id="continual"'):]
+    sec = sec[:sec.index("</section>")]
+    # the shipped measurement (README): label_only 96.1 / 92.8 / 87.3 / 81.3%, worst gap -3.037
+    for cell in ("deployed_label_only", "96.1%", "92.8%", "87.3%", "81.3%", "-3.037 pp",
+                 "deployed_chip", "58.4%", "prototype", "84.3%", "7.5 ± 1.305 pp"):
+        assert cell in sec, cell
+    assert (tmp_path / "continual_0.png").stat().st_size > 20_000
+
+
+def test_continual_json_with_a_short_curve_is_refused_by_name(tmp_path):
+    bad = json.loads(SHIPPED_CONTINUAL.read_text())
+    bad["rows"]["prototype"]["accuracy"] = bad["rows"]["prototype"]["accuracy"][:5]
+    (tmp_path / "c.json").write_text(json.dumps(bad))
+    with pytest.raises(UserError, match="c.json.*rows.prototype.accuracy must be 36 numbers"):
+        rp.build_report(tmp_path / "out", rp.Inputs(continual=[tmp_path / "c.json"]))

@@ -11,34 +11,6 @@ from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
 
 
-def plot_curves(res: dict, out_png: str | Path) -> Path:
-    """Accuracy over seen classes vs classes seen, and the first five classes' accuracy as
-    later classes arrive, one line per row."""
-    import matplotlib
-    import numpy as np
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from metaloihi.plots import save_figure
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    x = np.arange(1, res["classes"] + 1)
-    for name, r in res["rows"].items():
-        acc, ci = np.array(r["accuracy"]), np.array([c or 0 for c in r["ci95"]])
-        a.plot(x, 100 * acc, label=name)
-        a.fill_between(x, 100 * (acc - ci), 100 * (acc + ci), alpha=0.2)
-        b.plot(x, 100 * np.array(r["first5"]), label=name)
-    a.set(xlabel="classes seen", ylabel="accuracy over seen classes (%)",
-          title=f"{res['dataset']}: {res['orders']} orders, {res['shots']}-shot")
-    b.set(xlabel="classes seen", ylabel="accuracy on the first 5 classes (%)",
-          title="forgetting")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path = save_figure(fig, out_png)
-    plt.close(fig)
-    return path
-
-
 @app.command()
 def continual(
     bundle: Path = typer.Argument(..., help="Deployment bundle (.h5); a head with fewer rows "
@@ -54,18 +26,24 @@ def continual(
     passes: Optional[int] = typer.Option(None, min=1, help="Presentations of each new class's "
                                          "shots (default: the bundle's)."),
     variant: List[str] = typer.Option(["chip"], help="Error-path variant(s) of the rule: 'chip' "
-                                      "(as deployed) or 'label_only' (only the labelled row "
+                                      "(the bundle's rule, every row learns) or 'label_only' "
+                                      "(the rule's label_only field: only the labelled row "
                                       "learns); repeat to compare."),
     backend: Literal["sim", "lava"] = typer.Option("sim", help="'lava': also run the first "
-                                                   "order through Lava's CPU simulator and "
-                                                   "check it equals sim/ bit for bit (slow: "
-                                                   "use few classes and queries)."),
+                                                   "order through Lava's CPU simulator, with "
+                                                   "the last --variant, and check it equals "
+                                                   "sim/ bit for bit (slow: use few classes "
+                                                   "and queries)."),
     seed: int = typer.Option(0, help="Seed of the class orders and samples."),
     references: bool = typer.Option(True, help="Also the prototype ceiling and the float "
                                     "rule on the same tasks."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results here "
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results here (default: none) "
                                             "(atomic)."),
-    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write the curves here (PNG)."),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write the curves here (PNG; default: none)."),
+    save_bundle: Optional[Path] = typer.Option(None, help="Also write the bundle as measured "
+                                               "(the head widened to --classes rows, the rule "
+                                               "with the last --variant), ready for `adapt` "
+                                               "and Lava (default: none)."),
 ) -> None:
     """Continual on-chip learning: accuracy on all seen classes as classes arrive one at a
     time, and the first five classes' accuracy as later ones arrive (forgetting)."""
@@ -101,17 +79,28 @@ def continual(
             x = b.encode(ds.frames(np.sort(idx)))
             xs.append(x[:shots])
             xq.append(x[shots:])
-        lv = session(b, xs, xq, backend="lava", passes=passes)
-        sm = session(b, xs, xq, backend="sim", passes=passes)
+        from dataclasses import replace
+        bv = replace(b, head=replace(b.head, rule=replace(
+            b.head.rule, label_only=study.VARIANTS[variant[-1]])))
+        lv = session(bv, xs, xq, backend="lava", passes=passes)
+        sm = session(bv, xs, xq, backend="sim", passes=passes)
         same = same_continual(lv, sm)
         res["lava"] = {"classes": classes, "queries": queries, "identical_to_sim": same,
+                       "variant": variant[-1],
                        "accuracy": [float(a) for a in lv.accuracy], "seconds": lv.seconds}
         typer.echo(f"Lava, one order of {classes} classes: accuracy after each arrival "
                    f"{np.round(100 * lv.accuracy, 1).tolist()}; identical to sim/ (every "
                    f"spike, v, weight after every shot, prediction): {same} ({lv.seconds:.0f} s)")
+    if save_bundle is not None:
+        from dataclasses import replace
+
+        from metaloihi.bridge.bundle import write_bundle
+        head = replace(b.head, rule=replace(b.head.rule, label_only=study.VARIANTS[variant[-1]]))
+        typer.echo(f"wrote {write_bundle(save_bundle, b.net, head, b.scales, b.meta)}")
     if json_out is not None:
         typer.echo(f"wrote {study.write_json(res, json_out)}")
     if plot_out is not None:
-        typer.echo(f"wrote {plot_curves(res, plot_out)}")
+        from metaloihi.plots import continual_figure
+        typer.echo(f"wrote {continual_figure(res, plot_out)}")
     if backend == "lava" and not res["lava"]["identical_to_sim"]:
         raise typer.Exit(2)

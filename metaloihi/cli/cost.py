@@ -122,7 +122,7 @@ def cost(
         None, help="Loihi 2 over Loihi 1 per-op factor of the estimate's low end (unpublished; "
         "default 2)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every number "
-                                            "here (atomic)."),
+                                            "here (atomic; default: none)."),
 ) -> None:
     """Loihi 2 resources (neurons, synapses, memory, neuro-cores, fits one chip?) and the cost
     of one inference and one learning shot: activity measured in sim/ on real tasks, energy

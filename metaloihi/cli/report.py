@@ -20,13 +20,16 @@ def report(
     speed: list[Path] = typer.Option([], help="sim/-vs-Lava speed JSON (benchmarks/"
                                      "sim_vs_lava.py --json, or metaloihi.report.SPEED_FORMAT)."),
     figure: list[Path] = typer.Option([], help="A PNG to show as is, e.g. the demo's (repeat)."),
+    continual: list[Path] = typer.Option([], help="`metaloihi continual --json` file (repeat)."),
     title: str = typer.Option("metaloihi report", help="Page title."),
 ) -> None:
     """One self-contained HTML page (+ PNGs beside it): accuracy against the paper, training
-    curves, deployment gap, sim/ vs Lava speed, SOEL theta/eta, bundles. With no input named,
+    curves, deployment gap, sim/ vs Lava speed, SOEL theta/eta, bundles, Loihi 2 cost,
+    continual learning. With no input named,
     it takes what it finds under ./checkpoints/; anything absent shows as "not measured"."""
     from metaloihi import report as rp
-    inputs = rp.Inputs(list(log), list(eval_), list(bundle), list(gap), list(speed), list(figure))
+    inputs = rp.Inputs(list(log), list(eval_), list(bundle), list(gap), list(speed), list(figure),
+                       list(continual))
     if not inputs.all():
         inputs = rp.default_inputs("checkpoints")
         typer.echo(f"no inputs named: using {len(inputs.all())} file(s) under checkpoints/")

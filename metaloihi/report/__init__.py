@@ -7,6 +7,8 @@ fetched) with its PNGs next to it, from what the pipeline wrote.
   paper_table.py   the paper's accuracies, quoted from the reference text, beside the measured ones
   figures.py       the meta-training curves PNG
   markup.py        escaping and table helpers shared by the sections
+  cost.py          the Loihi 2 resource and cost section
+  continual.py     the continual-learning section (`metaloihi continual --json` files)
   page.py          the sections and `build_report`, which writes index.html
 """
 from metaloihi.report.bundles import bundle_summary

@@ -12,7 +12,7 @@ def bundle_summary(path: str | Path) -> dict:
     """What the page shows of a bundle: head (the chip rule as stored, and the float eta it came
     from where the bundle records it), layers."""
     from metaloihi.bridge.bundle import read_bundle
-    from metaloihi.sim import soel_fixed as sf
+    from metaloihi.rules.soel import chip as sf
     from metaloihi.sim.arch import ConvSpec
 
     path = Path(path)

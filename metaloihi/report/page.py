@@ -14,6 +14,7 @@ from metaloihi import __version__
 from metaloihi.base.atomic import file_sha256, write_bytes
 from metaloihi.base.errors import UserError
 from metaloihi.report.bundles import bundle_summary
+from metaloihi.report.continual import continual_section, read_continual
 from metaloihi.report.cost import cost_section
 from metaloihi.report.figures import curves_figure, run_label
 from metaloihi.report.markup import NOT_MEASURED, dataset_name, esc, fmt, pct, table
@@ -205,6 +206,7 @@ def build_report(out_dir: str | Path, inputs: Inputs,
     bundles = [bundle_summary(p) for p in inputs.bundles]
     gaps = [(Path(p), read_gap(p)) for p in inputs.gaps]
     speeds = [(Path(p), read_speed(p)) for p in inputs.speeds]
+    continual = [(Path(p), read_continual(p)) for p in inputs.continual]
     for p in inputs.figures:
         if not Path(p).is_file():
             raise UserError(f"figure {str(p)!r} does not exist")
@@ -224,6 +226,7 @@ def build_report(out_dir: str | Path, inputs: Inputs,
             + accuracy_section(evals) + _curves_section(labels, files, png)
             + _gap_section(gaps) + _speed_section(speeds) + _soel_section(labels, bundles)
             + _bundles_section(bundles) + cost_section(inputs.bundles)
+            + continual_section(continual, out_dir)
             + _inputs_section(inputs, figures)
             + "<footer>Written by <code>metaloihi report</code>; self-contained (no scripts, "
             "nothing fetched), images next to this file.</footer>")

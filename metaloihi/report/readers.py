@@ -58,7 +58,8 @@ SPLITS = ("train", "val", "test", "demo")
 # what `metaloihi report` picks up under checkpoints/ when no input is named
 DEFAULT_GLOBS = {"logs": ("*metrics.jsonl", "*metrics.jsonl.gz"), "evals": ("eval_*.json",),
                  "bundles": ("*.h5",), "gaps": ("deployment_gap*.json",),
-                 "speeds": ("sim_vs_lava*.json",), "figures": ("demo*.png",)}
+                 "speeds": ("sim_vs_lava*.json",), "figures": ("demo*.png",),
+                 "continual": ("continual*.json",)}
 
 
 @dataclass
@@ -69,9 +70,11 @@ class Inputs:
     gaps: list[Path] = field(default_factory=list)
     speeds: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)   # PNGs shown as they are (the demo's)
+    continual: list[Path] = field(default_factory=list)  # `metaloihi continual --json` files
 
     def all(self) -> list[tuple[str, Path]]:
-        return [(kind, p) for kind in ("logs", "evals", "bundles", "gaps", "speeds", "figures")
+        return [(kind, p) for kind in ("logs", "evals", "bundles", "gaps", "speeds", "figures",
+                                       "continual")
                 for p in getattr(self, kind)]
 
 

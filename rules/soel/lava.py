@@ -1,5 +1,6 @@
-"""Our two Lava processes for SOEL: the head neuron that turns the third factor into y traces,
-and the error path. Imported only when Lava is used (onchip/graph.py imports this module).
+"""SOEL in Lava: our two processes (the head neuron that turns the third factor into y traces,
+and the error path), the learning rule, and the head's part of the on-chip graph
+(`head_graph`). Imported only when Lava is used (onchip/graph.py, through the rule's card).
 
 Why our own head neuron model: Lava 0.10's PyLearningLIFModelFixed never reads
 a_third_factor_in nor sends y traces (its run_spk is the plain LIF's), and a 2-factor rule
@@ -9,6 +10,8 @@ so a graded third factor reaches the rule unchanged: we send y2 = clip(n, 0, 127
 y3 = clip(-n, 0, 127) (traces are 7-bit unsigned, hence the split by sign).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +32,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from lava.proc.lif.models import AbstractPyLifModelFixed  # noqa: E402
 from lava.proc.lif.process import LearningLIF  # noqa: E402
 
-from metaloihi.sim.soel_fixed import TRACE_MAX, SoelRule, quantised_error
+from metaloihi.rules.soel.chip import TRACE_MAX, TRACE_TAU, SoelRule, quantised_error
 
 
 class SoelHeadLIF(LearningLIF):
@@ -134,3 +137,52 @@ class PySoelErrorPathModel(PyLoihiProcessModel):
             self.n_buf = np.zeros_like(self.n_buf)
         if not window:
             self.counts = np.zeros_like(self.counts)
+
+
+# --- the rule's part of the on-chip graph (onchip/graph.py builds the rest) ----------------------
+def learning_rule(rule: SoelRule):
+    """Lava's Loihi3FLearningRule for the session rule: dw as mant 2^exp times the y traces."""
+    lr = require_lava("lava.magma.core.learning.learning_rule")
+    return lr.Loihi3FLearningRule(dw=rule.dw_string(), x1_impulse=1, x1_tau=TRACE_TAU,
+                                  t_epoch=rule.period, rng_seed=rule.rng_seed)
+
+
+@dataclass
+class HeadGraph:
+    """The learning head as this rule wires it: frozen spikes -> error path -> LearningDense
+    -> head LIF -> error path (counts) -> n -> the LIF's third factor -> y traces."""
+    dense: object
+    lif: object
+    models: dict                 # our processes -> their models (exception_proc_model_map)
+    rest: list                   # state put back at rest between samples, besides u, v, a_buff
+
+    def third_factor(self, counts: np.ndarray, label: int, rule: SoelRule) -> np.ndarray:
+        """What the error path sent after a sample with these output counts (the live view)."""
+        return quantised_error(counts, label, rule)
+
+
+def head_classes(rule: SoelRule) -> tuple:
+    """(Dense class, LIF class, Dense kwargs, LIF kwargs) of the learning head, for
+    bridge.netx_run.head_processes (which builds every head, learning or not)."""
+    LearningDense = require_lava("lava.proc.dense.process").LearningDense
+    SignMode = require_lava("lava.utils.weightutils").SignMode
+    rule_lava = learning_rule(rule)
+    return (LearningDense, SoelHeadLIF, {"sign_mode": SignMode.MIXED, "learning_rule": rule_lava},
+            {"learning_rule": rule_lava})
+
+
+def wire(dense, lif, rule: SoelRule, labels: np.ndarray, frozen_out, n_in: int, n_out: int
+         ) -> HeadGraph:
+    """Connect the head (head_classes' processes, built) to the frozen spikes through the
+    error path, and the third factor back to the rule."""
+    err = SoelErrorPath(n_in=n_in, n_out=n_out, rule=rule, labels=labels)
+    frozen_out.connect(err.s_in)
+    err.s_out.connect(dense.s_in)
+    lif.s_out.connect(err.post_in)
+    err.n_out.connect(lif.a_third_factor_in)
+    lif.s_out_bap.connect(dense.s_in_bap)
+    lif.s_out_y1.connect(dense.s_in_y1)
+    lif.s_out_y2.connect(dense.s_in_y2)
+    lif.s_out_y3.connect(dense.s_in_y3)
+    return HeadGraph(dense, lif, {SoelHeadLIF: PySoelHeadLIFModelFixed,
+                                  SoelErrorPath: PySoelErrorPathModel}, [dense.x1])

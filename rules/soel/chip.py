@@ -1,4 +1,4 @@
-"""SOEL on chip, bit-exact: the integer emulation of what onchip/'s Lava graph computes,
+"""SOEL on chip, bit-exact (the rule's card, rules/soel/__init__.py, holds its parameters): the integer emulation of what onchip/'s Lava graph computes,
 learning engine included (Lava 0.10's LearningConnectionModelBitApproximate, read from its
 source: lava/magma/core/model/py/connection.py, learning_rule_applier.py, learning/random.py).
 
@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from metaloihi.base.errors import UserError
+from metaloihi.rules.soel import (EXP_MAX, EXP_MIN, MANT_MAX, PRODUCT_SHIFT,  # noqa: F401
+                                  THETA_MAX, THETA_MIN, ChipRule, eta_to_rule)
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.fixed import FixedLayer, Network
@@ -48,51 +50,9 @@ TRACE_MAX = 127                  # W_TRACE = 7
 TRACE_TAU = 65535                # Loihi3FLearningRule's y tau; we use it for x1 too: "no decay"
 ACC_SHIFT = 7                    # W_ACCUMULATOR_S - W_WEIGHTS_S = 16 - 9
 ACC_LIMIT = 2 ** 15              # W_ACCUMULATOR_U
-PRODUCT_SHIFT = 7 + 7 + 4 - 15   # x1 and y widths + W_S_MANT - W_ACCUMULATOR_U
 S_EXP_OFFSET = 7                 # Lava stores 2^e as s_exp = e + 7 and shifts left by s_exp
-MANT_MAX = 7                     # the scaling mantissa is 4-bit signed: Lava accepts -8..7
-EXP_MIN, EXP_MAX = -7, 8         # Lava accepts 2^-7..2^8 (s_exp = e + 7 in 0..15)
 WEIGHT_RNG_SEED = 2              # ConnVarRandom(): Lava does not pass rng_seed to it
 W_MIN, W_MAX = -256, 255         # clip_weights(MIXED, 8 bits)
-# n = trunc(error / theta) is clipped to 127 by the error path: a theta below 1/128 only
-# saturates, one above 2^31 - 1 never fires
-THETA_MIN, THETA_MAX = 2.0 ** -7, 2.0 ** 31 - 1
-
-
-@dataclass(frozen=True)
-class ChipRule:
-    """The head's on-chip SOEL rule as the deployment bundle stores it, in the chip's units:
-    dw = mant 2^exp (u0 x1 y3 - u0 x1 y2), n = trunc((count - target) / theta) spikes, the
-    support set presented `passes` times, the learning engine's traces seeded with rng_seed.
-    bridge/chip_rule.py computes it from the float rule learnt offline; everything after the
-    bundle reads it as is."""
-    mant: int
-    exp: int
-    theta: float
-    target_on: int
-    target_off: int = 0
-    rng_seed: int = 0
-    passes: int = 1
-    name: str = "soel"           # the rule's name in the bundle (the only one the chip runs)
-
-    def __post_init__(self):
-        checks = (("mant", self.mant, 1, MANT_MAX), ("exp", self.exp, EXP_MIN, EXP_MAX),
-                  ("target_on", self.target_on, 0, 2 ** 31 - 1),
-                  ("target_off", self.target_off, 0, 2 ** 31 - 1),
-                  ("rng_seed", self.rng_seed, 0, 2 ** 63 - 1), ("passes", self.passes, 1, 1000))
-        for what, v, lo, hi in checks:
-            if int(v) != v or not lo <= v <= hi:
-                raise UserError(f"chip rule {what}={v!r}; expected an integer in [{lo}, {hi}]")
-        if not (np.isfinite(self.theta) and THETA_MIN <= self.theta <= THETA_MAX):
-            raise UserError(f"chip rule theta={self.theta!r} spikes is outside what the error "
-                            f"path represents [{THETA_MIN:g}, {THETA_MAX:g}]")
-        if self.name != "soel":
-            raise UserError(f"chip rule {self.name!r}; this version runs only 'soel'")
-
-    @property
-    def step(self) -> float:
-        """Weight mantissa change per unit n * x (before stochastic rounding)."""
-        return self.mant * 2.0 ** (self.exp - PRODUCT_SHIFT)
 
 
 @dataclass(frozen=True)
@@ -105,6 +65,7 @@ class SoelRule:
     target_off: int
     window: int                  # T: steps per sample the head sees and counts
     rng_seed: int
+    label_only: bool = False     # n to the labelled row only (ChipRule.label_only)
 
     @property
     def period(self) -> int:     # the window plus the learning step; t_epoch
@@ -120,36 +81,27 @@ class SoelRule:
         return f"{s} * u0 * x1 * y3 - {s} * u0 * x1 * y2"
 
 
-def eta_to_rule(eta_mant: float) -> tuple[int, int]:
-    """The (mantissa, exponent) whose step mant 2^(exp-3) is nearest to eta in weight mantissa
-    units per n x (ties to the smaller exponent). Raises if eta is below the finest step."""
-    if not np.isfinite(eta_mant) or eta_mant <= 0:
-        raise UserError(f"SOEL eta = {eta_mant} mantissa units; expected > 0")
-    best = None
-    for e in range(EXP_MIN, EXP_MAX + 1):
-        m = int(np.clip(round(eta_mant / 2.0 ** (e - PRODUCT_SHIFT)), 1, MANT_MAX))
-        err = abs(m * 2.0 ** (e - PRODUCT_SHIFT) - eta_mant)
-        if best is None or err < best[0] - 1e-15:
-            best = (err, m, e)
-    return best[1], best[2]
-
-
 def rule_of(chip: ChipRule, window: int) -> SoelRule:
     """The session's rule: the bundle's chip rule over samples of `window` steps."""
     return SoelRule(mant=int(chip.mant), exp=int(chip.exp), theta=float(chip.theta),
                     target_on=int(chip.target_on), target_off=int(chip.target_off),
-                    window=int(window), rng_seed=int(chip.rng_seed))
+                    window=int(window), rng_seed=int(chip.rng_seed),
+                    label_only=bool(chip.label_only))
 
 
 def quantised_error(counts: np.ndarray, label: int, rule: SoelRule) -> np.ndarray:
     """n = trunc((c - target) / theta): the third factor (zero where |e| < theta); no label
-    (label < 0, a query) -> zeros. The error path computes exactly this."""
+    (label < 0, a query) -> zeros; with rule.label_only, zeros but at the label's row. The
+    error path computes exactly this."""
     counts = np.asarray(counts, np.int64)
     if label < 0:
         return np.zeros_like(counts)
     target = np.full(counts.shape, rule.target_off, np.int64)
     target[label] = rule.target_on
-    return np.trunc((counts - target) / float(rule.theta)).astype(np.int64)
+    n = np.trunc((counts - target) / float(rule.theta)).astype(np.int64)
+    if rule.label_only:
+        n[np.arange(len(n)) != label] = 0
+    return n
 
 
 # --- the learning engine ----------------------------------------------------------------------

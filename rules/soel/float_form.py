@@ -21,7 +21,7 @@ mantissa step times a power of two, bridge/'s business). theta and eta are meta-
 
 On chip (``OnChip``, optional: ``chip=`` of adapt_np / adapt): the head deployed at `scale`
 mantissa units per float weight unit (bridge/: GRID_MAX / the head's max |w|) applies eta as
-the nearest step m 2^(e-3) mantissas its learning engine can express (sim/soel_fixed.py's
+the nearest step m 2^(e-3) mantissas its learning engine can express (rules/soel/chip.py's
 eta_to_rule: up to ~11% off), adds at most 256 mantissas per update (16-bit accumulator) and
 keeps weights in the 8-bit mantissas [-256, 255]. With `chip` the float rule does the same, so
 what offline/ trains and evaluates is what the chip learns. studies/deployment_gap.py measured these two
@@ -41,7 +41,7 @@ import torch
 
 from metaloihi.base.errors import UserError
 from metaloihi.sim import float_lif
-from metaloihi.sim import soel_fixed as sf
+from metaloihi.rules.soel import chip as sf
 from metaloihi.sim.arch import DenseSpec
 from metaloihi.sim.loihi import LifFloat
 
@@ -80,7 +80,7 @@ class OnChip:
 
     def eta(self, eta):
         """eta (float weight units) as the chip applies it: the nearest expressible step
-        (sim.soel_fixed.eta_to_rule) / scale. Tensors: straight-through gradient."""
+        (rules.soel.chip.eta_to_rule) / scale. Tensors: straight-through gradient."""
         if not torch.is_tensor(eta) and not torch.is_tensor(self.scale):
             m, e = sf.eta_to_rule(float(eta) * float(self.scale))
             return m * 2.0 ** (e - sf.PRODUCT_SHIFT) / float(self.scale)
