@@ -6,12 +6,13 @@ curves, the wall time of each and whether they agree bit for bit (every output s
 every window's last step, weights after every shot, every step's predictions). Not run in CI.
 
     .venv/bin/python benchmarks/continual_lava.py [--checkpoint checkpoints/double_digits/theta0.pt]
-        [--classes 20] [--queries 1] [--shots 1] [--seed 0]
+        [--classes 20] [--queries 1] [--shots 1] [--seed 0] [--label-only]
 """
 from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,17 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1, help="queries per class")
     ap.add_argument("--shots", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--label-only", action="store_true",
+                    help="the rule's label_only variant (the error path teaches the labelled "
+                         "row only)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         specs, params, neurons, head, meta = from_checkpoint(args.checkpoint)
         export_bundle(Path(tmp) / "dd.h5", specs, params, neurons, head, meta=meta)
         rows = max(args.classes, read_bundle(Path(tmp) / "dd.h5").net[-1].spec.out_features)
         b = read_bundle(write_widened(Path(tmp) / "dd.h5", Path(tmp) / "wide.h5", rows))
+        if args.label_only:
+            b = replace(b, head=replace(b.head, rule=replace(b.head.rule, label_only=True)))
         ds = load_dataset(b.meta["dataset"])
         rng = np.random.default_rng(args.seed)
         ids = np.concatenate([ds.split_classes("test"), ds.split_classes("val")])
