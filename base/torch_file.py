@@ -11,6 +11,10 @@ from metaloihi.base.errors import UserError
 
 CHECKPOINT_FORMAT = "metaloihi.maml/1"
 REQUIRED = ("meta", "config")    # what every reader needs (export, evaluate, resume)
+# the deployable network's description: offline/describe.py writes it, bridge/checkpoint_file.py
+# reads it
+NETWORK_KEY = "network"
+NETWORK_FORMAT = "metaloihi.network/1"
 
 
 def _why(err: Exception) -> str:
@@ -48,3 +52,22 @@ def load_checkpoint_file(path: str | Path) -> dict:
         raise UserError(f"checkpoint {str(path)!r} lacks required key(s) {missing} (a "
                         f"{CHECKPOINT_FORMAT} file has meta, config, iteration, split, ...)")
     return state
+
+
+def check_finite(path: str | Path, named, consequence: str) -> None:
+    """Refuse NaN/inf in any floating (or complex) tensor of `named` ((name, value) pairs): one
+    UserError naming the file, the tensor, the value and its index, then `consequence`. A value
+    that is not a tensor is refused too (a checkpoint's parameters are tensors)."""
+    import torch
+    for key, val in named:
+        if not isinstance(val, torch.Tensor):
+            raise UserError(f"checkpoint {str(path)!r}: {key} is a {type(val).__name__}, "
+                            "expected a tensor")
+        if not (val.is_floating_point() or val.is_complex()):
+            continue
+        bad = ~torch.isfinite(val.detach())
+        if bad.any():
+            at = [int(i) for i in torch.nonzero(bad)[0]] if bad.dim() else []
+            raise UserError(f"checkpoint {str(path)!r}: {key} holds "
+                            f"{float(val.detach()[bad].flatten()[0].real)} at {at} (a diverged "
+                            f"run?); {consequence}")

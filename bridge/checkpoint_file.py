@@ -35,14 +35,14 @@ import numpy as np
 import torch
 
 from metaloihi.base.errors import UserError
-from metaloihi.base.torch_file import load_checkpoint_file
+from metaloihi.base.torch_file import (NETWORK_FORMAT, NETWORK_KEY, check_finite,
+                                       load_checkpoint_file)
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.sim.arch import ConvSpec, DenseSpec, check_chain
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
 
-KEY = "network"                       # (offline/describe.py: KEY)
-FORMAT = "metaloihi.network/1"        # (offline/describe.py: FORMAT)
+KEY, FORMAT = NETWORK_KEY, NETWORK_FORMAT
 THETA0 = "theta0."                    # meta's prefix of theta0's tensors
 UPGRADE = "metaloihi upgrade-checkpoint"
 RULE_NAMES = ("soel",)
@@ -58,18 +58,8 @@ class CheckpointNetwork(NamedTuple):
 
 
 def _finite(path: Path, where: str, tensors: dict) -> None:
-    for key, val in tensors.items():
-        if not isinstance(val, torch.Tensor):
-            raise UserError(f"checkpoint {str(path)!r}: {where}{key} is a "
-                            f"{type(val).__name__}, expected a tensor")
-        if not val.is_floating_point():
-            continue
-        bad = ~torch.isfinite(val.detach())
-        if bad.any():
-            at = [int(i) for i in torch.nonzero(bad)[0]] if bad.dim() else []
-            raise UserError(f"checkpoint {str(path)!r}: {where}{key} holds "
-                            f"{float(val.detach()[bad].flatten()[0])} at {at} (a diverged "
-                            "run?); a network with NaN/inf parameters cannot be exported")
+    check_finite(path, ((f"{where}{k}", v) for k, v in tensors.items()),
+                 "a network with NaN/inf parameters cannot be exported")
 
 
 class _Fields:
@@ -124,6 +114,7 @@ class _Fields:
 
 
 def _spec(f: _Fields, d, name: str):
+    """A spec from its dict (sim.arch.spec_to_dict's), each field checked and named."""
     kind = f.get(d, name, "type")
     if kind == "conv":
         return ConvSpec(in_shape=f.ints(d, name, "in_shape", 3),

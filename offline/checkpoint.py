@@ -26,7 +26,8 @@ from metaloihi import __version__
 from metaloihi.base.atomic import atomic_path
 from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import CHECKPOINT_FORMAT as FORMAT
-from metaloihi.base.torch_file import REQUIRED, load_checkpoint_file  # noqa: F401 (readers)
+from metaloihi.base.torch_file import (REQUIRED, check_finite,  # noqa: F401 (readers)
+                                       load_checkpoint_file)
 
 
 
@@ -54,20 +55,6 @@ def _tensors(state: dict):
                     yield f"optimizer state {idx}.{name}", val
 
 
-def _check_finite(path: Path, state: dict) -> None:
-    """One check at load time for every consumer (export, evaluate, train --init / --resume,
-    fit-soel): a diverged run's NaN/inf never flows on silently."""
-    for key, val in _tensors(state):
-        if not (val.is_floating_point() or val.is_complex()):
-            continue
-        bad = ~torch.isfinite(val.detach())
-        if bad.any():
-            at = [int(i) for i in torch.nonzero(bad)[0]] if bad.dim() else []
-            raise UserError(f"checkpoint {str(path)!r}: {key} holds "
-                            f"{float(val.detach()[bad].flatten()[0].real)} at {at} (a diverged "
-                            "run?); a checkpoint with NaN/inf values is refused")
-
-
 def load(path: str | Path) -> dict:
     path = Path(path)
     state = load_checkpoint_file(path)
@@ -75,5 +62,7 @@ def load(path: str | Path) -> dict:
     if bad:
         raise UserError(f"checkpoint {str(path)!r}: meta {bad[0]!r} is a "
                         f"{type(state['meta'][bad[0]]).__name__}, expected a tensor")
-    _check_finite(path, state)
+    # one check at load time for every consumer (evaluate, train --init / --resume): a
+    # diverged run's NaN/inf never flows on silently
+    check_finite(path, _tensors(state), "a checkpoint with NaN/inf values is refused")
     return state

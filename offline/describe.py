@@ -18,22 +18,10 @@ import torch
 
 from metaloihi import rules
 from metaloihi.offline import maml, model
-from metaloihi.sim.arch import ConvSpec, DenseSpec
+from metaloihi.base.torch_file import NETWORK_FORMAT, NETWORK_KEY
+from metaloihi.sim.arch import spec_to_dict
 
-KEY = "network"                       # the checkpoint key (bridge/checkpoint_file.py: KEY)
-FORMAT = "metaloihi.network/1"        # (bridge/checkpoint_file.py: FORMAT)
-
-
-def spec_dict(spec) -> dict:
-    if isinstance(spec, ConvSpec):
-        return {"type": "conv", "in_shape": [int(v) for v in spec.in_shape],
-                "out_channels": int(spec.out_channels),
-                "kernel": [int(v) for v in spec.kernel], "stride": [int(v) for v in spec.stride],
-                "padding": [int(v) for v in spec.padding]}
-    if isinstance(spec, DenseSpec):
-        return {"type": "dense", "in_features": int(spec.in_features),
-                "out_features": int(spec.out_features)}
-    raise TypeError(f"not a synapse spec: {spec!r}")
+KEY, FORMAT = NETWORK_KEY, NETWORK_FORMAT
 
 
 def _plain(v):
@@ -67,7 +55,7 @@ def network_description(cfg, frame_shape, specs: list, neurons: list, meta: dict
     rule = {**rules.get(mc.rule.name).description(mc.rule, learnt, passes, int(cfg.train.seed)),
             "head_range": learnt.get(maml.HEAD_RANGE)}
     return {"format": FORMAT,
-            "specs": [spec_dict(s) for s in specs],
+            "specs": [spec_to_dict(s) for s in specs],
             "input_shape": [int(v) for v in enc.input_shape(tuple(frame_shape))],
             "frame_shape": [int(v) for v in frame_shape],
             "encoding": enc.to_dict(),

@@ -93,3 +93,17 @@ def paper_arch(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
         shape = spec.out_shape
     specs.append(DenseSpec(prod(shape), ways))
     return specs
+
+
+def spec_to_dict(spec) -> dict:
+    """A synapse spec as plain values (a checkpoint's network.specs; bridge/checkpoint_file.py
+    reads them back, checking each field)."""
+    if isinstance(spec, ConvSpec):
+        return {"type": "conv", "in_shape": [int(v) for v in spec.in_shape],
+                "out_channels": int(spec.out_channels),
+                "kernel": [int(v) for v in spec.kernel], "stride": [int(v) for v in spec.stride],
+                "padding": [int(v) for v in spec.padding]}
+    if isinstance(spec, DenseSpec):
+        return {"type": "dense", "in_features": int(spec.in_features),
+                "out_features": int(spec.out_features)}
+    raise TypeError(f"not a synapse spec: {spec!r}")

@@ -1,5 +1,4 @@
-"""(Over 400 lines: one study, its ladder and its report share the Deployment state.)
-The deployment gap: the same N-way 1-shot tasks (a) in float, (b) in sim/'s bit-exact fixed
+"""The deployment gap: the same N-way 1-shot tasks (a) in float, (b) in sim/'s bit-exact fixed
 point, (c) on Lava's CPU simulator, with one prediction rule (sim.readout.predict_np: spike
 counts, then the membrane at the last step, then the lowest index).
 
@@ -16,36 +15,9 @@ counts, then the membrane at the last step, then the lowest index).
 `causes=True` walks from the unconstrained float rule to fixed one deployment effect at a time
 (LADDER) on the same tasks, so each effect's accuracy change and prediction flips are measured.
 
-Measured (benchmarks/deployment_gap.py --tasks 100 --lava-tasks 5 --causes; 5-way 1-shot, demo
-split, 10 queries per class, seed 0; 2-core CPU), float -> fixed, and the share of predictions
-each ladder step changes:
-
-  demo_soel_best.pt (SOEL-inner, learnt theta 0.786, eta 6.2e-4 -> 48 mantissas per n x):
-    float 62.8 +- 1.8%, fixed 62.6 +- 1.9%, paired gap -0.2 +- 0.5 pp, 96.9% identical
-    predictions; Lava == fixed on 5 tasks. Without OnChip the float rule scores 59.0% and
-    agrees on 73.0% only: its learnt weights reach ~0.5 float units, 140x theta0's range,
-    which the chip clips at [-256, 255] mantissas (= +-0.0035), and with a 16-bit accumulator
-    (<= 256 mantissas per update). Steps: weight limits 26.9% of predictions (+4.3 pp), eta's
-    step (6.2e-4 -> 6.6e-4, +7%) 1.3%, frozen layers' deployed parameters (8-bit weight grid,
-    vth, decays) 2.5%, their integer arithmetic 1.1%, the learning engine's arithmetic (the
-    product's >> 3 floor: up to 2^6 mantissas per update at this eta; one stochastic rounding
-    per epoch) 0.9%, the head's deployed theta0 and neuron, the integer head LIF 0%.
-    A head grid with headroom instead (--head-range 0.5: the limits hardly bind, theta0
-    rounds to 0 or +-2 mantissas, eta's step 5 2^-4): fixed follows the unconstrained float
-    rule (59.4 vs 59.0%, 98.2% identical) and loses the 3.2 pp the clipping earned; so the
-    default grid (theta0's range) stays, and the float rule learns its limits.
-  demo_best.pt (SGD-inner; hand-set theta 1, eta 6e-6, targets 8/0):
-    float 76.5 +- 1.6%, fixed 76.4 +- 1.6%, paired gap -0.1 +- 0.3 pp, 98.5% identical;
-    Lava == fixed on 5 tasks. Steps: eta's step (6e-6 -> 5.46e-6, -9%) 1.2%, frozen layers'
-    parameters 1.4% and integer arithmetic 0.4%, head deployed 0.4%, learning engine 0.6%,
-    weight limits and integer head LIF 0%.
-
-So the software's part of the gap was the float rule ignoring what the chip cannot do: an eta
-between the engine's steps (m 2^(e-3), m <= 7: up to 11% off) and weights beyond 8 bits.
-soel.OnChip now applies both in the float rule (offline/: maml.MamlConfig.soel_on_chip trains
-with them). What remains is intrinsic to 8-bit weights and integer dynamics, and small:
-a single flipped spike count in a shot changes that shot's error n and so the learnt weights,
-hence whole tasks that disagree (min 72% / 86% identical) among tasks that agree fully.
+What it measured, with the commands (the float rule ignoring the chip's eta steps and 8-bit
+weights was the software's part of the gap; soel.OnChip now applies both, `[rule] on_chip`
+trains with them): README, "Deployment gap".
 """
 from __future__ import annotations
 

@@ -24,9 +24,8 @@ mantissa units per float weight unit (bridge/: GRID_MAX / the head's max |w|) ap
 the nearest step m 2^(e-3) mantissas its learning engine can express (rules/soel/chip.py's
 eta_to_rule: up to ~11% off), adds at most 256 mantissas per update (16-bit accumulator) and
 keeps weights in the 8-bit mantissas [-256, 255]. With `chip` the float rule does the same, so
-what offline/ trains and evaluates is what the chip learns. studies/deployment_gap.py measured these two
-as the software's part of the float/fixed gap (without them: +3.6 pp and 73% identical
-predictions on the SOEL-inner interim checkpoint; with them -0.2 +- 0.5 pp, 96.9%).
+what offline/ trains and evaluates is what the chip learns (studies/deployment_gap.py measured
+these two as the software's part of the float/fixed gap: README, "Deployment gap").
 
 Two implementations that must agree: ``adapt_np`` (plain numpy reference, float64) and
 ``adapt`` (torch, differentiable: straight-through for trunc and the trace clip, the post
