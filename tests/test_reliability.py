@@ -52,7 +52,7 @@ def no_temps(folder: Path) -> None:
     assert not [p for p in folder.rglob("*") if ".tmp" in p.name], "a temporary file was left"
 
 
-# --- item 1: atomic replace only ever replaces a regular file ------------------------------------
+# --- atomic replace only ever replaces a regular file ------------------------------------
 def _device_node(tmp_path: Path) -> Path | None:
     """A character device like /dev/null, made in tmp_path (root only): tests never touch the
     real /dev."""
@@ -111,7 +111,7 @@ def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path):
     assert link.is_symlink() and real.read_text() == "new"
 
 
-# --- item 7 (paths) and 8c (stale temp files) -------------------------------------------------
+# --- paths and stale temp files -------------------------------------------------
 def test_a_255_character_name_is_written(tmp_path):
     path = tmp_path / ("n" * 251 + ".bin")
     assert len(path.name) == 255
@@ -146,7 +146,7 @@ def test_a_fifo_as_checkpoint_or_config_is_refused_not_a_hang(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-# --- item 4: NaN/inf checkpoints refused at load, for every consumer ---------------------------
+# --- NaN/inf checkpoints refused at load, for every consumer ---------------------------
 def _nan_checkpoint(path: Path, value=float("nan")) -> Path:
     from metaloihi.offline import checkpoint, config
     cfg = config.to_dict(config.load("demo"))
@@ -190,7 +190,7 @@ def test_every_consumer_refuses_a_nan_checkpoint(tmp_path, capsys, command):
     assert ckpt.read_bytes() == before
 
 
-# --- item 2: run folders: no silent overwrite, one writer, --resume needs last.pt ------------
+# --- run folders: no silent overwrite, one writer, --resume needs last.pt ------------
 from test_offline_train import TINY  # noqa: E402  (the one tiny training config)
 
 
@@ -257,7 +257,7 @@ def test_a_stale_lock_of_a_killed_run_is_taken_over(tmp_path):
     assert not (out / ".lock").exists()
 
 
-# --- item 3: metrics.jsonl is append-only; a torn tail is dropped with a warning --------------
+# --- metrics.jsonl is append-only; a torn tail is dropped with a warning --------------
 def _log(path: Path, records: list[dict], tail: bytes = b"") -> bytes:
     data = b"".join(json.dumps(r).encode() + b"\n" for r in records) + tail
     path.write_bytes(data)
@@ -327,7 +327,7 @@ def test_resume_after_a_torn_append_continues_the_log(tmp_path, tiny, capsys):
     assert torch.load(out / "last.pt", weights_only=True)["iteration"] == 1
 
 
-# --- item 8b: SIGINT/SIGTERM/SIGHUP save last.pt, then exit 1 with a line ---------------------
+# --- SIGINT/SIGTERM/SIGHUP save last.pt, then exit 1 with a line ---------------------
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_during_training_saves_last_pt(tmp_path, tiny, sig):
     tiny.write_text(TINY.replace("iterations = 6", "iterations = 10000")
@@ -359,7 +359,7 @@ def test_a_signal_during_training_saves_last_pt(tmp_path, tiny, sig):
     assert not (out / ".lock").exists()
 
 
-# --- item 8d: write failures are one-line user errors, not tracebacks --------------------------
+# --- write failures are one-line user errors, not tracebacks --------------------------
 def _read_only_temps(monkeypatch):
     """The folder refuses new files (as a read-only mount does; chmod means nothing to root)."""
     import builtins
@@ -415,7 +415,7 @@ def test_an_os_level_write_refusal_anywhere_is_one_line(capsys):
     assert err == "error: cannot write '/runs/x/metrics.jsonl': No space left on device\n"
 
 
-# --- item 8c: MemoryError is "out of memory", with the limit --------------------------------
+# --- MemoryError is "out of memory", with the limit --------------------------------
 def test_memory_error_is_reported_as_out_of_memory_with_the_limit(capsys, monkeypatch):
     import resource
     monkeypatch.setattr(resource, "getrlimit", lambda what: (3 * 2 ** 30, resource.RLIM_INFINITY))
@@ -428,7 +428,7 @@ def test_memory_error_is_reported_as_out_of_memory_with_the_limit(capsys, monkey
     assert err.startswith("error: out of memory (address-space limit `ulimit -v` 3145728 KiB")
 
 
-# --- item 7: paths ----------------------------------------------------------------------------
+# --- paths ----------------------------------------------------------------------------
 def test_data_show_writes_the_file_it_names(tmp_path, capsys):
     code, o, e = run_cli(f"data show gestures --per-class 1 --classes 2 --out {tmp_path}/grid",
                          capsys)
@@ -452,7 +452,7 @@ def test_bad_output_paths_are_one_line(tmp_path, capsys, command, fragments):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
 
 
-# --- item 5: what bundle validate passes, every consumer runs -----------------------------------
+# --- what bundle validate passes, every consumer runs -----------------------------------
 @pytest.fixture(scope="module")
 def good_bundle(tmp_path_factory) -> Path:
     from metaloihi.bridge.export import export_bundle, random_float_network
@@ -578,7 +578,7 @@ def _replace(f, name, value):
     f.create_dataset(name, data=value)
 
 
-# --- item 6: sizes that cannot fit are refused up front, with the estimate ------------------
+# --- sizes that cannot fit are refused up front, with the estimate ------------------
 def test_meta_batch_memory_estimate(tmp_path, tiny):
     from metaloihi.offline import budget, config
     cfg = config.load(str(tiny))                 # 2 tasks x 5 ways x (1 shot + 1 query)
@@ -593,7 +593,7 @@ def test_meta_batch_memory_estimate(tmp_path, tiny):
     assert budget.available_bytes() > 0
 
 
-# --- item 12: determinism, and kill -9 at random moments then --resume, measured -------------
+# --- determinism, and kill -9 at random moments then --resume, measured -------------
 def _meta_and_opt(path: Path) -> tuple[dict, dict]:
     state = torch.load(path, weights_only=True)
     return state["meta"], state["optimizer"]["state"]
@@ -666,7 +666,7 @@ def test_three_random_kill_9s_then_resume_equal_an_uninterrupted_run(tmp_path, t
     assert _same_tensors(mw, mk) and _same_tensors(ow, ok)
 
 
-# --- item 9: N-MNIST readers say what they skip or cannot read, with offsets ------------------
+# --- N-MNIST readers say what they skip or cannot read, with offsets ------------------
 def _nmnist_bytes(x, y, t, p=None) -> bytes:
     """Events in N-MNIST's 5-byte layout: x, y, polarity bit + 23-bit timestamp (us)."""
     x, y, t = (np.asarray(v, np.int64) for v in (x, y, t))
@@ -757,7 +757,7 @@ def test_a_float_rule_the_chip_cannot_approximate_is_refused_at_export(eta, thet
     assert all(f in str(err.value) for f in fragments), str(err.value)
 
 
-# --- item 8: Lava runs have a watchdog; an interrupted one leaves nothing behind --------------
+# --- Lava runs have a watchdog; an interrupted one leaves nothing behind --------------
 def test_watchdog_ignores_dead_children_that_are_not_lavas(monkeypatch):
     from metaloihi import watchdog
     dog = watchdog.Watchdog(grace=0.0)
