@@ -28,3 +28,7 @@ if __name__ == "__main__":
     grads, loss, acc = train.distributed_meta_gradient(meta, batch, s, rank, world)
     if rank == 0:
         torch.save({"grads": grads, "loss": loss, "world": world}, sys.argv[1])
+    # leave the group before exiting: gloo's threads still running at exit abort the process
+    # ("terminate called without an active exception"), now and then
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
