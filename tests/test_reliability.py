@@ -787,9 +787,12 @@ def _lava_deploy(tmp_path: Path) -> tuple[subprocess.Popen, list[int], set[str]]
     from metaloihi.bridge.export import export_bundle, random_float_network
     specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(2, 4), seed=1)
     bundle, _ = export_bundle(tmp_path / "b.h5", specs, params, neurons)
+    # as a terminal's Ctrl-C reaches it: a test run started in the background (`cmd &` in a
+    # non-interactive shell) ignores SIGINT, and the child would inherit that
     proc = subprocess.Popen([sys.executable, "-m", "metaloihi", "deploy", str(bundle),
                              "--samples", "500", "--steps", "200"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
         lava = [p for p in watchdog.descendants(proc.pid) if watchdog.shm_segments(p)]
