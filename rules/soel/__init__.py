@@ -210,9 +210,6 @@ def learnt_rule(desc: dict) -> LearntRule:
 
 
 # --- offline/'s inner loop ----------------------------------------------------------------------
-META_PREFIX = "soel."
-
-
 def meta_params(cfg: Config, scalar) -> dict:
     """The rule's meta-parameters (log space); scalar(value) makes a 0-d tensor."""
     return {"soel.log_threshold": scalar(cfg.theta).log(), "soel.log_eta": scalar(cfg.eta).log()}
