@@ -134,6 +134,9 @@ def _write_layer(g: h5py.Group, layer: FixedLayer) -> None:
     if layer.weight_exp != 0:
         raise UserError(f"frozen layer {spec}: weight_exp={layer.weight_exp}; netx has no field "
                         "for it (only the head may have one)")
+    if isinstance(spec, ConvSpec) and not spec.plain:
+        raise UserError(f"frozen layer {spec}: a bundle holds conv layers without dilation "
+                        "or groups")
     _str(g, "type", "conv" if isinstance(spec, ConvSpec) else "dense")
     g.create_dataset("shape", data=np.array(spec.out_shape, np.int64))
     g.create_dataset("weight", data=layer.weight.astype(np.int16))

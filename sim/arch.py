@@ -19,24 +19,40 @@ class ConvSpec:
     kernel: tuple[int, int] = (5, 5)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)   # torch's meaning; netx files carry them
+    groups: int = 1
+
+    def __post_init__(self):
+        if self.groups < 1 or self.in_shape[0] % self.groups or self.out_channels % self.groups:
+            raise UserError(f"conv groups={self.groups} must divide in channels "
+                            f"{self.in_shape[0]} and out channels {self.out_channels}")
+
+    @property
+    def plain(self) -> bool:
+        """No dilation and no groups: what our own networks, fixed.run's kernels and the
+        bundle's writer handle."""
+        return tuple(self.dilation) == (1, 1) and self.groups == 1
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         c, h, w = self.in_shape
-        oh = (h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
-        ow = (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
+        kh = self.dilation[0] * (self.kernel[0] - 1) + 1
+        kw = self.dilation[1] * (self.kernel[1] - 1) + 1
+        oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
         if oh <= 0 or ow <= 0:
-            raise UserError(f"conv kernel {self.kernel} with stride {self.stride} and padding "
-                            f"{self.padding} does not fit input shape {self.in_shape}")
+            raise UserError(f"conv kernel {self.kernel} with stride {self.stride}, padding "
+                            f"{self.padding} and dilation {self.dilation} does not fit input "
+                            f"shape {self.in_shape}")
         return (self.out_channels, oh, ow)
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.out_channels, self.in_shape[0], *self.kernel)
+        return (self.out_channels, self.in_shape[0] // self.groups, *self.kernel)
 
     @property
     def fan_in(self) -> int:
-        return self.in_shape[0] * self.kernel[0] * self.kernel[1]
+        return self.in_shape[0] // self.groups * self.kernel[0] * self.kernel[1]
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,9 @@ def spec_to_dict(spec) -> dict:
     """A synapse spec as plain values (a checkpoint's network.specs; bridge/checkpoint_file.py
     reads them back, checking each field)."""
     if isinstance(spec, ConvSpec):
+        if not spec.plain:
+            raise UserError(f"a checkpoint cannot describe conv dilation {spec.dilation} or "
+                            f"groups {spec.groups} (netx imports only)")
         return {"type": "conv", "in_shape": [int(v) for v in spec.in_shape],
                 "out_channels": int(spec.out_channels),
                 "kernel": [int(v) for v in spec.kernel], "stride": [int(v) for v in spec.stride],

@@ -115,7 +115,8 @@ def accumulate(layer: FixedLayer, spikes) -> torch.Tensor:
         return s.reshape(b, -1).to(dt) @ torch.from_numpy(w.T.copy()).to(dt)
     dt = _exact_dtype(layer, layer.weight)
     acc = F.conv2d(s.reshape(b, *spec.in_shape).to(dt), torch.from_numpy(layer.weight).to(dt),
-                   stride=spec.stride, padding=spec.padding)
+                   stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                   groups=spec.groups)
     return acc.reshape(b, -1)
 
 
@@ -184,6 +185,10 @@ def step(state: NetState, net: Network, x_t: np.ndarray) -> tuple[NetState, list
 
 def check_network(net: Network, x_shape: tuple[int, ...]) -> None:
     check_chain([layer.spec for layer in net])
+    for i, layer in enumerate(net):
+        if isinstance(layer.spec, ConvSpec) and not layer.spec.plain:
+            raise UserError(f"layer {i}: conv dilation/groups need sim.network.run (the "
+                            "network description), not sim.fixed.run")
     want = tuple(net[0].spec.in_shape)
     got = tuple(x_shape[2:])
     flat_ok = isinstance(net[0].spec, DenseSpec) and int(np.prod(got)) == want[0]

@@ -1,0 +1,100 @@
+"""netx files made by lava-dl's own exporter: small random slayer networks (slayer.block.cuba
+blocks), run once forward (slayer learns its shapes there) and written block by block with
+each block's export_hdf5, the way lava-dl's tutorials export trained networks. Used by
+tests/test_netx_import.py and benchmarks/netx_vs_lava.py."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+def slayer():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        from lava.lib.dl import slayer as s
+    return s
+
+
+def neuron(threshold=0.4, current_decay=0.25, voltage_decay=0.05, **kw) -> dict:
+    return dict(threshold=threshold, current_decay=current_decay, voltage_decay=voltage_decay,
+                **kw)
+
+
+def export(path: str | Path, blocks: list, in_shape: tuple[int, ...], seed: int = 0,
+           delays: dict[int, int] | None = None) -> Path:
+    """Run the blocks once on a random input [1, *in_shape, 4] (slayer fixes shapes then), set
+    random integer axonal delays (0..max) on the blocks listed in `delays`, export to `path`."""
+    import torch
+    torch.manual_seed(seed)
+    x = torch.rand(1, *in_shape, 4)
+    with torch.no_grad():
+        for b in blocks:
+            x = b(x)
+    for k, hi in (delays or {}).items():
+        d = blocks[k].delay.delay
+        d.data = torch.randint(0, hi + 1, d.shape).float()
+    with h5py.File(path, "w") as f:
+        g = f.create_group("layer")
+        for i, b in enumerate(blocks):
+            b.export_hdf5(g.create_group(str(i)))
+    return Path(path)
+
+
+def _input(s, params):
+    # without a neuron slayer's step delay has nothing to read its state from: no shift
+    return s.block.cuba.Input(params, delay_shift=params is not None)
+
+
+def conv_net(path, seed=0, input_neuron=True, groups=2, dilation=1, delay=True, bias=False):
+    """Input (a neuron fed by its bias, or spikes) -> conv (stride, padding, groups, dilation)
+    -> conv -> flatten -> dense (axonal delays) -> dense."""
+    s = slayer()
+    import torch
+    torch.manual_seed(seed)
+    p = neuron()
+    pb = neuron(norm=s.neuron.norm.MeanOnlyBatchNorm) if bias else p
+    blocks = [_input(s, p if input_neuron else None),
+              s.block.cuba.Conv(pb, 4, 6, 3, stride=2, padding=1, dilation=dilation,
+                                groups=groups, weight_scale=4),
+              s.block.cuba.Conv(p, 6, 8, (3, 2), stride=(1, 2), padding=(1, 0), weight_scale=4),
+              s.block.cuba.Flatten()]
+    x = torch.zeros(1, 4, 10, 12, 1)
+    with torch.no_grad():
+        for b in blocks:
+            x = b(x)
+    n = x.shape[1]
+    blocks += [s.block.cuba.Dense(pb, n, 10, delay=delay, weight_scale=4),
+               s.block.cuba.Dense(p, 10, 4, weight_scale=4)]
+    return export(path, blocks, (4, 10, 12), seed, delays={4: 5} if delay else None)
+
+
+def dense_net(path, seed=0, recurrent=True, input_neuron=False):
+    """(Input ->) dense -> recurrent dense -> dense: an MNIST-like chain in miniature."""
+    s = slayer()
+    import torch
+    torch.manual_seed(seed)
+    p = neuron(threshold=0.3)
+    blocks = [_input(s, p if input_neuron else None),
+              s.block.cuba.Dense(p, 20, 16, weight_scale=3)]
+    blocks.append(s.block.cuba.Recurrent(p, 16, 12, weight_scale=3) if recurrent
+                  else s.block.cuba.Dense(p, 16, 12, weight_scale=3))
+    blocks.append(s.block.cuba.Dense(p, 12, 5, weight_scale=3))
+    return export(path, blocks, (20,), seed)
+
+
+def rng_input(shape, steps, seed=0, kind="spikes", density=0.3, batch=1) -> np.ndarray:
+    """x [batch, steps, *shape]: binary spikes, graded values (1..7), or a constant bias
+    mantissa image (0..400) for an input neuron."""
+    rng = np.random.default_rng(seed)
+    if kind == "bias":
+        img = rng.integers(0, 400, (batch, 1, *shape))
+        return np.repeat(img, steps, axis=1)
+    x = rng.random((batch, steps, *shape)) < density
+    if kind == "graded":
+        return x * rng.integers(1, 8, x.shape)
+    return x
