@@ -61,7 +61,7 @@ def lava_available() -> bool:
 
 
 LOIHI_HW_HINT = (
-    "--backend loihi2 (deploy --hw) runs on a Loihi 2 board through Loihi2HwCfg, which needs "
+    "--backend loihi2 runs on a Loihi 2 board through Loihi2HwCfg, which needs "
     "Intel's lava-loihi extension (Intel Neuromorphic Research Community members) and a board "
     "(SLURM or Ethernet host); lava-loihi is not usable here ({why}). Use --backend lava to run "
     "in Lava's CPU simulator (Loihi2SimCfg)."

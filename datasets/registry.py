@@ -4,9 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metaloihi.base.errors import UserError
-
-EMBEDDED = ("digits", "double_digits", "gestures")
-REAL = ("nmnist", "double_nmnist", "dvs_gesture", "asl_dvs", "double_asl_dvs", "nomniglot")
+from metaloihi.datasets.names import EMBEDDED, REAL
 
 
 def load_dataset(name: str, seed: int = 0, root: str | Path | None = None, **kwargs):
@@ -18,7 +16,8 @@ def load_dataset(name: str, seed: int = 0, root: str | Path | None = None, **kwa
     key = name.lower().replace("-", "_")
     if key in EMBEDDED:
         if root is not None:
-            raise UserError(f"data set {name!r} is generated locally; it takes no folder")
+            raise UserError(f"data set {name!r} is generated locally; it takes no folder "
+                            "(no --root)")
         if key == "digits":
             from metaloihi.datasets.digits import digits_dataset
             return digits_dataset(seed=seed, **kwargs)
@@ -30,7 +29,7 @@ def load_dataset(name: str, seed: int = 0, root: str | Path | None = None, **kwa
     if key in REAL:
         if root is None:
             raise UserError(f"data set {name!r} reads recordings from a local folder; give its "
-                            "path (nothing is downloaded)")
+                            "path (--root DIR; nothing is downloaded)")
         from metaloihi.datasets import paper_splits
         return getattr(paper_splits, key)(root, seed=seed, **kwargs)
     raise UserError(f"unknown data set {name!r}; expected one of {', '.join(EMBEDDED + REAL)}")

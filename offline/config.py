@@ -56,7 +56,7 @@ class TrainConfig:
                                 # (faster there), vmap on CUDA (benchmarks/maml_throughput)
     threads: int = 0            # torch CPU threads (0: torch's default)
     dtype: str = "float32"
-    device: str = "cpu"         # torch device: "cpu" or "cuda" (`metaloihi train --device`)
+    device: str = "cpu"         # torch device: "cpu", "cuda" or "cuda:K" (`train --device`)
 
 
 @dataclass(frozen=True)

@@ -41,21 +41,22 @@ class Setup:
 
 
 def resolve_device(name: str, what: str = "train.device") -> torch.device:
-    """"cpu" or "cuda" ("cuda:K") -> torch.device; cuda where torch sees no GPU is a UserError,
-    never a silent fallback to the CPU."""
+    """"cpu", "cuda" or "cuda:K" -> torch.device; cuda where torch sees no GPU (or no GPU K)
+    is a UserError, never a silent fallback to the CPU."""
     name = str(name)
     if name != "cpu" and name != "cuda" and not (name.startswith("cuda:") and
                                                  name[5:].isdigit()):
-        raise UserError(f"{what}={name!r}; expected 'cpu' or 'cuda'")
+        raise UserError(f"{what}={name!r}; expected cpu, cuda or cuda:K (K: a GPU index)")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             why = ("this torch is a CPU-only build" if torch.version.cuda is None else
                    f"torch (CUDA {torch.version.cuda}) finds no usable GPU")
             raise UserError(f"{what}={name!r} but torch.cuda.is_available() is False here "
                             f"({why}); use cpu")
-        index = int(name[5:]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise UserError(f"{what}={name!r} but torch sees {torch.cuda.device_count()} GPU(s)")
+        index, count = (int(name[5:]) if ":" in name else 0), torch.cuda.device_count()
+        if index >= count:
+            raise UserError(f"{what}={name!r} but torch sees {count} GPU(s) here (cuda:0 to "
+                            f"cuda:{count - 1})")
     return torch.device(name)
 
 
@@ -172,8 +173,23 @@ def param_groups(meta: dict, keys: list[str], tc) -> list[dict]:
 def _dist() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")
+        torch.distributed.init_process_group("gloo", timeout=dist_timeout())
     return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+def dist_timeout():
+    """How long joining the group or a collective (all_reduce) waits for the other processes
+    before it fails instead of hanging: METALOIHI_DIST_TIMEOUT_S seconds, default 1800 (torch's
+    own; the others wait at the next all_reduce while rank 0 validates alone)."""
+    from datetime import timedelta
+    text = os.environ.get("METALOIHI_DIST_TIMEOUT_S", "1800")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise UserError(f"METALOIHI_DIST_TIMEOUT_S={text!r}; expected seconds > 0")
+    return timedelta(seconds=seconds)
 
 
 def distributed_meta_gradient(meta: dict, batch: tuple, s: Setup, rank: int, world: int):

@@ -145,7 +145,7 @@ def cpu_times(bundle, x: np.ndarray, repeats: int = 3) -> dict:
 def measure(bundle_path: str | Path, dataset: str | None = None, split: str = "test",
             tasks: int = 3, ways: int | None = None, shots: int = 1, queries: int = 2,
             seed: int = 0, lim: Limits | None = None, costs: OpCosts | None = None,
-            cpu: CpuPower | None = None, on_task=None) -> dict:
+            cpu: CpuPower | None = None, on_task=None, root: str | Path | None = None) -> dict:
     """Everything `metaloihi cost` prints: resources, measured activity per inference and per
     learning shot over `tasks` tasks of the bundle's data set, estimates, CPU times."""
     import os
@@ -172,7 +172,7 @@ def measure(bundle_path: str | Path, dataset: str | None = None, split: str = "t
     if not dataset:
         raise UserError(f"bundle {str(path)!r} names no data set (meta 'dataset'); give "
                         "--dataset")
-    ds = load_dataset(dataset, seed=seed)
+    ds = load_dataset(dataset, seed=seed, root=root)
     b.encode(np.zeros((0, *ds.frame_shape), np.uint8))       # refuses frames it can't take
     rng = np.random.default_rng(seed)
     learn, infer, cpu_x, session_s, rule = [], [], [], [], None

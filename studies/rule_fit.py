@@ -103,12 +103,13 @@ def table(rows: list[FitRow], top: int = 8) -> str:
 
 
 def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
-               dataset=None, split: str | None = None, progress=None
+               dataset=None, split: str | None = None, progress=None, root=None
                ) -> tuple[dict, list[FitRow]]:
     """Fit the chip rule of the bundle at `path` on its data set's meta-validation split and
     write the bundle with it to `out` (None: `path` itself, atomically), its meta "rule_fit"
     saying how. dataset: the data set object or name (None: the bundle's; embedded ones only
-    by name); split: its class split (None: the bundle's meta-validation split, else "val").
+    by name; root: a real one's folder); split: its class split (None: the bundle's
+    meta-validation split, else "val").
     A bundle from a silent-start head (meta head_range) is searched around its own step,
     else on the absolute grid. Returns the stored dict and the rows."""
     from metaloihi.datasets.registry import load_dataset
@@ -116,7 +117,7 @@ def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
     rule, meta = b.head.rule, b.meta
     split = split or (meta.get("splits") or {}).get("val", "val")
     if dataset is None or isinstance(dataset, str):
-        dataset = load_dataset(dataset or meta.get("dataset") or "digits", seed=0)
+        dataset = load_dataset(dataset or meta.get("dataset") or "digits", seed=0, root=root)
     dataset.split_classes(split)       # a split the data set lacks: its error, before any work
     grid = {}
     if meta.get("head_range") is not None:     # the recipe: search around the trained rule

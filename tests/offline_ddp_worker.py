@@ -1,5 +1,7 @@
 """Run under torchrun by tests/test_offline_train.py: each process computes its share of one
-meta-batch's meta-gradient (offline.train.distributed_meta_gradient); rank 0 saves the result."""
+meta-batch's meta-gradient (offline.train.distributed_meta_gradient); rank 0 saves the result.
+The test gives torchrun a free port and METALOIHI_DIST_TIMEOUT_S: a peer that never comes is an
+error within that time (init_process_group's timeout), not a hang."""
 import sys
 
 import torch

@@ -1,7 +1,6 @@
 """bridge/: quantiser, deployment bundle (netx layout + head group), atomic write, validator and
 the `export` / `bundle validate` commands. No Lava needed (netx itself: test_bridge_netx.py)."""
 import os
-import subprocess
 import sys
 
 import h5py
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import bounded
 from metaloihi.bridge import bundle as B
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.bridge.export import random_float_network
@@ -218,8 +218,8 @@ def test_validator_reports_the_first_of_several_violations(bundle_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "metaloihi", *args], capture_output=True,
-                          text=True, timeout=120)
+    return bounded.run([sys.executable, "-m", "metaloihi", *args], capture_output=True,
+                       text=True, timeout=120)
 
 
 def test_cli_export_random_then_validate(tmp_path):

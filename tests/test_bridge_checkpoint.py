@@ -5,7 +5,6 @@ when it derived everything from the config and the data set."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import bounded
 from metaloihi.base.errors import UserError
 from metaloihi.bridge import checkpoint_file as cf
 from metaloihi.bridge import export as ex
@@ -252,8 +252,8 @@ def test_export_runs_without_offline_or_the_data_set(tmp_path, gestures, name):
     cache = tmp_path / "empty-cache"
     cache.mkdir()
     env = {**os.environ, "METALOIHI_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-c", EXPORT, str(path), str(tmp_path / "b.h5")],
-                         env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    res = bounded.run([sys.executable, "-c", EXPORT, str(path), str(tmp_path / "b.h5")],
+                      env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["code"] in (0, None), res.stdout + res.stderr

@@ -1,9 +1,9 @@
 """The package face: CLI exit codes, the lazy and optional Lava import."""
-import subprocess
 import sys
 
 import pytest
 
+from helpers import bounded
 from metaloihi.base import lava_support
 from metaloihi.cli import main
 
@@ -34,7 +34,8 @@ def test_user_error_exits_1_with_one_line(capsys):
 def test_sim_datasets_offline_do_not_import_lava():
     code = ("import sys, metaloihi.sim.fixed, metaloihi.sim.kernels, metaloihi.datasets.tasks, "
             "metaloihi.offline; print(sorted(m for m in sys.modules if m.split('.')[0] == 'lava'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = bounded.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                      timeout=120)
     assert out.stdout.strip() == "[]"
 
 

@@ -51,7 +51,7 @@ def test_help_names_every_default_and_unit(command, capsys, monkeypatch):
         unit = UNITS.get((command[0], name))
         assert unit is None or unit in line, (name, unit, line)
     if command[0] in ("train", "evaluate"):
-        assert "<cpu|cuda>" in out
+        assert "cpu|cuda|cuda:K" in out
     seeded = {"data", "train", "evaluate", "export", "deploy", "adapt", "fit-soel", "continual",
               "cost"}
     assert ("--seed" in out) == (command[0] in seeded)

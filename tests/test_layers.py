@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import bounded
+
 try:
     import tomllib
 except ModuleNotFoundError:          # Python 3.10
@@ -33,9 +35,9 @@ def _package_tree(dst: Path) -> Path:
 
 
 def _lint(tree: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT), "--config", str(ROOT / ".importlinter"), "--no-cache"],
-                          cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True)
+    return bounded.run([str(LINT), "--config", str(ROOT / ".importlinter"), "--no-cache"],
+                       cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_stage1_moves_the_body_keeps_rates_in_band_and_beats_its_start(tmp_path,
             assert float((body[k] - theta0[k]).abs().max()) > 1e-3, k
     torch.testing.assert_close(body["layers.2.weight"], theta0["layers.2.weight"])
     # a 4-8 channel net on 8x8 input gains little on held-out classes (+1.5 to +5 pp seen,
-    # order-dependent); the full-size gains are in the README. Its own objective must fall.
+    # order-dependent); the full-size gains are in docs/figures.md. Its own objective must fall.
     assert summary["best_val"] > start + 0.01, (start, summary)
     assert np.mean([r["proto"] for r in recs[-30:]]) < 0.8 * np.mean([r["proto"] for r in recs[:30]])
     last = recs[-1]["rates"]

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import bounded
 from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, config, maml, train
 
 ROOT = Path(__file__).resolve().parents[1]
+# torchrun's processes give up on a peer after this long (init_process_group's timeout)
+DIST_ENV = {"OMP_NUM_THREADS": "1", "METALOIHI_DIST_TIMEOUT_S": "120"}
 TINY = """
 [data]
 dataset = "gestures"
@@ -129,30 +132,46 @@ def test_resume_after_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
     cmd = [sys.executable, "-m", "metaloihi", "train", "--config", str(cfg_path), "--out",
            str(out), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log, lines = out / "metrics.jsonl", 0
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if (out / "metrics.jsonl").exists() and \
-                    len((out / "metrics.jsonl").read_text().splitlines()) >= 7:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            lines = len(log.read_text().splitlines()) if log.exists() else 0
+            if lines >= 7:
                 break
             time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait()
+        _, err = bounded.finish(proc, 60, "the training to be killed")
+    assert lines >= 7, f"training logged {lines} of 7 lines in 300 s: {err[-2000:]!r}"
     assert proc.returncode == -signal.SIGKILL
     saved = checkpoint.load(out / "last.pt")["iteration"]
     logged = len((out / "metrics.jsonl").read_text().splitlines())
     assert saved >= 6 and logged - 1 - saved <= 2  # checkpoint_every = 2; line 0: the start
     target = saved + 3
-    res = subprocess.run(cmd + ["--resume", "--set", "maml.trunc=4"], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = bounded.run(cmd + ["--resume", "--set", "maml.trunc=4"], cwd=ROOT,
+                      capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and "another config" in res.stderr   # not the same run
-    res = subprocess.run(cmd + ["--resume", "--set", f"train.iterations={target}"], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = bounded.run(cmd + ["--resume", "--set", f"train.iterations={target}"], cwd=ROOT,
+                      capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     its = [json.loads(ln)["iteration"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert its == list(range(0, target + 1))
     assert checkpoint.load(out / "last.pt")["iteration"] == target
+
+
+def test_the_process_group_timeout_comes_from_the_environment(monkeypatch):
+    from datetime import timedelta
+    monkeypatch.delenv("METALOIHI_DIST_TIMEOUT_S", raising=False)
+    assert train.dist_timeout() == timedelta(seconds=1800)          # torch's own default
+    monkeypatch.setenv("METALOIHI_DIST_TIMEOUT_S", "2.5")
+    assert train.dist_timeout() == timedelta(seconds=2.5)
+    for bad in ("0", "-3", "inf", "nan", "ten"):
+        monkeypatch.setenv("METALOIHI_DIST_TIMEOUT_S", bad)
+        with pytest.raises(UserError) as err:
+            train.dist_timeout()
+        assert str(err.value) == f"METALOIHI_DIST_TIMEOUT_S={bad!r}; expected seconds > 0"
 
 
 def test_two_gloo_processes_give_the_one_process_meta_gradient(tmp_path):
@@ -162,10 +181,11 @@ def test_two_gloo_processes_give_the_one_process_meta_gradient(tmp_path):
     grads, loss, _ = maml.meta_gradient(meta, batch, s.specs, s.neurons, s.cfg.maml,
                                         s.cfg.train.mode)
     out = tmp_path / "ddp.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          "--master_port=29533", str(ROOT / "tests" / "offline_ddp_worker.py"),
-                          str(out)], cwd=ROOT, capture_output=True, text=True, env=env)
+    env = {**os.environ, **DIST_ENV}
+    res = bounded.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                       f"--master_port={bounded.free_port()}",
+                       str(ROOT / "tests" / "offline_ddp_worker.py"), str(out)], cwd=ROOT,
+                      capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     got = torch.load(out, weights_only=True)
     assert got["world"] == 2
@@ -180,13 +200,14 @@ def test_torchrun_train_command_matches_one_process(tmp_path):
                                                                    "iterations = 3"))
     base = ["-m", "metaloihi", "train", "--config", str(cfg_path), "--no-progress",
             "--set", 'train.dtype="float64"']
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *base, "--out", str(tmp_path / "one")], cwd=ROOT,
-                         capture_output=True, text=True, env=env)
+    env = {**os.environ, **DIST_ENV}
+    one = bounded.run([sys.executable, *base, "--out", str(tmp_path / "one")], cwd=ROOT,
+                      capture_output=True, text=True, env=env, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          "--master_port=29534", *base, "--out", str(tmp_path / "two")],
-                         cwd=ROOT, capture_output=True, text=True, env=env)
+    two = bounded.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                       f"--master_port={bounded.free_port()}", *base,
+                       "--out", str(tmp_path / "two")],
+                      cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert two.returncode == 0, two.stderr[-2000:]
     a = checkpoint.load(tmp_path / "one" / "last.pt")["meta"]
     b = checkpoint.load(tmp_path / "two" / "last.pt")["meta"]

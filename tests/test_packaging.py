@@ -10,12 +10,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from helpers import bounded
 
 try:
     import tomllib
@@ -36,8 +37,8 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / folder, src / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(src)], check=True, capture_output=True)
+    bounded.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                 "-q", "-w", str(out), str(src)], check=True, capture_output=True, timeout=600)
     (whl,) = out.glob("metaloihi-*.whl")
     return whl
 
@@ -46,8 +47,8 @@ def wheel(tmp_path_factory) -> Path:
 def installed(wheel, tmp_path_factory) -> Path:
     """The wheel installed with `pip install --target` into a folder outside the checkout."""
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(target), str(wheel)], check=True, capture_output=True)
+    bounded.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                 str(target), str(wheel)], check=True, capture_output=True, timeout=600)
     return target
 
 
@@ -83,8 +84,8 @@ def test_installed_wheel_imports_subpackages_from_itself(installed, tmp_path):
     code = ("import importlib.util, metaloihi, metaloihi.sim.fixed, metaloihi.datasets.tasks;"
             "print(metaloihi.__file__); print(metaloihi.sim.fixed.__file__);"
             "print(importlib.util.find_spec('sim'), importlib.util.find_spec('datasets'))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=_env(target, tmp_path), cwd=tmp_path, check=True)
+    res = bounded.run([sys.executable, "-c", code], capture_output=True, text=True,
+                      env=_env(target, tmp_path), cwd=tmp_path, check=True, timeout=120)
     init, fixed_py, generic = res.stdout.splitlines()
     assert init.startswith(str(target)) and fixed_py.startswith(str(target))
     assert generic == "None None"
@@ -95,10 +96,10 @@ def test_installed_demo_runs_from_the_shipped_theta0_outside_the_checkout(instal
     and its theta0 found in the install target, never in the checkout."""
     work = tmp_path / "work"
     work.mkdir()
-    res = subprocess.run([sys.executable, "-m", "metaloihi", "demo", "--backend", "sim",
-                          "--tasks", "1", "--out", "out"], capture_output=True, text=True,
-                         env={**_env(installed, tmp_path), "COLUMNS": "120"}, cwd=work,
-                         timeout=600)
+    res = bounded.run([sys.executable, "-m", "metaloihi", "demo", "--backend", "sim",
+                       "--tasks", "1", "--out", "out"], capture_output=True, text=True,
+                      env={**_env(installed, tmp_path), "COLUMNS": "120"}, cwd=work,
+                      timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert re.search(r"on chip: SOEL in sim/\s*│?\s*\d+\.\d%", res.stdout), res.stdout[-3000:]
     result = json.loads((work / "out" / "demo_seed0.json").read_text())

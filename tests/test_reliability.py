@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import bounded
 from metaloihi import cli
 from metaloihi.base import atomic
 from metaloihi.base.errors import UserError
@@ -121,8 +122,8 @@ def test_a_255_character_name_is_written(tmp_path):
 
 
 def test_stale_temp_files_of_dead_processes_are_cleaned(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = bounded.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                       capture_output=True, text=True, timeout=60).stdout.strip()
     stale = tmp_path / f".last.pt.tmp{dead}"
     stale.write_bytes(b"half a checkpoint")
     other = tmp_path / f".best.pt.tmp{dead}"
@@ -236,13 +237,16 @@ def test_a_second_writer_gets_a_clear_error_naming_the_holder(tmp_path, tiny, ca
          "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
          str(out)], stdout=subprocess.PIPE, text=True)
     try:
+        import select
+        ready, _, _ = select.select([holder.stdout], [], [], 120)
+        assert ready, "the lock holder did not report within 120 s"
         assert holder.stdout.readline().strip() == "held"
         code, o, e = run_cli(_train_argv(tiny, out), capsys)
         one_line_error(code, o, e, str(out), "in use by another `metaloihi train`",
                        f"pid {holder.pid}")
     finally:
         holder.kill()
-        holder.wait()
+        bounded.finish(holder, 30, "the killed lock holder")
     assert sorted(p.name for p in out.iterdir()) == [".lock"]   # nothing written by us
 
 
@@ -343,7 +347,7 @@ def test_a_signal_during_training_saves_last_pt(tmp_path, tiny, sig):
                 break
             time.sleep(0.2)
         proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=120)
+        stdout, stderr = bounded.finish(proc, 120, f"training after {signal.Signals(sig).name}")
     finally:
         proc.kill()
     assert proc.returncode == 1, stderr
@@ -640,7 +644,8 @@ def test_three_random_kill_9s_then_resume_equal_an_uninterrupted_run(tmp_path, t
         proc = subprocess.Popen([sys.executable, "-m", "metaloihi", *argv], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kill == kills:                               # the last run goes to the end
-            assert proc.wait(timeout=300) == 0, proc.stderr.read()
+            _, err = bounded.finish(proc, 300, "the last resumed run")
+            assert proc.returncode == 0, err
             break
         target = done_before + int(rng.integers(2, 6))  # a random iteration to die after
         deadline = time.time() + 300
@@ -651,8 +656,10 @@ def test_three_random_kill_9s_then_resume_equal_an_uninterrupted_run(tmp_path, t
                 time.sleep(float(rng.uniform(0, 0.3)))     # a random moment within it
                 break
             time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        _, err = bounded.finish(proc, 60, "the run to be killed")
+        assert proc.returncode == -signal.SIGKILL, f"the run ended by itself: {err[-2000:]}"
         logged = len(log.read_text().splitlines()) - 1
         saved = torch.load(out / "last.pt", weights_only=True)["iteration"]
         redone.append(logged - saved)
@@ -777,7 +784,7 @@ def test_watchdog_ignores_dead_children_that_are_not_lavas(monkeypatch):
         assert len(aborted) == 1 and f"pid {child.pid}" in aborted[0]
         assert "exited with code 0" in aborted[0]
     finally:
-        child.wait()
+        bounded.finish(child, 30, "python -c pass")
 
 
 def _lava_deploy(tmp_path: Path) -> tuple[subprocess.Popen, list[int], set[str]]:
@@ -819,7 +826,7 @@ def test_a_dead_lava_worker_ends_the_run_with_a_line_and_nothing_left(tmp_path):
     try:
         os.kill(max(lava), signal.SIGKILL)          # as the OS kills one under ulimit -v
         t0 = time.time()
-        _, err = proc.communicate(timeout=120)
+        _, err = bounded.finish(proc, 120, "the deploy whose Lava worker was killed")
     finally:
         proc.kill()
     assert proc.returncode == 1 and time.time() - t0 < 60
@@ -837,7 +844,7 @@ def test_a_signal_to_a_lava_run_reaps_its_workers_and_shared_memory(tmp_path, si
     proc, lava, segments = _lava_deploy(tmp_path)
     try:
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        _, err = bounded.finish(proc, 60, f"the Lava deploy after {signal.Signals(sig).name}")
     finally:
         proc.kill()
     assert proc.returncode == 1, err[-3000:]

@@ -218,7 +218,7 @@ def chromium(args: list[str], tmp: Path, timeout: float = 60) -> subprocess.Comp
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)      # the browser and its helpers: our own group
-        proc.communicate()
+        proc.communicate(timeout=30)
         pytest.fail(f"chromium did not finish within {timeout} s: {' '.join(cmd)}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 

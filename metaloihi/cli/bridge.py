@@ -8,6 +8,7 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app, bundle_app
+from metaloihi.cli.options import RootOption
 
 
 @app.command("fit-soel")
@@ -23,13 +24,14 @@ def fit_soel(
                                           "the bundle's)."),
     split: Optional[str] = typer.Option(None, help="Class split to fit on (default: the "
                                         "bundle's meta-validation split)."),
+    root: RootOption = None,
 ) -> None:
     """Fit the bundle's on-chip SOEL rule (theta in spikes, weight step mant 2^(exp-3) in
     mantissa units per n x, target_on in spikes, passes) on meta-validation tasks of its data
     set in sim/ fixed point, and write it into the bundle. Meta-test classes are never used."""
     from metaloihi.studies.rule_fit import fit_bundle, table
     fitted, rows = fit_bundle(bundle, out=out, tasks=tasks, queries=queries, seed=seed,
-                              dataset=dataset, split=split)
+                              dataset=dataset, split=split, root=root)
     typer.echo(table(rows))
     typer.echo(f"wrote {out or bundle}: theta {fitted['theta']:g}, step {fitted['step']:g} "
                f"mantissa/(n x) (rule {fitted['mant']} * 2^{fitted['exp']}), target_on "

@@ -9,6 +9,7 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
+from metaloihi.cli.options import RootOption
 
 
 @app.command()
@@ -19,6 +20,7 @@ def deploy(
                                           "(frames encoded as the bundle says); default: "
                                           "random input spikes, a smoke run."),
     split: str = typer.Option("test", help="--dataset: class split the samples come from."),
+    root: RootOption = None,
     inputs: Optional[Path] = typer.Option(None, "--input", help="Run these samples instead: a "
                                           ".npy of binary spikes [N, steps, *input shape] "
                                           "(default: none)."),
@@ -29,7 +31,6 @@ def deploy(
         "lava", help="Where to run: 'lava' (Lava's CPU simulator, Loihi2SimCfg, checked "
         "against sim/), 'sim' (sim/ alone) or 'loihi2' (a Loihi 2 board, Loihi2HwCfg; needs "
         "Intel's lava-loihi and a board: fails, never falls back, without them)."),
-    hw: bool = typer.Option(False, "--hw", help="Same as --backend loihi2 (default: off)."),
     seed: int = typer.Option(0, help="Seed of the smoke run's input spikes / of the samples "
                              "drawn from --dataset."),
 ) -> None:
@@ -43,6 +44,9 @@ def deploy(
     labels = None
     if inputs is not None and dataset is not None:
         raise UserError("give at most one of --input FILE and --dataset NAME")
+    if root is not None and dataset is None:
+        raise UserError(f"--root {str(root)!r} is the folder of --dataset's recordings; give "
+                        "--dataset NAME too")
     if inputs is not None:
         from metaloihi.bridge.deploy import load_input
         x = load_input(inputs)[:samples]
@@ -50,7 +54,7 @@ def deploy(
     elif dataset is not None:
         from metaloihi.datasets.registry import load_dataset
         from metaloihi.datasets.tasks import split_samples
-        ds = load_dataset(dataset)
+        ds = load_dataset(dataset, root=root)
         pick = split_samples(ds, split, samples, np.random.default_rng(seed))
         x = b.encode(ds.frames(pick))
         labels = [ds.class_names[int(ds.labels[i])] for i in pick]
@@ -58,7 +62,7 @@ def deploy(
     else:
         x = smoke_input(b, samples, steps, rate, seed)
         what = f"smoke run: {samples} sample(s) of random input spikes (p={rate}, seed {seed})"
-    res = run_deployed(b, x, target="loihi2" if hw else backend)
+    res = run_deployed(b, x, target=backend)
     names = list(b.head.labels)
     typer.echo(f"{res.config}: {what}, {x.shape[1]} steps each, {res.seconds:.1f} s")
     for k, counts in enumerate(res.counts):
@@ -87,8 +91,7 @@ def adapt(
         "'loihi2' (a board, Loihi2HwCfg; needs Intel's lava-loihi)."),
     seed: int = typer.Option(0, help="Seed of the task (classes, samples) and of the embedded "
                              "data set's generator."),
-    root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
-                                        "(default: none, embedded data sets need none)."),
+    root: RootOption = None,
 ) -> None:
     """Learn one task on chip with SOEL (one shot at a time), then classify its queries."""
     import numpy as np

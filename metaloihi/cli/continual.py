@@ -9,6 +9,7 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
+from metaloihi.cli.options import RootOption
 
 
 @app.command()
@@ -16,6 +17,7 @@ def continual(
     bundle: Path = typer.Argument(..., help="Deployment bundle (.h5); a head with fewer rows "
                                   "than --classes is widened in memory with silent rows."),
     dataset: Optional[str] = typer.Option(None, help="Data set (default: the bundle's)."),
+    root: RootOption = None,
     splits: str = typer.Option("test,val", help="Class splits the classes come from, "
                                "comma-separated (classes unseen in meta-training)."),
     classes: int = typer.Option(20, min=1, help="Classes arriving one at a time per order."),
@@ -61,7 +63,7 @@ def continual(
     name = dataset or b.meta.get("dataset")
     if not name:
         raise UserError("the bundle names no data set; give --dataset")
-    ds = load_dataset(name, seed=seed)
+    ds = load_dataset(name, seed=seed, root=root)
     parts = tuple(s.strip() for s in splits.split(",") if s.strip())
     res = study.continual_study(b, ds, classes=classes, orders=orders, shots=shots,
                                 queries=queries, seed=seed, splits=parts,

@@ -10,6 +10,7 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
+from metaloihi.cli.options import RootOption
 
 
 def _si(x: float, unit: str) -> str:
@@ -111,6 +112,7 @@ def cost(
     dataset: Optional[str] = typer.Option(None, help="Data set of the tasks (default: the "
                                           "bundle's meta 'dataset')."),
     split: str = typer.Option("test", help="Class split the tasks come from."),
+    root: RootOption = None,
     tasks: int = typer.Option(3, min=1, help="Tasks to measure activity on."),
     queries: int = typer.Option(2, min=1, help="Query examples per class per task."),
     shots: int = typer.Option(1, min=1, help="Examples per class learnt on chip."),
@@ -150,7 +152,7 @@ def cost(
         raise UserError(f"bundle {str(bundle)!r} does not exist")
     with Progress(transient=True) as bar:
         job = bar.add_task("tasks (sim/)", total=tasks)
-        r = measure(bundle, dataset=dataset, split=split, tasks=tasks, shots=shots,
+        r = measure(bundle, dataset=dataset, root=root, split=split, tasks=tasks, shots=shots,
                     queries=queries, seed=seed, lim=lim, costs=costs,
                     on_task=lambda k: bar.advance(job))
     print_cost(r)

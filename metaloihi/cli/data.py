@@ -2,25 +2,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from metaloihi.cli.app import data_app
+from metaloihi.cli.options import RootOption
+from metaloihi.datasets.names import EMBEDDED, REAL
 
 
 @data_app.command("show")
 def data_show(
-    dataset: str = typer.Argument(..., help="Data set name: digits, double_digits, gestures "
-                                  "(embedded), or nmnist, double_nmnist, dvs_gesture, asl_dvs, "
-                                  "double_asl_dvs, nomniglot (with --root)."),
+    dataset: str = typer.Argument(..., help=f"Data set name: {', '.join(EMBEDDED)} "
+                                  f"(embedded), or {', '.join(REAL)} (with --root)."),
     out: Path = typer.Option(Path("runs/data_show.png"), help="PNG file to write."),
     per_class: int = typer.Option(4, min=1, max=64, help="Samples shown per class (a row each "
                                   "class)."),
     classes: int = typer.Option(8, min=1, max=64, help="Number of classes shown (rows)."),
-    root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
-                                        "(never downloaded); not for the embedded ones "
-                                        "(default: none)."),
+    root: RootOption = None,
     seed: int = typer.Option(0, help="Random seed: which classes and samples are shown."),
 ) -> None:
     """Write a PNG grid of samples (event frames summed over time, ON red / OFF blue)."""

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
+from metaloihi.cli.options import ROOT_HELP, device_option
 
 
 def _overrides(items: list[str]) -> dict:
@@ -43,9 +44,7 @@ def train(
     seed: Optional[int] = typer.Option(None, help="Seed of theta0's initialisation, the tasks "
                                        "and stochastic rounding: train.seed (default: the "
                                        "config's, 0)."),
-    device: Optional[Literal["cpu", "cuda"]] = typer.Option(
-        None, help="Torch device: train.device (default: the config's, cpu); cuda needs a "
-                   "CUDA build of torch and a GPU."),
+    device: Optional[str] = device_option(None, "the config's train.device, cpu"),
     progress: bool = typer.Option(True, help="Show the progress bar."),
     init: Optional[Path] = typer.Option(None, help="Start from this checkpoint's "
                                         "meta-parameters (a second training stage with other "
@@ -99,17 +98,15 @@ def evaluate(
     seed: int = typer.Option(1234, min=0, help="Seed of the meta-test tasks drawn."),
     dataset: Optional[str] = typer.Option(None, help="Data set to evaluate on (default: the "
                                           "checkpoint's); same frame shape as trained on."),
-    root: Optional[Path] = typer.Option(None, help="Folder of a real data set's recordings "
+    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR", help=f"{ROOT_HELP} "
                                         "(default: the checkpoint's data.root)."),
-    device: Literal["cpu", "cuda"] = typer.Option("cpu", help="Torch device; cuda needs a "
-                                                  "CUDA build of torch and a GPU."),
+    device: str = device_option("cpu", "cpu"),
 ) -> None:
     """N-way K-shot test accuracy with 95% confidence intervals over many meta-test tasks."""
     import json
     from rich.console import Console
     from rich.table import Table
     from metaloihi.offline.evaluate import evaluate as run_eval
-    from metaloihi.offline.train import resolve_device
     if tasks < 2:
         raise UserError(f"--tasks={tasks}; expected >= 2 (a confidence interval needs two)")
     try:
@@ -118,7 +115,6 @@ def evaluate(
         raise UserError(f"--shots={shots!r}; expected a comma list of integers") from None
     if min(k_shots) < 1:
         raise UserError(f"--shots={shots!r}; expected integers >= 1")
-    resolve_device(device, "--device")
     console = Console()
     rows = run_eval(checkpoints, tasks, k_shots, split, baselines, pretrain_iterations, seed,
                     report=lambda r: console.print(f"  {r['name']}, {r['shots']}-shot: "

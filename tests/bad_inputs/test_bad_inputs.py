@@ -17,7 +17,6 @@ import argparse
 import errno
 import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import bounded
 from metaloihi import cli
 from metaloihi.base.lava_support import lava_available
 
@@ -283,8 +283,8 @@ CASES = [
       ("x.npy", "not a .npy file"), _write("x.npy", "0 1 0 1\n")),
     C("deploy --input with NaN", "deploy {bundle} --input {tmp}/x.npy", ("x.npy", "nan"),
       lambda c: np.save(c.tmp / "x.npy", np.full((1, 5, 2, 8, 8), np.nan))),
-    C("deploy --hw without lava-loihi", "deploy {bundle} --hw --steps 2",
-      ("--hw", "lava-loihi", "Loihi2SimCfg"), needs_lava=True),
+    C("deploy on a board without lava-loihi", "deploy {bundle} --backend loihi2 --steps 2",
+      ("--backend loihi2", "lava-loihi", "Loihi2SimCfg"), needs_lava=True),
     C("adapt on a board without lava-loihi", "adapt {bundle} --backend loihi2 --ways 3 "
       "--dataset digits --queries 1", ("--backend loihi2", "lava-loihi", "Loihi2SimCfg"),
       needs_lava=True),
@@ -528,8 +528,8 @@ def test_real_entry_point(name, good_bundle, tmp_path, monkeypatch):
     if case.setup:
         case.setup(c)
     argv = shlex.split(case.run.format(tmp=c.tmp, bundle=c.bundle, ckpt=c.ckpt))
-    r = subprocess.run([sys.executable, "-m", "metaloihi", *argv], capture_output=True,
-                       text=True, cwd=ROOT, timeout=120)
+    r = bounded.run([sys.executable, "-m", "metaloihi", *argv], capture_output=True,
+                    text=True, cwd=ROOT, timeout=120)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-3000:]
     assert len(lines) == 1 and all(f in lines[0] for f in case.expect), r.stderr
