@@ -17,7 +17,7 @@ counts, then the membrane at the last step, then the lowest index).
 
 What it measured, with the commands (the float rule ignoring the chip's eta steps and 8-bit
 weights was the software's part of the gap; soel.OnChip now applies both, `[rule] on_chip`
-trains with them): README, "Deployment gap".
+trains with them): docs/deployment.md, "The deployment gap".
 """
 from __future__ import annotations
 

@@ -64,8 +64,8 @@ def cost_section(bundles: list) -> str:
     head = '<section id="cost"><h2>Loihi 2 cost</h2>'
     if not bundles:
         return head + f"<p>{NOT_MEASURED}: no bundle given.</p></section>"
-    parts = [head, "<p>Resources under Loihi 2's per-core limits (README, \"Loihi 2 cost "
-             "estimate\", for each limit's source); activity and estimates from "
+    parts = [head, "<p>Resources under Loihi 2's per-core limits (docs/cost.md for each "
+             "limit's source); activity and estimates from "
              "<code>metaloihi cost BUNDLE --json BUNDLE_STEM.cost.json</code>.</p>"]
     for p in bundles:
         p = Path(p)

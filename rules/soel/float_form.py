@@ -25,7 +25,7 @@ the nearest step m 2^(e-3) mantissas its learning engine can express (rules/soel
 eta_to_rule: up to ~11% off), adds at most 256 mantissas per update (16-bit accumulator) and
 keeps weights in the 8-bit mantissas [-256, 255]. With `chip` the float rule does the same, so
 what offline/ trains and evaluates is what the chip learns (studies/deployment_gap.py measured
-these two as the software's part of the float/fixed gap: README, "Deployment gap").
+these two as the software's part of the float/fixed gap: docs/deployment.md, "The deployment gap").
 
 Two implementations that must agree: ``adapt_np`` (plain numpy reference, float64) and
 ``adapt`` (torch, differentiable: straight-through for trunc and the trace clip, the post
