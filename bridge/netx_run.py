@@ -58,7 +58,7 @@ def run_periods(source, samples: int, period: int, run_cfg, rest: list, after=No
                     var.set(np.zeros(var.shape, dtype=np.int32))
 
 
-def frozen_graph(bundle, x: np.ndarray, period: int):
+def frozen_graph(bundle, x: np.ndarray, period: int, flatten: bool = True):
     """The bundle's frozen layers fed by samples x, one per period: (source, netx network, the
     port the head reads: the last frozen layer's spikes, flattened after a conv as netx does)."""
     if bundle.path is None:
@@ -69,7 +69,9 @@ def frozen_graph(bundle, x: np.ndarray, period: int):
     net = netx_network(bundle.path)
     source.s_out.connect(net.inp)
     prev_shape = tuple(bundle.frozen[-1].spec.out_shape)
-    return source, net, (net.out.flatten() if len(prev_shape) == 3 else net.out)
+    # an unconnected flatten port breaks Lava's compiler: make it only for a reader
+    flat = flatten and len(prev_shape) == 3
+    return source, net, (net.out.flatten() if flat else net.out)
 
 
 def head_processes(bundle, weights: np.ndarray | None = None, dense_cls=None, lif_cls=None,
@@ -92,3 +94,32 @@ def head_processes(bundle, weights: np.ndarray | None = None, dense_cls=None, li
                       np.int32), bias_exp=int(nrn.bias_exp), **(lif_kw or {}))
     dense.a_out.connect(lif.a_in)
     return dense, lif
+
+
+def replay_source(spikes: np.ndarray):
+    """A RingBuffer playing recorded spikes [S, P, n] (flat, the head's input order), one
+    sample per period of P steps: step t of sample k at step k*P + t, as they were recorded."""
+    s = np.asarray(spikes)
+    data = (s.reshape(-1, s.shape[-1]) != 0).astype(np.int32)
+    return require_lava("lava.proc.io.source").RingBuffer(data=np.ascontiguousarray(data.T))
+
+
+def run_frozen(bundle, x: np.ndarray, period: int, target: str = "lava") -> np.ndarray:
+    """The bundle's frozen layers in Lava (netx) on samples x [S, T, *in_shape], one per period,
+    each from rest: the last frozen layer's spikes [S, period, n] in the flat order the head
+    reads (Lava's flatten of its (W, H, C) shape), as sent at each step."""
+    import tempfile
+    from metaloihi.bridge import spike_recorder as rec
+    from metaloihi.bridge.target import run_config
+    S = len(x)
+    source, net, _ = frozen_graph(bundle, x, period, flatten=False)
+    with tempfile.TemporaryDirectory(prefix="metaloihi-frozen-") as d:
+        path = rec.create(Path(d) / "spikes.npy", S * period, tuple(net.out.shape))
+        sink = rec.SpikeRecorder(shape=net.out.shape, path=str(path))
+        net.out.connect(sink.s_in)
+        try:
+            run_periods(source, S, period, run_config(target, rec.MODELS), netx_rest_vars(net))
+        finally:
+            source.stop()
+        data = np.load(path)
+    return data.reshape(S, period, -1)

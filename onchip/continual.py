@@ -143,21 +143,21 @@ def continual(bundle: Bundle | str | Path, shots: list, queries: list, backend: 
         tr = rules.get(b.head.rule.name).run_session([], head, rule, pre[order], labels)
         spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last
     else:
-        spikes, ws, v_last = _lava(b, rule, pool[order], labels)
+        spikes, ws, v_last = _lava(b, rule, pool, order, labels)
     ws = [w for w, lab in zip(ws, labels) if lab >= 0]
     acc, per, preds, ys = score(spikes.sum(1), v_last, labels, qs)
     return ContinualResult(acc, per, preds, ys, ws, spikes, np.asarray(v_last, np.int64), labels,
                            rule, passes, time.perf_counter() - t0)
 
 
-def _lava(b: Bundle, rule, x: np.ndarray, labels: np.ndarray):
+def _lava(b: Bundle, rule, x: np.ndarray, order: np.ndarray, labels: np.ndarray):
     from metaloihi.onchip.graph import run_lava_session
     if b.path is not None:
-        res = run_lava_session(b, rule, x, labels)
+        res = run_lava_session(b, rule, x, labels, order=order)
     else:                       # an in-memory bundle (e.g. widened): netx builds from a file
         with tempfile.TemporaryDirectory() as d:
             p = write_bundle(Path(d) / "continual.h5", b.net, b.head, b.scales, b.meta)
-            res = run_lava_session(p, rule, x, labels)
+            res = run_lava_session(p, rule, x, labels, order=order)
     return res.head_spikes, res.weights, res.v_last
 
 

@@ -76,17 +76,21 @@ def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndar
         raise UserError(f"passes={passes}; expected >= 1 presentation of the support set")
     card = rules.get(b.head.rule.name)     # the rule's card: its bit-exact and Lava forms
     rule = card.session_rule(b.head.rule, T)
-    x = np.concatenate([x_support] * passes + [x_query])
     labels = np.concatenate([y_support] * passes + [np.full(len(x_query), -1)])
     shots = len(x_support) * passes
     if backend == "sim":
+        x = np.concatenate([x_support] * passes + [x_query])
         tr = card.run_session(b.frozen, head, rule, x, labels)
         for k in range(len(x) if on_sample is not None else 0):
             on_sample(k, tr.counts[k], tr.n[k], tr.weights[k])
         spikes, ws, v_last = tr.head_spikes, tr.weights, tr.v_last
     else:
         from metaloihi.onchip.graph import run_lava_session
-        res = run_lava_session(b, rule, x, labels, on_sample=on_sample, target=backend)
+        # each distinct sample through the frozen layers once (onchip/graph.py says why)
+        ns = len(x_support)
+        order = np.concatenate([np.tile(np.arange(ns), passes), ns + np.arange(len(x_query))])
+        res = run_lava_session(b, rule, np.concatenate([x_support, x_query]), labels,
+                               on_sample=on_sample, target=backend, order=order)
         spikes, ws, v_last = res.head_spikes, res.weights, res.v_last
     counts = spikes[shots:].sum(1)
     query_v = np.asarray(v_last[shots:], np.int64)

@@ -102,6 +102,7 @@ class SoelErrorPath(AbstractProcess):
         self.n_out = OutPort(shape=(n_out,))
         self.labels = Var(shape=labels.shape, init=labels)
         self.counts = Var(shape=(n_out,), init=0)
+        self.last = Var(shape=(n_out,), init=0)      # the last finished window's counts
         self.n_buf = Var(shape=(n_out,), init=0)
 
 
@@ -115,6 +116,7 @@ class PySoelErrorPathModel(PyLoihiProcessModel):
     n_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
     labels: np.ndarray = LavaPyType(np.ndarray, np.int32)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    last: np.ndarray = LavaPyType(np.ndarray, np.int32)
     n_buf: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
     def __init__(self, proc_params):
@@ -133,6 +135,7 @@ class PySoelErrorPathModel(PyLoihiProcessModel):
         if phase == self.rule.window - 1:            # window's end: n goes out next step
             label = int(self.labels[k]) if k < len(self.labels) else -1
             self.n_buf = quantised_error(self.counts, label, self.rule).astype(np.int32)
+            self.last = self.counts.copy()
         else:
             self.n_buf = np.zeros_like(self.n_buf)
         if not window:
@@ -153,12 +156,17 @@ class HeadGraph:
     -> head LIF -> error path (counts) -> n -> the LIF's third factor -> y traces."""
     dense: object
     lif: object
+    error_path: object
     models: dict                 # our processes -> their models (exception_proc_model_map)
     rest: list                   # state put back at rest between samples, besides u, v, a_buff
 
     def third_factor(self, counts: np.ndarray, label: int, rule: SoelRule) -> np.ndarray:
         """What the error path sent after a sample with these output counts (the live view)."""
         return quantised_error(counts, label, rule)
+
+    def last_counts(self) -> np.ndarray:
+        """The head's spike counts over the last finished window (read while paused)."""
+        return np.asarray(self.error_path.last.get()).astype(np.int64)
 
 
 def head_classes(rule: SoelRule) -> tuple:
@@ -184,5 +192,5 @@ def wire(dense, lif, rule: SoelRule, labels: np.ndarray, frozen_out, n_in: int, 
     lif.s_out_y1.connect(dense.s_in_y1)
     lif.s_out_y2.connect(dense.s_in_y2)
     lif.s_out_y3.connect(dense.s_in_y3)
-    return HeadGraph(dense, lif, {SoelHeadLIF: PySoelHeadLIFModelFixed,
+    return HeadGraph(dense, lif, err, {SoelHeadLIF: PySoelHeadLIFModelFixed,
                                   SoelErrorPath: PySoelErrorPathModel}, [dense.x1])
