@@ -218,3 +218,33 @@ def test_multi_pass_session_lava_equals_sim(tmp_path):
     one = adapt(path, xs, ys, xq, yq, backend="sim", passes=1)
     assert not np.array_equal(a.weights, one.weights)            # passes 2 and 3 learnt more
     np.testing.assert_array_equal(one.weights_per_shot[4], a.weights_per_shot[4])
+
+
+def test_fused_traces_and_batched_head_equal_the_step_by_step_forms(tmp_path):
+    """The session's fast forms (numba trace decay, the head window as sim.fixed's fused scan,
+    a batch of queries at once) compute what the step-by-step definitions compute."""
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        pre, r = rng.random((51, 64)) < rng.random() * 0.6, float(rng.random())
+        count = pre.sum(0)
+        x = np.minimum(np.maximum(count - 1, 0), sf.TRACE_MAX)[None, :]
+        last = np.where(count > 0, 51 - np.argmax(pre[::-1], axis=0), 0)
+        for t in range(1, 52):                   # Lava's per-step decay, then the impulses
+            x = sf._decay(x, r)
+            x[0, last == t] = np.minimum(x[0, last == t] + 1, sf.TRACE_MAX)
+        np.testing.assert_array_equal(sf.pre_trace_at_epoch_end(pre, r, 51), x[0])
+        y = rng.integers(0, sf.TRACE_MAX + 1, 7)
+        want = y[None, :]
+        for _ in range(51):
+            want = sf._decay(want, r)
+        np.testing.assert_array_equal(sf.post_trace_at_epoch_end(y, r, 51), want[0])
+    path, _ = small_bundle(tmp_path / "h.h5", 3, conv=False)
+    head = read_bundle(path).net[-1]
+    w = rng.integers(-256, 256, head.weight.shape)
+    pre = rng.random((6, T, head.spec.in_features)) < 0.4
+    batch_s, batch_v = sf.head_window(w, head.weight_exp, head.neuron, pre)
+    for k in range(6):
+        s, v = sf.head_window(w, head.weight_exp, head.neuron, pre[k])
+        np.testing.assert_array_equal(batch_s[k], s)
+        np.testing.assert_array_equal(batch_v[k], v)
+    assert batch_s.sum() > 0 and np.count_nonzero(batch_v) > 0

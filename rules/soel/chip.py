@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from metaloihi.base.errors import UserError
@@ -126,24 +127,37 @@ def _decay(trace: np.ndarray, r: float) -> np.ndarray:
     return (np.floor(integer_part) + (r < frac).astype(int)).astype(int)
 
 
+_DECAY_FACTOR = float(np.exp(-1 / np.array([[TRACE_TAU]]))[0, 0])   # the float Lava multiplies by
+
+
+@nb.njit(cache=True)
+def _decay_scan(trace, r, factor, steps, impulse_at, trace_max):
+    """`_decay` at each step t = 1..steps, then +1 (up to trace_max) where impulse_at == t:
+    the same float64 products and roundings as `_decay` (traces are >= 0)."""
+    out = trace.copy()
+    for t in range(1, steps + 1):
+        for i in range(out.shape[0]):
+            p = factor * out[i]
+            f = np.floor(p)
+            out[i] = np.int64(f) + (1 if r < p - f else 0)
+            if impulse_at[i] == t and out[i] < trace_max:
+                out[i] += 1
+    return out
+
+
 def pre_trace_at_epoch_end(pre: np.ndarray, r: float, period: int) -> np.ndarray:
     """x1 at the epoch's end from pre spikes [P, n_in] (steps 1..P of the epoch)."""
     pre = np.asarray(pre, bool)
     count = pre.sum(0)
-    x = np.minimum(np.maximum(count - 1, 0), TRACE_MAX)[None, :]   # impulses of repeat spikes
+    x = np.minimum(np.maximum(count - 1, 0), TRACE_MAX).astype(np.int64)  # repeat spikes' impulses
     last = np.where(count > 0, period - np.argmax(pre[::-1], axis=0), 0)   # tx, 1-based
-    for t in range(1, period + 1):
-        x = _decay(x, r)
-        hit = last == t
-        x[0, hit] = np.minimum(x[0, hit] + 1, TRACE_MAX)
-    return x[0]
+    return _decay_scan(x, float(r), _DECAY_FACTOR, period, last.astype(np.int64), TRACE_MAX)
 
 
 def post_trace_at_epoch_end(y: np.ndarray, r: float, period: int) -> np.ndarray:
-    out = np.asarray(y, np.int64)[None, :]
-    for _ in range(period):
-        out = _decay(out, r)
-    return out[0]
+    y = np.asarray(y, np.int64)
+    return _decay_scan(y, float(r), _DECAY_FACTOR, period, np.zeros(len(y), np.int64),
+                       TRACE_MAX)
 
 
 def learn(w: np.ndarray, x1: np.ndarray, n: np.ndarray, rule: SoelRule, r_w: float,
@@ -170,20 +184,26 @@ def head_window(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndar
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The head over one window from rest: Dense with raw (learnt) weights, one step of delay,
     then the LIF. pre [T, n_in] bool -> (spikes [T, n_out] bool, v_last [n_out] int64: the
-    membrane after the window's last step, after its reset, as a Lava Monitor of v reads it)."""
+    membrane after the window's last step, after its reset, as a Lava Monitor of v reads it).
+    A batch pre [B, T, n_in] (samples with the same weights, each from rest) gives
+    [B, T, n_out] and [B, n_out]."""
+    from metaloihi.sim.kernels import layer_scan
+    pre = np.asarray(pre, bool)
+    single = pre.ndim == 2
+    pre = np.ascontiguousarray(pre[None] if single else pre).view(np.uint8)
+    B, T = pre.shape[:2]
     n_out = w.shape[0]
-    state = fixed.LifState(np.zeros((1, n_out), np.int64), np.zeros((1, n_out), np.int64))
-    buf = np.zeros((1, n_out), np.int64)
-    out = np.zeros((len(pre), n_out), bool)
-    w = np.asarray(w, np.int64)
-    for t, s in enumerate(np.asarray(pre, bool)):
-        a = buf
-        acc = w[:, s].sum(axis=1)[None, :]
-        acc = acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
-        buf = fixed.wrap_signed(acc, L.CHANNEL_BITS)
-        state, spk = fixed.lif_step(state, neuron, a)
-        out[t] = spk[0]
-    return out, state.v[0].copy()
+    spikes = np.zeros((B, T, n_out), np.uint8)
+    u, v = np.zeros((B, T, n_out), np.int64), np.zeros((B, T, n_out), np.int64)
+    # sim.fixed.run's fused Dense + LIF scan, on the raw (learnt) weights: no sign-mode LSB drop
+    layer_scan(pre, True, False, np.ascontiguousarray(np.asarray(w, np.int64).T).astype(np.int16),
+               np.zeros((1, 1, 1), np.int16), *(np.zeros(1, np.int64),) * 3, int(weight_exp),
+               L.CHANNEL_BITS, L.DECAY_UNITY - neuron.du - L.DU_OFFSET,
+               L.DECAY_UNITY - neuron.dv,
+               np.broadcast_to(neuron.effective_bias, (n_out,)).astype(np.int32),
+               neuron.effective_vth, spikes, u, v, True)
+    out, v_last = spikes.view(bool), v[:, -1].copy()
+    return (out[0], v_last[0]) if single else (out, v_last)
 
 
 @dataclass
@@ -208,12 +228,29 @@ def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray
     w = (np.asarray(head.weight, np.int64) >> 1) << 1        # Lava's first-step truncation
     xr_decay, yr_decay, wr = _Stream(rule.rng_seed), _Stream(rule.rng_seed + 2), \
         _Stream(WEIGHT_RNG_SEED)
+    labels = np.asarray(labels, np.int64)
     spikes, counts, ws, ns, vs = [], [], [], [], []
     pad = np.zeros((1, pre_all.shape[-1]), bool)
-    for pre, label in zip(pre_all, np.asarray(labels, np.int64)):
+    k = 0
+    while k < len(labels):
+        if labels[k] < 0:
+            # a run of samples that do not learn: n = 0 leaves the weights unchanged bit for
+            # bit, so the run is one batch; the generators advance as sample by sample
+            end = k + int(np.argmax(np.append(labels[k:] >= 0, True)))
+            out, v_last = head_window(w, head.weight_exp, head.neuron, pre_all[k:end])
+            xr_decay.advance(2 * P * (end - k)), yr_decay.advance(2 * P * (end - k))
+            wr.advance(end - k)
+            spikes += list(out)
+            counts += list(out.sum(1))
+            ws += [w.copy() for _ in range(end - k)]
+            ns += [np.zeros(w.shape[0], np.int64)] * (end - k)
+            vs += list(v_last)
+            k = end
+            continue
+        pre = pre_all[k]
         out, v_last = head_window(w, head.weight_exp, head.neuron, pre)
         c = out.sum(0)
-        n = quantised_error(c, int(label), rule)
+        n = quantised_error(c, int(labels[k]), rule)
         r_x, r_y = xr_decay.advance(2 * P), yr_decay.advance(2 * P)
         x1 = pre_trace_at_epoch_end(np.concatenate([pre, pad]), r_x, P)
         w = learn(w, x1, n, rule, wr.advance(), r_y)
@@ -222,4 +259,5 @@ def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray
         ws.append(w.copy())
         ns.append(n)
         vs.append(v_last)
+        k += 1
     return SessionTrace(np.array(spikes), np.array(counts), ws, np.array(ns), np.array(vs))
