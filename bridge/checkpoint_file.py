@@ -248,8 +248,20 @@ def network_of(path: Path, state: dict) -> CheckpointNetwork:
             "splits": dict(splits), "encoding": enc.to_dict(),
             "input_shape": list(input_shape), "frame_shape": list(frame_shape),
             "split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
-            "soel_fit": _soel_fit(f, state.get("soel_fit"))}
+            "soel_fit": _soel_fit(f, state.get("soel_fit")),
+            "made_by": _made_by(f, state.get("made_by"))}
     return CheckpointNetwork(specs, theta0, neurons, rule, meta)
+
+
+def _made_by(f: _Fields, rec) -> dict:
+    """What made theta0, as offline/describe.made_by recorded it (absent in older files)."""
+    if rec is None:
+        return {"label": "not recorded", "summary": "not recorded in the checkpoint "
+                "(`metaloihi upgrade-checkpoint` adds it from the file's record)"}
+    if not isinstance(rec, dict):
+        f.fail("made_by", rec, "a dict")
+    return {"label": f.str_(rec, "made_by", "label"), "summary": f.str_(rec, "made_by", "summary"),
+            "stage1": bool(rec.get("stage1")), "stage2_iterations": rec.get("stage2_iterations")}
 
 
 def read_checkpoint(path: str | Path) -> CheckpointNetwork:

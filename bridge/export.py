@@ -56,6 +56,7 @@ def from_checkpoint(path: str | Path, use_fit: bool = True
     if fitted:
         meta["soel_fit"] = dict(fitted)
     meta["iteration"] = ck.meta["iteration"]
+    meta["made_by"] = ck.meta["made_by"]
     meta["dataset"] = ck.meta["dataset"]
     meta["splits"] = ck.meta["splits"]
     meta["encoding"] = ck.meta["encoding"]

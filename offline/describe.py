@@ -66,3 +66,29 @@ def network_description(cfg, frame_shape, specs: list, neurons: list, meta: dict
                                    "test": str(d.test_split)}},
             "rule": rule,
             "theta0": _theta0(meta, mc, int(cfg.train.seed))}
+
+
+def made_by(config: dict, iteration: int | None, init_from: dict | None = None) -> dict:
+    """What made a checkpoint's theta0, from its own record (its config, its stage-2 iteration,
+    its --init): {"stage1", "stage2_iterations", "start", "label", "summary"}. iteration None:
+    a stage-1 checkpoint (stage1.pt). Every place that names how theta0 was made prints this."""
+    m = config.get("maml", {})
+    stage1 = int(config.get("pretrain", {}).get("iterations", 0)) > 0 and not init_from
+    algo = ("FOMAML" if m.get("first_order") else "MAML") + \
+        f" ({str(m.get('inner_rule', 'sgd')).upper()} inner loop)"
+    start = ("a checkpoint (--init)" if init_from else
+             "stage 1 (cross-entropy + prototypical pretraining)" if stage1 else
+             "a random start")
+    it = None if iteration is None else int(iteration)
+    if it is None:
+        summary, label = f"{start} only", "stage 1"
+    elif it == 0:
+        summary = f"{start}; no stage-2 update ({algo}: iteration 0, its start)"
+        label = "stage 1, no MAML update" if stage1 else "no training"
+    else:
+        summary = (f"{start} + stage 2: {it} iterations of {algo}" if stage1 else
+                   f"stage 2 only: {it} iterations of {algo} from {start}")
+        label = (f"stage 1 + {algo} x{it}" if stage1 else f"{algo} from random x{it}"
+                 if not init_from else f"--init + {algo} x{it}")
+    return {"stage1": stage1, "stage2_iterations": it, "start": start, "label": label,
+            "summary": summary}

@@ -26,7 +26,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, maml, model, pretrain
 from metaloihi.offline.rule_start import fit_rule_start
 from metaloihi.offline.config import Config, to_dict
-from metaloihi.offline.describe import network_description
+from metaloihi.offline.describe import made_by, network_description
 
 
 @dataclass
@@ -333,6 +333,7 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                 body = {maml.THETA0 + k: v.detach().clone() for k, v in theta0.items()}
                 checkpoint.save(stage1_path, {"meta": body, "config": to_dict(cfg), "stage": 1,
                                               "summary": stage1,
+                                              "made_by": made_by(to_dict(cfg), None),
                                               "network": network_description(
                                                   cfg, s.dataset.frame_shape, s.specs,
                                                   s.neurons, body)})
@@ -374,6 +375,7 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                                "optimizer": opt.state_dict(), "iteration": iteration,
                                "best_val": best_val, "best_iteration": best_it,
                                "config": to_dict(cfg), "split": split,
+                               "made_by": made_by(to_dict(cfg), iteration, init_from),
                                "network": network_description(
                                    cfg, s.dataset.frame_shape, s.specs, s.neurons, meta),
                                **({"init_from": init_from} if init_from else {})})

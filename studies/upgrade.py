@@ -9,7 +9,7 @@ from pathlib import Path
 from metaloihi.base.errors import UserError
 from metaloihi.bridge.checkpoint_file import KEY, network_of
 from metaloihi.offline import checkpoint, config, train
-from metaloihi.offline.describe import network_description
+from metaloihi.offline.describe import made_by, network_description
 
 
 def upgrade_checkpoint(path: str | Path, force: bool = False, dataset=None) -> bool:
@@ -21,9 +21,16 @@ def upgrade_checkpoint(path: str | Path, force: bool = False, dataset=None) -> b
     Returns True when the file was rewritten."""
     path = Path(path)
     state = checkpoint.load(path)
-    if KEY in state and not force:
+    if KEY in state and "made_by" in state and not force:
         network_of(path, state)         # a damaged description is reported, not replaced
         return False
+    if "made_by" not in state or force:  # what made theta0, from the file's own record
+        state["made_by"] = made_by(state["config"], state.get("iteration")
+                                   if state.get("stage") != 1 else None, state.get("init_from"))
+    if KEY in state and not force:
+        network_of(path, state)
+        checkpoint.save(path, state)
+        return True
     try:
         cfg = config.from_dict(state["config"])
     except UserError as err:
