@@ -55,9 +55,10 @@ def _check(shots, labels, confusion, weights_before, weights_after, head_spikes_
     if wa.shape != wb.shape:
         raise _shape_error("weights_after", f"{list(wb.shape)} like weights_before", wa)
     spikes = np.asarray(head_spikes_learning)
-    if spikes.ndim != 3 or spikes.shape[0] != n or spikes.shape[2] != ways or spikes.shape[1] < 1:
-        raise _shape_error("head_spikes_learning", f"bool [{n}, T, {ways}] (shots x steps x ways)",
-                           spikes)
+    if spikes.ndim != 3 or spikes.shape[0] < n or spikes.shape[0] % n or \
+            spikes.shape[2] != ways or spikes.shape[1] < 1:
+        raise _shape_error("head_spikes_learning", f"bool [passes * {n}, T, {ways}] (passes x "
+                           "shots x steps x ways)", spikes)
     return shots, labels, confusion, wb, wa, spikes != 0, names
 
 
@@ -73,8 +74,9 @@ def demo_figure(path: str | Path, shots: np.ndarray, labels: Sequence[int],
     confusion             [ways, ways] query counts, rows = true class, columns = predicted
     weights_before/after  [ways, n_in] head weights before and after learning (mantissas or
                           float, torch order [out, in])
-    head_spikes_learning  bool [S, T', ways]: the output layer's spikes during each shot's
-                          window (SessionResult.head_spikes[:S]); T' may differ from T
+    head_spikes_learning  bool [passes * S, T', ways]: the output layer's spikes during each
+                          shot's window, every pass (SessionResult.head_spikes[:passes * S]);
+                          T' may differ from T
     class_names           ways names, output neuron i = class_names[i]
     title                 figure title (e.g. data set, bundle, backend, accuracy)
 
@@ -144,27 +146,35 @@ def demo_figure(path: str | Path, shots: np.ndarray, labels: Sequence[int],
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.set_label("dw")
 
-    # (d) output spike raster during learning
+    # (d) output spike raster during learning, every pass: the head starts silent, so the
+    # first pass is the labelled rows' potentiation; the passes after it show the head firing
     ax = fig.add_subplot(g_d[0, 0])
-    T = spikes.shape[1]
-    for s in range(n):
-        ax.axhspan(labels[s] - 0.45, labels[s] + 0.45, xmin=s / n, xmax=(s + 1) / n,
-                   color="#ffe08a", zorder=0)
-        if s:
-            ax.axvline(s * T - 0.5, color="0.35", lw=1, ls="--", zorder=1)
-        count = int(spikes[s, :, labels[s]].sum())
-        ax.text(s * T + T / 2 - 0.5, 1.01, f"{count}" if n > 8 else
-                f"shot {s + 1}: {names[labels[s]]}, {count} spikes",
-                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
-        t, k = np.nonzero(spikes[s])
-        hit = k == labels[s]
-        ax.scatter(s * T + t[~hit], k[~hit], marker="|", s=60, color="black", lw=1, zorder=2)
-        ax.scatter(s * T + t[hit], k[hit], marker="|", s=60, color="#d62728", lw=1.4, zorder=3)
-    ax.set_xlim(-0.5, n * T - 0.5)
+    T, passes = spikes.shape[1], spikes.shape[0] // n
+    span = n * T                        # one pass, shots concatenated
+    first = next((p for p in range(passes) if spikes[p * n:(p + 1) * n].any()), None)
+    for k in range(passes * n):
+        s = k % n
+        ax.axhspan(labels[s] - 0.45, labels[s] + 0.45, xmin=k / (passes * n),
+                   xmax=(k + 1) / (passes * n), color="#ffe08a", zorder=0)
+        t, j = np.nonzero(spikes[k])
+        hit = j == labels[s]
+        ax.scatter(k * T + t[~hit], j[~hit], marker="|", s=30, color="black", lw=0.7, zorder=2)
+        ax.scatter(k * T + t[hit], j[hit], marker="|", s=30, color="#d62728", lw=0.9, zorder=3)
+    for p in range(passes):
+        if p:
+            ax.axvline(p * span - 0.5, color="0.35", lw=1, ls="--", zorder=1)
+        right = int(sum(spikes[p * n + s, :, labels[s]].sum() for s in range(n)))
+        wrong = int(spikes[p * n:(p + 1) * n].sum()) - right
+        ax.text(p * span + span / 2, 1.01, f"pass {p + 1}: {right} / {wrong}"
+                + (" (first spikes)" if p == first and passes > 1 else ""),
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(-0.5, passes * span - 0.5)
     ax.set_ylim(ways - 0.5, -0.5)
     ax.set_yticks(range(ways))
     ax.set_yticklabels(names, fontsize=8)
-    ax.set_xlabel(f"time step (shots concatenated, {T} steps each)")
+    ax.set_xticks([])
+    ax.set_xlabel(f"{passes} pass(es) of the {n} shots, {T} steps each (pass k: spikes of the "
+                  "shot's labelled neuron / of the others)")
     ax.set_title("(d) output spikes while learning (shaded, red: the shot's labelled neuron)",
                  fontsize=11, fontweight="bold", loc="left", pad=16)
     return save_figure(fig, path)
