@@ -23,16 +23,21 @@ import torch.nn.functional as F
 
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.offline import checkpoint, maml, model, pretrain as stage1
-from metaloihi.offline.config import from_dict
+from metaloihi.offline.config import from_dict, to_dict
+from metaloihi.offline.describe import made_by
 from metaloihi.sim.readout import ci95
 from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0,
                                      param_groups, setup, stage2_meta)
 
 
-def label(cfg) -> str:
+def label(cfg, state: dict | None = None) -> str:
+    """A checkpoint's row name: what made its theta0 (its own record: describe.made_by), the
+    adaptation it is evaluated with, the data set."""
     m = cfg.maml
-    algo = ("FOMAML" if m.first_order else "MAML") + f" {m.inner_rule.upper()}-inner"
-    return f"{algo}, {cfg.data.dataset}, adapt={m.adapt}"
+    made = (state or {}).get("made_by") or made_by(
+        to_dict(cfg), (state or {}).get("iteration"), (state or {}).get("init_from"))
+    inner = f"{'FOMAML' if m.first_order else 'MAML'} {m.inner_rule.upper()}-inner"
+    return f"theta0 {made['label']}, adapted as in {inner}, {cfg.data.dataset}, adapt={m.adapt}"
 
 
 def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0,
@@ -122,7 +127,7 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
         for k in shots:
             accs = evaluate_split(s, meta, split or cfg.data.test_split, tasks, seed,
                                   shots=k)
-            rows.append({"name": f"{label(cfg)}: {Path(path).parent.name}/{Path(path).name}",
+            rows.append({"name": f"{label(cfg, state)}: {Path(path).parent.name}/{Path(path).name}",
                          "shots": k,
                          "acc": ci95(accs)[0], "ci95": ci95(accs)[1], "tasks": tasks})
             report(rows[-1])

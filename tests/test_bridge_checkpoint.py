@@ -141,7 +141,8 @@ def test_upgrade_is_idempotent_and_export_is_what_the_old_path_gave(tmp_path, ge
     data = path.read_bytes()
     assert upgrade_checkpoint(path) is False and path.read_bytes() == data     # untouched
     after = checkpoint.load(path)
-    assert set(after) == set(before) | {"network"}
+    assert set(after) == set(before) | {"network", "made_by"}
+    assert after["made_by"]["stage2_iterations"] == before["iteration"]
     assert all(torch.equal(after["meta"][k], v) for k, v in before["meta"].items())
     assert {k: after[k] for k in ("config", "split", "iteration", "versions")} == \
         {k: before[k] for k in ("config", "split", "iteration", "versions")}
