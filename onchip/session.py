@@ -42,6 +42,7 @@ class SessionResult:
     silent: int                      # queries with no output spike
     rule: object                     # the rule's session rule (rules/<name>: session_rule)
     seconds: float
+    timings: dict | None = None      # Lava: where the time went (onchip.graph: frozen_s, head_s)
 
 
 def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndarray,
@@ -78,6 +79,7 @@ def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndar
     rule = card.session_rule(b.head.rule, T)
     labels = np.concatenate([y_support] * passes + [np.full(len(x_query), -1)])
     shots = len(x_support) * passes
+    timings = None
     if backend == "sim":
         x = np.concatenate([x_support] * passes + [x_query])
         tr = card.run_session(b.frozen, head, rule, x, labels)
@@ -92,6 +94,7 @@ def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndar
         res = run_lava_session(b, rule, np.concatenate([x_support, x_query]), labels,
                                on_sample=on_sample, target=backend, order=order)
         spikes, ws, v_last = res.head_spikes, res.weights, res.v_last
+        timings = res.timings
     counts = spikes[shots:].sum(1)
     query_v = np.asarray(v_last[shots:], np.int64)
     pred = predict_np(counts, query_v) if len(counts) else np.zeros(0, np.int64)
@@ -100,7 +103,7 @@ def adapt(bundle: Bundle | str | Path, x_support: np.ndarray, y_support: np.ndar
                          head_spikes=spikes, step_counts=spikes.sum(2),
                          weights=ws[shots - 1] if shots else head.weight.copy(),
                          weights_per_shot=ws[:shots], silent=int((counts.sum(1) == 0).sum()),
-                         rule=rule, seconds=time.perf_counter() - t0)
+                         rule=rule, seconds=time.perf_counter() - t0, timings=timings)
 
 
 def same_session(a: SessionResult, b: SessionResult) -> bool:

@@ -187,7 +187,6 @@ def head_window(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndar
     membrane after the window's last step, after its reset, as a Lava Monitor of v reads it).
     A batch pre [B, T, n_in] (samples with the same weights, each from rest) gives
     [B, T, n_out] and [B, n_out]."""
-    from metaloihi.sim.kernels import layer_scan
     pre = np.asarray(pre, bool)
     single = pre.ndim == 2
     pre = np.ascontiguousarray(pre[None] if single else pre).view(np.uint8)
@@ -195,15 +194,28 @@ def head_window(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndar
     n_out = w.shape[0]
     spikes = np.zeros((B, T, n_out), np.uint8)
     u, v = np.zeros((B, T, n_out), np.int64), np.zeros((B, T, n_out), np.int64)
-    # sim.fixed.run's fused Dense + LIF scan, on the raw (learnt) weights: no sign-mode LSB drop
+    # sim.fixed.run's fused Dense + LIF scan, on the raw (learnt) weights: no sign-mode LSB drop;
+    # one thread: a window is ~100 us of work, and waking a thread pool that shares the cores
+    # with other jobs costs ~100x that
+    threads = nb.get_num_threads()
+    nb.set_num_threads(1)
+    try:
+        _scan(pre, w, weight_exp, neuron, spikes, u, v)
+    finally:
+        nb.set_num_threads(threads)
+    out, v_last = spikes.view(bool), v[:, -1].copy()
+    return (out[0], v_last[0]) if single else (out, v_last)
+
+
+def _scan(pre, w, weight_exp, neuron, spikes, u, v) -> None:
+    from metaloihi.sim.kernels import layer_scan
+    n_out = w.shape[0]
     layer_scan(pre, True, False, np.ascontiguousarray(np.asarray(w, np.int64).T).astype(np.int16),
                np.zeros((1, 1, 1), np.int16), *(np.zeros(1, np.int64),) * 3, int(weight_exp),
                L.CHANNEL_BITS, L.DECAY_UNITY - neuron.du - L.DU_OFFSET,
                L.DECAY_UNITY - neuron.dv,
                np.broadcast_to(neuron.effective_bias, (n_out,)).astype(np.int32),
                neuron.effective_vth, spikes, u, v, True)
-    out, v_last = spikes.view(bool), v[:, -1].copy()
-    return (out[0], v_last[0]) if single else (out, v_last)
 
 
 @dataclass
