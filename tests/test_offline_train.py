@@ -112,7 +112,12 @@ def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, gestures
     rows = evaluate([tmp_path / "run" / "best.pt"], tasks=6, shots=(1, 2),
                     pretrain_minutes=0.02, report=lambda r: None)
     assert [r["shots"] for r in rows] == [1, 2] * 6
-    assert rows[0]["name"].startswith("MAML SGD-inner, gestures")
+    # what made theta0, from its record (the tiny config has no stage 1), then how it adapts
+    from metaloihi.offline import checkpoint
+    made = checkpoint.load(tmp_path / "run" / "best.pt")["made_by"]
+    assert made["stage1"] is False
+    assert rows[0]["name"] == (f"theta0 {made['label']}, adapted as in MAML SGD-inner, "
+                               "gestures, adapt=head: run/best.pt")
     assert rows[2]["name"].startswith("prototype (cosine) on the penultimate counts of run/")
     assert rows[4]["name"] == "prototype (cosine) on the raw encoded input, no learning"
     assert rows[6]["name"] == "random init + same inner loop"

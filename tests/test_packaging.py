@@ -97,15 +97,19 @@ def test_installed_demo_runs_from_the_shipped_theta0_outside_the_checkout(instal
     work = tmp_path / "work"
     work.mkdir()
     res = bounded.run([sys.executable, "-m", "metaloihi", "demo", "--backend", "sim",
-                       "--tasks", "1", "--out", "out"], capture_output=True, text=True,
+                       "--tasks", "1", "--sim-tasks", "20", "--out", "out"], capture_output=True, text=True,
                       env={**_env(installed, tmp_path), "COLUMNS": "120"}, cwd=work,
                       timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert re.search(r"on chip: SOEL in sim/\s*│?\s*\d+\.\d%", res.stdout), res.stdout[-3000:]
+    assert re.search(r"learnt on chip \(SOEL head\)\s+sim/, 1 task\s+\d+\.\d%", res.stdout), \
+        res.stdout[-3000:]
     result = json.loads((work / "out" / "demo_seed0.json").read_text())
     theta0 = Path(result["checkpoint"])
     assert theta0.is_file() and theta0.is_relative_to(installed), theta0
     assert not theta0.resolve().is_relative_to(ROOT)
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["identical"] is True
+    assert result["on_chip"]["identical_to_sim"] is True
+    # the installed theta0 is the checkout's: the first task gives what the checkout's gives
+    assert result["on_chip"]["per_task"][0] == result["sim"]["deployed"]["per_task_first"][0]
+    assert result["made_by"]["stage1"] is True
     assert (installed / "metaloihi" / "checkpoints" / "demo" / "theta0.pt").samefile(theta0)
     assert os.listdir(tmp_path / "cache"), "the demo's data set was not cached in the temp dir"

@@ -46,5 +46,7 @@ def bundle_summary(path: str | Path) -> dict:
             "mant": chip.mant, "exp": chip.exp, "layers": layers,
             "dataset": b.meta.get("dataset"), "source": b.meta.get("source", ""),
             "created": b.meta.get("created", ""), "iteration": b.meta.get("iteration"),
+            "made_by": (b.meta.get("made_by") or {}).get("summary")
+            if isinstance(b.meta.get("made_by"), dict) else None,
             "encoding": b.meta.get("encoding")}
 
