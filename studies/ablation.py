@@ -9,6 +9,11 @@ Rows (ROWS; each a body, i.e. frozen layers, made a different way):
   maml_random    MAML from a calibrated random start (the pre-recipe configs)
   stage1_stage2  stage 1, then stage 2 (MAML with the chip's rule in the inner loop)
 
+and, where the stage-1 row's body is not the one the shipped stage 1 + stage 2 started from
+(double digits: stage 1 re-made), stage1_stage2_remade: stage 2 from the stage-1 row's own body,
+so the paired difference to the stage-1 row is stage 2's effect alone. SHIPPED says which
+checkpoint is each row's and where its CPU seconds are logged.
+
 "+ rule": every row deploys with the REFERENCE checkpoint's chip rule exactly as its exported
 bundle carries it (`metaloihi export --checkpoint REF`, bundle.head.rule: mant, exp, theta,
 targets, passes, rng seed) and with the reference's head: the silent start (zero weights, which
@@ -58,7 +63,8 @@ ROWS = ("random", "stage1", "maml_random", "stage1_stage2")
 LABELS = {"random": "random theta0 + rule",
           "stage1": "stage 1 + rule",
           "maml_random": "MAML from random + rule",
-          "stage1_stage2": "stage 1 + stage 2 + rule"}
+          "stage1_stage2": "stage 1 + stage 2 + rule",
+          "stage1_stage2_remade": "stage 1 (re-made) + stage 2 + rule"}
 BASELINE = "stage1"              # the paired differences are against this row
 
 
@@ -109,22 +115,34 @@ SHIPPED = {
                                    "(seed 0): calibrated random weights, silent head; no "
                                    "training"),
             "stage1": Source("checkpoints/ablation/dd_stage1.pt",
-                             "stage 1 re-made (double_digits config, 3000 steps, one thread, "
-                             "train.iterations=1) + the rule start: its iteration 0",
+                             "stage 1 re-made (double_digits config, 3000 steps, best body at "
+                             "step 2750, one thread, train.iterations=1) + the rule start: "
+                             "its iteration 0",
                              cpu=(("checkpoints/ablation/dd_stage1_metrics.jsonl.gz",
                                    "stage1"),)),
             "maml_random": Source("checkpoints/ablation/dd_maml_random.pt",
-                                  "double_digits_maml with the shipped encoding (50 steps): "
-                                  "second-order MAML, one SGD inner step, from a calibrated "
-                                  "random start, one thread; best on meta-val",
+                                  "double_digits_maml with the shipped encoding "
+                                  "(model.time_pool=2: 50 steps): second-order MAML, one SGD "
+                                  "inner step, meta-batch 1, from a calibrated random start, "
+                                  "one thread, a 15-min limit: 1460 iterations, the last one "
+                                  "(best on meta-val stayed its start, iteration 0)",
                                   cpu=(("checkpoints/ablation/dd_maml_random_metrics.jsonl.gz",
-                                        "best"),)),
+                                        "last"),)),
             "stage1_stage2": Source("checkpoints/double_digits/theta0.pt",
                                     "the shipped double-digits theta0: stage 1 (3052 steps) + "
                                     "50 stage-2 iterations (best on meta-val)",
                                     cpu=(("checkpoints/double_digits/metrics.jsonl.gz",
                                           "stage1"),
                                          ("checkpoints/double_digits/metrics.jsonl.gz", 50))),
+            "stage1_stage2_remade": Source("checkpoints/ablation/dd_stage2_remade.pt",
+                                           "stage 2 for the double_digits config's 100 "
+                                           "iterations from the re-made stage 1 (train "
+                                           "--init), its last iteration: stage 2's effect on "
+                                           "the stage-1 row's own body",
+                                           cpu=(("checkpoints/ablation/dd_stage1_metrics"
+                                                 ".jsonl.gz", "stage1"),
+                                                ("checkpoints/ablation/dd_stage2_remade_metrics"
+                                                 ".jsonl.gz", 100))),
         }),
 }
 
@@ -136,11 +154,13 @@ def read_records(path: str | Path) -> list[dict]:
 
 
 def cpu_seconds(parts) -> tuple[float | None, list[dict]]:
-    """CPU seconds from training logs: parts = ((log, "stage1" | "best" | iteration), ...).
-    "stage1": the last stage-1 record's cpu_s (stage 1 from its start); an iteration: the
-    stage-2 record's cpu_s there (stage 2's loop from its start; validation of the start and
-    the rule start before it are not in it); "best": the iteration with the highest
-    meta_val_acc (the first of equals, as training keeps best.pt)."""
+    """CPU seconds from training logs: parts = ((log, "stage1" | "best" | "last" | iteration),
+    ...).
+    "stage1": the last stage-1 record's cpu_s (stage 1 from its first step, its validations
+    included); an iteration: the stage-2 record's cpu_s there (stage 2 from the validation of
+    its start on; the rule start's fit, data loading and calibration come before and are not
+    in any log); "best": the iteration with the highest meta_val_acc (the first of equals, as
+    training keeps best.pt); "last": the last iteration logged."""
     total, detail = 0.0, []
     if not parts:
         return None, detail
@@ -157,6 +177,8 @@ def cpu_seconds(parts) -> tuple[float | None, list[dict]]:
             if part == "best":
                 val = [r for r in s2 if "meta_val_acc" in r]
                 part = max(val, key=lambda r: (r["meta_val_acc"], -r["iteration"]))["iteration"]
+            elif part == "last":
+                part = max(r["iteration"] for r in s2)
             at = [r for r in s2 if r.get("iteration") == part and "cpu_s" in r]
             if part == 0:
                 at = [{"cpu_s": 0.0}]
@@ -256,13 +278,14 @@ def random_row(reference_checkpoint: str | Path, made: str, reference: Bundle,
                "the calibration, measured by this study", [])
 
 
-def shipped_rows(name: str, out: Path, keys=ROWS, paths: dict | None = None, dataset=None,
+def shipped_rows(name: str, out: Path, keys=None, paths: dict | None = None, dataset=None,
                  report=None) -> tuple[list[Row], Bundle, str]:
-    """The rows of SHIPPED[name] (paths: key -> checkpoint overriding the shipped one; its CPU
-    seconds are then not known): (rows, reference bundle, split)."""
+    """The rows `keys` (None: all) of SHIPPED[name] (paths: key -> checkpoint overriding the
+    shipped one; its CPU seconds are then not known): (rows, reference bundle, split)."""
     if name not in SHIPPED:
         raise UserError(f"no ablation rows for data set {name!r}; known: {', '.join(SHIPPED)}")
     spec = SHIPPED[name]
+    keys = list(spec.rows) if not keys else list(keys)
     paths = dict(paths or {})
     unknown = (set(keys) | set(paths)) - set(spec.rows)
     if unknown:
@@ -480,7 +503,7 @@ def _sha(path) -> str | None:
     return file_sha256(path)
 
 
-def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=ROWS, paths: dict | None = None,
+def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=None, paths: dict | None = None,
                 split: str | None = None, queries: int = 10, check_tasks: int = 2,
                 shots: int = 1, report=None) -> dict:
     """The ablation of SHIPPED[name], bundles in a temporary folder."""
@@ -505,6 +528,7 @@ def _pm(r: dict | None) -> str:
 
 def format_table(res: dict) -> str:
     r = res["rule"]
+    w = max([28] + [len(row["label"]) for row in res["rows"]])
     lines = [f"ablation: {res['dataset']} {res['split']}, {res['ways']}-way {res['shots']}-shot, "
              f"{res['tasks']} tasks (seed {res['seed']}, {res['queries']} queries/class, the "
              f"same tasks for every row: sha256 {res['tasks_sha256'][:12]})",
@@ -512,15 +536,16 @@ def format_table(res: dict) -> str:
              f"(step {r.get('step', float('nan')):g} mantissa per n x), theta {r['theta']:g}, "
              f"target {r['target_on']}/{r['target_off']}, {r['passes']} passes; silent head, "
              "identical in every row",
-             f"{'row':<28} {'deployed (sim/)':>16} {'ceiling: features':>18} "
+             f"{'row':<{w}} {'deployed (sim/)':>16} {'ceiling: features':>18} "
              f"{'vs stage 1 (pp)':>16} {'CPU s':>8}"]
     for row in res["rows"]:
         d = row.get(f"minus_{BASELINE}_pp")
         diff = "-" if d is None else f"{d['mean']:+.1f} +- {d['ci95']:.1f}"
         cpu = "n/a" if row["cpu_s"] is None else f"{row['cpu_s']:.0f}"
-        lines.append(f"{row['label']:<28} {_pm(row['deployed']):>16} "
+        lines.append(f"{row['label']:<{w}} {_pm(row['deployed']):>16} "
                      f"{_pm(row['prototype_features']):>18} {diff:>16} {cpu:>8}")
-    lines.append(f"{'ceiling: raw-input prototype':<28} {'':>16} {_pm(res['prototype_raw']):>18}")
+    lines.append(f"{'ceiling: raw-input prototype':<{w}} {'':>16} "
+                 f"{_pm(res['prototype_raw']):>18}")
     for row in res["rows"]:
         lines.append(f"  {row['key']}: {row['made']}"
                      + (f" [{row['checkpoint']}]" if row["checkpoint"] else "")

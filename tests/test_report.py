@@ -273,3 +273,36 @@ def test_continual_json_with_a_short_curve_is_refused_by_name(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(bad))
     with pytest.raises(UserError, match="c.json.*rows.prototype.accuracy must be 36 numbers"):
         rp.build_report(tmp_path / "out", rp.Inputs(continual=[tmp_path / "c.json"]))
+
+
+# --- the ablation section -----------------------------------------------------------------------
+SHIPPED_ABLATION = Path(__file__).parent.parent / "checkpoints" / "ablation" / "ablation_demo.json"
+
+
+def test_ablation_section_shows_every_row_of_the_shipped_json(tmp_path):
+    html = rp.build_report(tmp_path, rp.Inputs(ablation=[SHIPPED_ABLATION])).read_text()
+    sec = html[html.index('id="ablation"'):]
+    sec = sec[:sec.index("</section>")]
+    # the shipped measurement (docs/figures.md, "Ablation: what made theta0"), row by row
+    for cell in ("random theta0 + rule", "34.8 ± 0.9%", "69.7 ± 0.7%", "-56.7 ± 1.0 pp",
+                 "<td>4</td>", "stage 1 + rule", "91.6 ± 0.4%", "93.0 ± 0.4%", "<td>733</td>",
+                 "MAML from random + rule", "78.0 ± 0.6%", "79.4 ± 0.6%", "-13.6 ± 0.6 pp",
+                 "not logged (1580.5 s wall", "stage 1 + stage 2 + rule", "91.5 ± 0.4%",
+                 "92.6 ± 0.4%", "-0.0 ± 0.3 pp", "<td>885</td>", "77.4 ± 0.7%",
+                 "<td>stage 1, no MAML update</td>", "MAML (SGD inner loop) from random x5500",
+                 "--init + MAML (SOEL inner loop) x100",
+                 "mant 7, exp -2, theta 1.0, target 8/0, 8 passes"):
+        assert cell in sec, cell
+    assert sec.count("<tr>") == 1 + 5                      # header, 4 rows, the raw input
+    found = rp.default_inputs(SHIPPED_ABLATION.parents[1]).ablation
+    assert SHIPPED_ABLATION in found
+
+
+def test_ablation_json_without_a_deployed_accuracy_is_refused_by_name(tmp_path):
+    bad = json.loads(SHIPPED_ABLATION.read_text())
+    del bad["rows"][1]["deployed"]
+    (tmp_path / "a.json").write_text(json.dumps(bad))
+    with pytest.raises(UserError, match=r"a.json.*rows\[1\]\.deployed\.acc must be a fraction"):
+        rp.build_report(tmp_path / "out", rp.Inputs(ablation=[tmp_path / "a.json"]))
+    page = rp.build_report(tmp_path / "none", rp.Inputs()).read_text()
+    assert 'id="ablation"' in page and "no <code>benchmarks/ablation.py --json</code>" in page

@@ -21,15 +21,17 @@ def report(
                                      "sim_vs_lava.py --json, or metaloihi.report.SPEED_FORMAT)."),
     figure: list[Path] = typer.Option([], help="A PNG to show as is, e.g. the demo's (repeat)."),
     continual: list[Path] = typer.Option([], help="`metaloihi continual --json` file (repeat)."),
+    ablation: list[Path] = typer.Option([], help="benchmarks/ablation.py --json file: what made "
+                                        "theta0 (repeat)."),
     title: str = typer.Option("metaloihi report", help="Page title."),
 ) -> None:
     """One self-contained HTML page (+ PNGs beside it): accuracy against the paper, training
-    curves, deployment gap, sim/ vs Lava speed, SOEL theta/eta, bundles, Loihi 2 cost,
-    continual learning. With no input named,
+    curves, deployment gap, the ablation of what made theta0, sim/ vs Lava speed, SOEL
+    theta/eta, bundles, Loihi 2 cost, continual learning. With no input named,
     it takes what it finds under ./checkpoints/; anything absent shows as "not measured"."""
     from metaloihi import report as rp
     inputs = rp.Inputs(list(log), list(eval_), list(bundle), list(gap), list(speed), list(figure),
-                       list(continual))
+                       list(continual), list(ablation))
     if not inputs.all():
         inputs = rp.default_inputs("checkpoints")
         typer.echo(f"no inputs named: using {len(inputs.all())} file(s) under checkpoints/")

@@ -9,6 +9,7 @@ fetched) with its PNGs next to it, from what the pipeline wrote.
   markup.py        escaping and table helpers shared by the sections
   cost.py          the Loihi 2 resource and cost section
   continual.py     the continual-learning section (`metaloihi continual --json` files)
+  ablation.py      the ablation section: what made theta0 (benchmarks/ablation.py --json files)
   page.py          the sections and `build_report`, which writes index.html
 """
 from metaloihi.report.bundles import bundle_summary

@@ -13,6 +13,7 @@ import numpy as np
 from metaloihi import __version__
 from metaloihi.base.atomic import file_sha256, write_bytes
 from metaloihi.base.errors import UserError
+from metaloihi.report.ablation import ablation_section, read_ablation
 from metaloihi.report.bundles import bundle_summary
 from metaloihi.report.continual import continual_section, read_continual
 from metaloihi.report.cost import cost_section
@@ -144,6 +145,7 @@ def _bundles_section(bundles: list[dict]) -> str:
         enc = b["encoding"]
         meta = [("file", b["path"]), ("source", b["source"] or "—"),
                 ("data set", dataset_name(b["dataset"])),
+                ("theta0 made by", b.get("made_by") or "not recorded"),
                 ("iteration", b["iteration"] if b["iteration"] is not None else "—"),
                 ("created", b["created"] or "—"),
                 ("encoding", json.dumps(enc) if enc else "none (frames as they are)"),
@@ -207,6 +209,7 @@ def build_report(out_dir: str | Path, inputs: Inputs,
     gaps = [(Path(p), read_gap(p)) for p in inputs.gaps]
     speeds = [(Path(p), read_speed(p)) for p in inputs.speeds]
     continual = [(Path(p), read_continual(p)) for p in inputs.continual]
+    ablation = [(Path(p), read_ablation(p)) for p in inputs.ablation]
     for p in inputs.figures:
         if not Path(p).is_file():
             raise UserError(f"figure {str(p)!r} does not exist")
@@ -224,7 +227,8 @@ def build_report(out_dir: str | Path, inputs: Inputs,
     body = (f"<h1>{esc(title)}</h1><p class=\"sub\">metaloihi {esc(__version__)}, generated "
             f"{esc(now)}. Paper: {esc(PAPER_CITATION)}.</p>"
             + accuracy_section(evals) + _curves_section(labels, files, png)
-            + _gap_section(gaps) + _speed_section(speeds) + _soel_section(labels, bundles)
+            + _gap_section(gaps) + ablation_section(ablation) + _speed_section(speeds)
+            + _soel_section(labels, bundles)
             + _bundles_section(bundles) + cost_section(inputs.bundles)
             + continual_section(continual, out_dir)
             + _inputs_section(inputs, figures)

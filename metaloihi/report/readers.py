@@ -59,7 +59,7 @@ SPLITS = ("train", "val", "test", "demo")
 DEFAULT_GLOBS = {"logs": ("*metrics.jsonl", "*metrics.jsonl.gz"), "evals": ("eval_*.json",),
                  "bundles": ("*.h5",), "gaps": ("deployment_gap*.json",),
                  "speeds": ("sim_vs_lava*.json",), "figures": ("demo*.png",),
-                 "continual": ("continual*.json",)}
+                 "continual": ("continual*.json",), "ablation": ("ablation_*.json",)}
 
 
 @dataclass
@@ -71,10 +71,11 @@ class Inputs:
     speeds: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)   # PNGs shown as they are (the demo's)
     continual: list[Path] = field(default_factory=list)  # `metaloihi continual --json` files
+    ablation: list[Path] = field(default_factory=list)   # benchmarks/ablation.py --json files
 
     def all(self) -> list[tuple[str, Path]]:
         return [(kind, p) for kind in ("logs", "evals", "bundles", "gaps", "speeds", "figures",
-                                       "continual")
+                                       "continual", "ablation")
                 for p in getattr(self, kind)]
 
 
