@@ -257,7 +257,13 @@ def test_export_runs_without_offline_or_the_data_set(tmp_path, gestures, name):
                       env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["code"] in (0, None), res.stdout + res.stderr
+    if name == "ablation/dd_maml_random.pt":
+        # trained with an SGD inner step: its own rule (the config's eta) is far off the chip's
+        # steps, so export refuses it in one line (the ablation deploys it with another rule)
+        assert out["code"] == 1 and "outside the chip's steps" in res.stdout + res.stderr, \
+            res.stdout + res.stderr
+    else:
+        assert out["code"] in (0, None), res.stdout + res.stderr
     assert "metaloihi.bridge.export" in out["modules"]
     assert not [m for m in out["modules"] if m.startswith("metaloihi.offline")]
     assert "metaloihi.datasets.registry" not in out["modules"]
