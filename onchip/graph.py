@@ -1,8 +1,8 @@
 """The on-chip session in Lava (a target of bridge/target.py; the timing is the rule's bit-exact
 model's, rules/soel/chip.py), as two graphs that compute what the one chained graph computes:
 
-  1. the frozen layers: RingBuffer -> netx network -> Monitor of its output spikes, each
-     DISTINCT sample once (bridge/netx_run.run_frozen);
+  1. the frozen layers: RingBuffer -> netx network -> a recording sink of its output spikes
+     (bridge/spike_recorder.py), each DISTINCT sample once (bridge/netx_run.run_frozen);
   2. the head: RingBuffer replaying those spikes in session order -> the rule's head part
      (rules/<name>/lava.py; SOEL: error path (window gate) -> LearningDense
      (Loihi3FLearningRule) -> head LIF -> error path (post counts) -> n -> the LIF's third
@@ -14,7 +14,8 @@ layers' spikes for a sample do not depend on what ran before it: a shot shown in
 two tasks, gives the same spikes 8 times, and running it once saves those Lava steps. The frozen
 spikes reach the head at the same step of the period in both forms (tests hold the split graph
 equal to sim/ spike for spike, v and weights included). Read out: Monitors of the head's spikes
-and membrane v; the head weights once per block of learning samples and after the last sample.
+and membrane v; the head weights after each learning sample and at the end of each block of
+samples that do not learn.
 """
 from __future__ import annotations
 
