@@ -29,8 +29,8 @@ and transposes them for Lava's true convolution itself (hdf5.py, create_conv).
                           the float rule the chip rule was computed from)
 
 Format /1 (older files) stored the rule in float units (head attrs soel_threshold, soel_eta,
-target_on, ..., and a learning_rule group); read_bundle converts it once, with
-rules/soel.to_chip, as export would have.
+target_on, ..., and a learning_rule group); read_bundle converts it once, as export would have
+(rules/soel/legacy.py, the one home of old formats).
 
 netx reads only layer/ (hdf5.Network._create), so our group is invisible to it. What netx does
 with our numbers: bias -> bias_mant with bias_exp 6 (the quantiser puts frozen biases there);
@@ -55,6 +55,7 @@ from metaloihi.base.atomic import atomic_path, file_sha256
 from metaloihi.base.errors import UserError
 from metaloihi import rules
 from metaloihi.rules import soel
+from metaloihi.rules.soel import legacy
 from metaloihi.bridge.validate import FORMAT, FORMAT_V1, validate_bundle
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.sim import loihi as L
@@ -254,7 +255,7 @@ def read_bundle(path: str | Path) -> Bundle:
         net.append(FixedLayer(DenseSpec(int(np.prod(shape)), w.shape[0]), w, nrn,
                               weight_exp=int(a["weight_exp"])))
         scales = [float(s) for s in ours["scales"][()]]
-        rule = _rule_v1(a, scales[-1]) if ours.attrs["format"] == FORMAT_V1 else \
+        rule = legacy.rule_v1(a, scales[-1]) if ours.attrs["format"] == FORMAT_V1 else \
             _rule(h["rule"].attrs)
         head = HeadParams(rule, labels=tuple(s.decode() if isinstance(s, bytes) else str(s)
                                              for s in h["labels"][()]))
@@ -265,14 +266,6 @@ def read_bundle(path: str | Path) -> Bundle:
 def _rule(a):
     name = a["name"]
     return rules.get(name.decode() if isinstance(name, bytes) else str(name)).from_attrs(a)
-
-
-def _rule_v1(a, scale: float):
-    """A format /1 head's float rule (always SOEL), converted once as export now does."""
-    return soel.to_chip(soel.LearntRule(theta=float(a["soel_threshold"]), eta=float(a["soel_eta"]),
-                              target_on=int(a["target_on"]), target_off=int(a["target_off"]),
-                              rng_seed=int(a["rng_seed"]), passes=int(a.get("passes", 1))),
-                   scale)
 
 
 def as_bundle(bundle: "Bundle | str | Path") -> Bundle:

@@ -15,12 +15,16 @@ studies/upgrade.py):
   encoding      datasets.encoding.Encoding.to_dict(): {"pool", "time_pool", "steps"}
   neurons       per layer, sim.loihi.LifFloat's fields: {"du", "dv", "vth", "bias"}
   dataset       {"name", "ways" (== the head's outputs), "splits": {"train", "val", "test"}}
-  rule          the on-chip learning rule as learnt (float weight units): {"name": "soel",
+  rule          the on-chip learning rule, as learnt or as fitted (float weight units): {"name": "soel",
                 "theta", "eta", "target_on", "target_off", "passes", "rng_seed",
                 "head_range": float or None (the float |w| at the head grid's edge; None:
                 theta0's own head range)}
   theta0        None: theta0 is the checkpoint's meta "theta0.*" as stored; else
                 {"layers.{i}.weight": tensor}, theta0 with the training's Q_outer applied
+
+and beside it "rule_fit" where the rule was fitted after training: how, the fitted values and
+the rule before the fit. (Older files hold the fit as "soel_fit" instead, read through
+rules/soel/legacy.py.)
 
 Every field is checked here; a bad one is a UserError naming the file and the field.
 """
@@ -38,6 +42,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import (NETWORK_FORMAT, NETWORK_KEY, check_finite,
                                        load_checkpoint_file)
 from metaloihi.datasets.encoding import Encoding
+from metaloihi.rules.soel import legacy
 from metaloihi.sim.arch import ConvSpec, DenseSpec, check_chain
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
@@ -54,7 +59,7 @@ class CheckpointNetwork(NamedTuple):
     neurons: list                     # sim.loihi.LifFloat per layer
     rule: dict                        # the description's "rule", checked
     meta: dict                        # dataset, ways, splits, encoding, input_shape,
-                                      # frame_shape; the file's split, iteration, soel_fit
+                                      # frame_shape; the file's split, iteration, rule_fit
 
 
 def _finite(path: Path, where: str, tensors: dict) -> None:
@@ -185,18 +190,15 @@ def _theta0(f: _Fields, path: Path, state: dict, desc: dict, specs: list) -> dic
     return {k: theta[k].detach().to(torch.float64) for k in want}
 
 
-def _soel_fit(f: _Fields, fitted) -> dict | None:
-    """The "soel_fit" some checkpoints hold (written by the old fit-soel): read as before."""
-    if fitted is None:
-        return None
-    if not isinstance(fitted, dict):
-        f.fail("soel_fit", fitted, "a dict")
-    f.num(fitted, "soel_fit", "soel_threshold", positive=True)
-    f.num(fitted, "soel_fit", "soel_eta", positive=True)
-    f.int_(fitted, "soel_fit", "target_on")
-    if "passes" in fitted:
-        f.int_(fitted, "soel_fit", "passes", 1)
-    return fitted
+def _rule_fit(f: _Fields, state: dict, rule: dict) -> tuple[dict, dict | None]:
+    """(the rule export deploys, the record of its fit or None). An older file's "soel_fit" is
+    folded in here as `metaloihi upgrade-checkpoint` folds it into the file."""
+    if state.get("soel_fit") is not None:
+        return legacy.fold_fit(rule, legacy.check_fit(f, state["soel_fit"]))
+    record = state.get("rule_fit")
+    if record is not None and not isinstance(record, dict):
+        f.fail("rule_fit", record, "a dict")
+    return rule, record
 
 
 def network_of(path: Path, state: dict) -> CheckpointNetwork:
@@ -242,13 +244,13 @@ def network_of(path: Path, state: dict) -> CheckpointNetwork:
     splits = f.get(data, "network.dataset", "splits")
     for k in ("train", "val", "test"):
         f.str_(splits, "network.dataset.splits", k)
-    rule = _rule(f, desc)
+    rule, fitted = _rule_fit(f, state, _rule(f, desc))
     theta0 = _theta0(f, path, state, desc, specs)
     meta = {"dataset": f.str_(data, "network.dataset", "name"), "ways": ways,
             "splits": dict(splits), "encoding": enc.to_dict(),
             "input_shape": list(input_shape), "frame_shape": list(frame_shape),
             "split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
-            "soel_fit": _soel_fit(f, state.get("soel_fit")),
+            "rule_fit": fitted,
             "made_by": _made_by(f, state.get("made_by"))}
     return CheckpointNetwork(specs, theta0, neurons, rule, meta)
 

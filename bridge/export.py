@@ -1,7 +1,6 @@
 """Float network (a checkpoint from offline/, or a random one) -> quantised -> bundle (+ NIR)."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,37 +28,19 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
     return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
 
 
-def learnt_rule(rule: dict, fitted: dict | None):
-    """The float rule of a checkpoint (network.rule, float weight units as learnt; its card's
-    learnt_rule) and, where the checkpoint holds one and it is used, its "soel_fit" (what
-    fit-soel wrote into checkpoints before it wrote bundles: theta, eta, target_on, passes;
-    honoured read-only)."""
-    out = rules.get(rule.get("name", "soel")).learnt_rule(rule)
-    if fitted:
-        out = replace(out, theta=float(fitted["soel_threshold"]), eta=float(fitted["soel_eta"]),
-                      target_on=int(fitted["target_on"]),
-                      passes=int(fitted.get("passes", out.passes)))
-    return out
-
-
-def from_checkpoint(path: str | Path, use_fit: bool = True
-                    ) -> tuple[list, dict, list, LearntRule, dict]:
+def from_checkpoint(path: str | Path) -> tuple[list, dict, list, LearntRule, dict]:
     """(specs, theta0, neurons, float rule, meta) of an offline/ checkpoint, read from the file
     alone (bridge/checkpoint_file.py: the network it describes; no offline/, no data set).
-    The rule: the checkpoint's "soel_fit" when present and use_fit, else its learnt rule.
+    The rule: the checkpoint's, as learnt or as fitted (meta "rule_fit" then says how).
     meta["head_range"]: the float |w| of the head grid's edge a silent-start head needs (None:
     theta0's own head range)."""
     ck = read_checkpoint(path)
-    fitted = ck.meta["soel_fit"] if use_fit else None
-    rule = learnt_rule(ck.rule, fitted)
+    rule = rules.get(ck.rule["name"]).learnt_rule(ck.rule)
     meta = default_meta(source=path, split=ck.meta["split"])
-    if fitted:
-        meta["soel_fit"] = dict(fitted)
-    meta["iteration"] = ck.meta["iteration"]
-    meta["made_by"] = ck.meta["made_by"]
-    meta["dataset"] = ck.meta["dataset"]
-    meta["splits"] = ck.meta["splits"]
-    meta["encoding"] = ck.meta["encoding"]
+    if ck.meta["rule_fit"]:
+        meta["rule_fit"] = dict(ck.meta["rule_fit"])
+    for key in ("iteration", "made_by", "dataset", "splits", "encoding"):
+        meta[key] = ck.meta[key]
     meta["head_range"] = ck.rule["head_range"]
     return ck.specs, ck.theta0, ck.neurons, rule, meta
 

@@ -17,12 +17,12 @@ import numpy as np
 
 from metaloihi.base.errors import UserError
 from metaloihi import rules
-from metaloihi.rules import soel
+from metaloihi.rules.soel import legacy
+from metaloihi.rules.soel.legacy import FORMAT_V1   # still read: the rule in float units
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.sim import loihi as L
 
 FORMAT = "metaloihi.bundle/2"    # the version bridge/bundle.py writes: the rule in chip units
-FORMAT_V1 = "metaloihi.bundle/1"   # still read: the rule in float units, converted once
 META_REQUIRED = ("source_sha256", "created", "versions")
 
 
@@ -35,6 +35,8 @@ def _shown(value) -> str:
 
 
 class _Checker:
+    shown = staticmethod(_shown)
+
     def __init__(self, path: Path):
         self.path = path
 
@@ -213,7 +215,11 @@ def _head(c: _Checker, h: h5py.Group, n_in: int, fmt: str) -> tuple[int, int]:
     if b.shape != (w.shape[0],):
         c.fail(f"{where}/bias_mant", f"shape {b.shape}, expected ({w.shape[0]},)")
     c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias_mant", "bias mantissa (13-bit)")
-    (_rule_v1 if fmt == FORMAT_V1 else _rule)(c, h, where)
+    if fmt == FORMAT_V1:                # an older file's float rule (rules/soel/legacy.py)
+        _attrs(c, h.attrs, where, _TARGETS)
+        legacy.check_v1(c, h, where)
+    else:
+        _rule(c, h, where)
     _labels(c, h, where, w.shape[0])
     return w.shape[0], int(w.size)
 
@@ -243,39 +249,6 @@ def _rule(c: _Checker, h: h5py.Group, where: str) -> None:
         c.fail(f"{where}/name", f"rule {_shown(name)}; this version runs "
                                 f"{', '.join(repr(n) for n in rules.names())}")
     rules.get(name).check_attrs(c, a, where)
-
-
-def _rule_v1(c: _Checker, h: h5py.Group, where: str) -> None:
-    """The float rule of a format /1 head (bridge/bundle.py converts it when reading)."""
-    a = h.attrs
-    _attrs(c, a, where, _TARGETS)
-    if "passes" in a:     # the oldest bundles have none: one pass
-        c.scalar(a["passes"], f"{where}/passes", 1, 1000)
-    for name, positive in (("soel_threshold", True), ("soel_eta", False)):
-        if name not in a:
-            c.fail(where, f"required attribute {name!r} is missing")
-        v = c.number(a[name], f"{where}/{name}")
-        if v < 0 or (positive and v == 0):
-            c.fail(f"{where}/{name}", f"{v} must be finite and {'> 0' if positive else '>= 0'}")
-    rule = c.get(h, "learning_rule", where)
-    if not isinstance(rule, h5py.Group):
-        c.fail(f"{where}/learning_rule", "is a dataset, expected a group of attributes")
-    for key, val in rule.attrs.items():
-        v = np.asarray(val)
-        if v.size != 1 or v.dtype.kind not in "iufSUO":
-            c.fail(f"{where}/learning_rule/{key}", f"must be one number or string, got "
-                                                   f"{_shown(val)}")
-
-
-def _soel_v1_on_chip(c: _Checker, a, scale: float) -> None:
-    """What rules/soel.to_chip refuses of a /1 head, named by its attribute."""
-    soel.check_theta(c, a["soel_threshold"], "metaloihi/head/soel_threshold")
-    eta = float(a["soel_eta"])
-    step = eta * scale
-    if not soel.STEP_MIN / soel.STEP_SLACK <= step <= soel.STEP_SLACK * soel.STEP_MAX:
-        c.fail("metaloihi/head/soel_eta", f"{eta:g} x scale {scale:g} = {step:g} mantissa units "
-                                          f"per step, more than {soel.STEP_SLACK:g}x outside the "
-                                          f"chip's steps [{soel.STEP_MIN:g}, {soel.STEP_MAX:g}]")
 
 
 def _labels(c: _Checker, h: h5py.Group, where: str, n_out: int) -> None:
@@ -355,7 +328,7 @@ def _validate(c: _Checker, path: Path) -> str:
             c.fail("metaloihi/scales", f"{scales.tolist()} must be {n_layers} finite positive "
                                        "numbers (one per layer, head included)")
         if fmt == FORMAT_V1:
-            _soel_v1_on_chip(c, ours["head"].attrs, float(scales[-1]))
+            legacy.check_v1_on_chip(c, ours["head"].attrs, float(scales[-1]))
         created = _meta(c, c.get(ours, "meta", "metaloihi"))
         n_syn = sum(int(np.prod(f[f"layer/{k + 1}/weight"].shape))
                     for k, kind in enumerate(kinds) if kind != "flatten")

@@ -1,7 +1,8 @@
 """`metaloihi demo`: five-way one-shot gesture learning on chip, end to end.
 
-  theta0 (checkpoints/demo/theta0.pt; what made it is the checkpoint's own record, printed) ->
-  bundle (bridge/: Loihi 2 fixed point, netx layout, validated) -> per task, one example of
+  the shipped bundle (checkpoints/demo/bundle.h5: theta0.pt exported to Loihi 2 fixed point,
+  netx layout, with its fitted rule; what made theta0 is its own record, printed; --checkpoint
+  or --retrain export another) -> validated -> per task, one example of
   each of five gestures never seen in training, one at a time, the label driving the error
   path, the head learning on chip -> learning frozen -> held-out examples classified.
 
@@ -34,6 +35,9 @@ console = Console()
 REPO = Path(__file__).resolve().parent.parent
 # package data of metaloihi.checkpoints (checkpoints/ in a checkout), so an installed demo finds it
 SHIPPED = Path(str(resources.files("metaloihi.checkpoints") / "demo" / "theta0.pt"))
+# theta0.pt exported with its fitted rule (checkpoints/demo/README.md; a test holds it equal to
+# `metaloihi export --checkpoint theta0.pt`): what the demo deploys
+SHIPPED_BUNDLE = SHIPPED.with_name("bundle.h5")
 WAYS, SHOTS = 5, 1
 FIT_TASKS = 20                   # meta-validation tasks per grid point of the SOEL fit
 RETRAIN_SET: dict = {}           # config overrides for --retrain (tests: a tiny budget)
@@ -51,19 +55,21 @@ def _retrain(out: Path, seed: int) -> Path:
     return out / "best.pt"
 
 
-def _baseline_bundle(ckpt: Path, out: Path, rule) -> Path:
-    """The same architecture with a calibrated random theta0 (no meta-training) and the same
-    on-chip rule (rules.soel.ChipRule: the same step in mantissa units), exported like the
-    real one."""
-    from metaloihi.bridge import export as ex
+def _baseline_bundle(ckpt: Path, out: Path, bundle) -> Path:
+    """The same architecture (ckpt's config) with a calibrated random theta0 (no training) and
+    the bundle's on-chip rule (rules.soel.ChipRule: the same step in mantissa units), exported
+    like the real one."""
+    from metaloihi.bridge.bundle import default_meta
+    from metaloihi.bridge.export import export_bundle
     from metaloihi.offline import checkpoint, config, maml, train
-    state = checkpoint.load(ckpt)
-    cfg = config.from_dict(state["config"])
+    cfg = config.from_dict(checkpoint.load(ckpt)["config"])
     s = train.setup(cfg)
     theta0 = {k: v.detach().double() for k, v in maml.theta0_of(train.initial_meta(s)).items()}
-    _, _, _, _, meta = ex.from_checkpoint(ckpt)
-    meta = {**meta, "source": "calibrated random theta0 (no meta-training)"}
-    path, _ = ex.export_bundle(out, s.specs, theta0, s.neurons, rule=rule, meta=meta)
+    keep = ("split", "dataset", "splits", "encoding", "head_range")
+    meta = {**default_meta(), **{k: bundle.meta[k] for k in keep if k in bundle.meta},
+            "source": "calibrated random theta0 (no training)",
+            "made_by": {"label": "random", "summary": "calibrated random theta0 (no training)"}}
+    path, _ = export_bundle(out, s.specs, theta0, s.neurons, rule=bundle.head.rule, meta=meta)
     return path
 
 
@@ -169,10 +175,12 @@ def run_demo(seed: int = 0, tasks: int = 1, queries: int = 10, out: str | Path =
     t = time.perf_counter()
     with console.status("embedded DVS gestures (generated on first use, ~15 s, then cached)"):
         ds = load_dataset("gestures", seed=0)
-    with console.status(f"exporting {ckpt.name} to a Loihi 2 bundle"):
-        specs, params, neurons, learnt, meta = from_checkpoint(ckpt)
-        bundle_path, _ = export_bundle(out / "bundle.h5", specs, params, neurons, rule=learnt,
-                                       meta=meta)
+    bundle_path = SHIPPED_BUNDLE
+    if checkpoint or retrain:
+        with console.status(f"exporting {ckpt.name} to a Loihi 2 bundle"):
+            specs, params, neurons, learnt, meta = from_checkpoint(ckpt)
+            bundle_path, _ = export_bundle(out / "bundle.h5", specs, params, neurons,
+                                           rule=learnt, meta=meta)
     if retrain:
         from metaloihi.studies.rule_fit import fit_bundle
         with console.status("fitting the on-chip SOEL step on meta-validation tasks (sim/)"):
@@ -180,13 +188,13 @@ def run_demo(seed: int = 0, tasks: int = 1, queries: int = 10, out: str | Path =
     console.print(validate_bundle(bundle_path))
     bundle = read_bundle(bundle_path)
     head = bundle.head.rule
-    fit = bundle.meta.get("rule_fit") or bundle.meta.get("soel_fit") or {}
+    fit = bundle.meta.get("rule_fit") or {}
     made = (bundle.meta.get("made_by") or {}).get("summary", "not recorded")
     stream = draw_tasks(ds, "demo", sim_tasks, WAYS, SHOTS, queries, seed)
     names = [ds.class_names[c] for c in ds.split_classes("demo")]
     timings["setup_s"] = time.perf_counter() - t
-    console.print(f"theta0: {ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt}, "
-                  f"made by {made}")
+    shown = [p.relative_to(REPO) if p.is_relative_to(REPO) else p for p in (bundle_path, ckpt)]
+    console.print(f"bundle: {shown[0]}, theta0 from {shown[1]}, made by {made}")
     console.print(f"on-chip rule: SOEL, theta {head.theta:g} spikes, target "
                   f"{head.target_on}/{head.target_off} spikes, {head.passes} passes"
                   + (f", step fitted on meta-val ({fit.get('val_accuracy', 0):.1%})" if fit
@@ -232,7 +240,7 @@ def run_demo(seed: int = 0, tasks: int = 1, queries: int = 10, out: str | Path =
 
     with console.status(f"sim/: the same bundle and the baselines on {sim_tasks} tasks"):
         t = time.perf_counter()
-        rand = read_bundle(_baseline_bundle(ckpt, out / "bundle_random_theta0.h5", head))
+        rand = read_bundle(_baseline_bundle(ckpt, out / "bundle_random_theta0.h5", bundle))
         timings["random_theta0_export_s"] = time.perf_counter() - t
         stats = sim_statistics(bundle, rand, ds, stream)
         timings["sim_tasks_s"] = stats.pop("seconds")

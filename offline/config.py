@@ -17,6 +17,7 @@ from pathlib import Path
 from metaloihi import rules
 from metaloihi.base.errors import UserError
 from metaloihi.offline.maml import MamlConfig
+from metaloihi.rules.soel import legacy
 from metaloihi.offline.model import ModelConfig
 from metaloihi.offline.pretrain import PretrainConfig
 
@@ -184,27 +185,12 @@ def _check_type(key: str, val, hint) -> None:
         raise UserError(f"config key {key} = {shown}; expected {_type_name(hint)}")
 
 
-def _rule_section(raw: dict) -> dict:
-    """[rule] as given, or built from the [maml] soel_* keys of a config written before it
-    (every shipped checkpoint's stored config): never both."""
-    maml = raw.get("maml", {}) if isinstance(raw.get("maml", {}), dict) else {}
-    legacy = rules.get("soel").LEGACY_MAML_KEYS
-    old = {k: maml[k] for k in legacy if k in maml}
-    if not old:
-        return raw.get("rule", {})
-    if "rule" in raw:
-        raise UserError(f"config has a [rule] section and the old [maml] keys {sorted(old)}; "
-                        "move them into [rule]")
-    raw["maml"] = {k: v for k, v in maml.items() if k not in legacy}
-    return {legacy[k]: v for k, v in old.items()}
-
-
 def from_dict(raw: dict) -> Config:
     for key in raw:
         if key not in SECTIONS:
             raise UserError(f"unknown config section [{key}]; expected {', '.join(SECTIONS)}")
     raw = dict(raw)
-    rule_raw = _rule_section(raw)
+    rule_raw = legacy.rule_section(raw)   # older configs kept SOEL's keys in [maml]
     if not isinstance(rule_raw, dict):
         raise UserError(f"config section [rule] must be a table, got {rule_raw!r}")
     card = rules.get(rule_raw.get("name", "soel"))

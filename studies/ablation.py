@@ -251,7 +251,7 @@ def body_bundle(out: str | Path, specs: list, theta0: dict, neurons: list, refer
 def checkpoint_row(key: str, checkpoint: str | Path, made: str, reference: Bundle,
                    head_range: float | None, out: Path, cpu=(), cpu_note: str = "") -> Row:
     from metaloihi.bridge.export import from_checkpoint
-    specs, theta0, neurons, _, meta = from_checkpoint(checkpoint, use_fit=False)
+    specs, theta0, neurons, _, meta = from_checkpoint(checkpoint)   # the body only
     b = body_bundle(out / f"{key}.h5", specs, theta0, neurons, reference, head_range,
                     str(checkpoint), {"row": key, "iteration": meta.get("iteration")})
     cpu_s, detail = cpu_seconds(cpu)

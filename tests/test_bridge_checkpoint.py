@@ -72,7 +72,7 @@ def _legacy(folder: Path, gestures, name: str = "old.pt", fitted: bool = False,
     return folder / name
 
 
-def _old_from_checkpoint(path, gestures, use_fit: bool = True):
+def _old_from_checkpoint(path, gestures):
     """What bridge/export.py's from_checkpoint returned before checkpoints described
     themselves: everything derived from the config, the data set and the meta-parameters."""
     state = checkpoint.load(path)
@@ -87,15 +87,15 @@ def _old_from_checkpoint(path, gestures, use_fit: bool = True):
                       target_off=int(cfg.rule.target_off), rng_seed=int(cfg.train.seed),
                       passes=max(int(cfg.maml.inner_steps), 1)
                       if cfg.maml.inner_rule == "soel" else 1)
-    fitted = state.get("soel_fit") if use_fit else None
+    fitted = state.get("soel_fit") or state.get("rule_fit")    # the old record, or the new
     if fitted:
-        head = replace(head, theta=float(fitted["soel_threshold"]),
-                       eta=float(fitted["soel_eta"]), target_on=int(fitted["target_on"]),
+        head = replace(head, theta=float(fitted.get("soel_threshold", fitted.get("theta"))),
+                       eta=float(fitted.get("soel_eta", fitted.get("eta"))),
+                       target_on=int(fitted["target_on"]),
                        passes=int(fitted.get("passes", head.passes)))
     meta = {"split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
             "dataset": cfg.data.dataset, "encoding": model.encoding(cfg.model).to_dict(),
-            "head_range": learnt.get(maml.HEAD_RANGE),
-            **({"soel_fit": dict(fitted)} if fitted else {})}
+            "head_range": learnt.get(maml.HEAD_RANGE)}
     return s.specs, theta0, s.neurons, head, meta
 
 
@@ -141,18 +141,25 @@ def test_upgrade_is_idempotent_and_export_is_what_the_old_path_gave(tmp_path, ge
     data = path.read_bytes()
     assert upgrade_checkpoint(path) is False and path.read_bytes() == data     # untouched
     after = checkpoint.load(path)
-    assert set(after) == set(before) | {"network", "made_by"}
+    # an old fit-soel's "soel_fit" is folded into network.rule and recorded as "rule_fit"
+    assert set(after) == (set(before) - {"soel_fit"}) | {"network", "made_by"} | \
+        ({"rule_fit"} if fitted else set())
     assert after["made_by"]["stage2_iterations"] == before["iteration"]
     assert all(torch.equal(after["meta"][k], v) for k, v in before["meta"].items())
     assert {k: after[k] for k in ("config", "split", "iteration", "versions")} == \
         {k: before[k] for k in ("config", "split", "iteration", "versions")}
     _same_export(tmp_path, old, ex.from_checkpoint(path))
-    if fitted:
-        _same_export(tmp_path, _old_from_checkpoint(path, gestures, use_fit=False),
-                     ex.from_checkpoint(path, use_fit=False))
     rule = after["network"]["rule"]
     assert rule["head_range"] == pytest.approx(0.02) and rule["rng_seed"] == 7
-    assert rule["passes"] == (1 if over.get("maml.inner_rule") == "sgd" else 3)
+    if fitted:
+        fit = after["rule_fit"]
+        assert (rule["theta"], rule["eta"], rule["target_on"], rule["passes"]) == \
+            (1.0, 1e-3, 12, 4) == (fit["theta"], fit["eta"], fit["target_on"], fit["passes"])
+        assert fit["before"]["passes"] == 3 and fit["before"]["eta"] == pytest.approx(3e-3)
+        assert fit["split"] == "val" and fit["tasks"] == 2 and "soel_fit" in fit["from"]
+        assert ex.from_checkpoint(path)[4]["rule_fit"] == fit        # carried into the bundle
+    else:
+        assert rule["passes"] == (1 if over.get("maml.inner_rule") == "sgd" else 3)
     assert (after["network"]["theta0"] is None) == ("maml.q_outer_bits" not in over)
 
 
@@ -271,3 +278,43 @@ def test_export_runs_without_offline_or_the_data_set(tmp_path, gestures, name):
     if name == "demo/theta0.pt":          # one shipped file, against the old path, in-process
         old = _old_from_checkpoint(path, gestures)
         _same_export(tmp_path, old, ex.from_checkpoint(path))
+
+
+def test_a_described_checkpoint_still_holding_soel_fit_reads_as_its_upgrade(tmp_path, gestures):
+    """Files written between described checkpoints and bundle fits (the shipped ones were):
+    network.rule as learnt plus "soel_fit". The reader folds the fit in (rules/soel/legacy.py)
+    exactly as upgrade-checkpoint does in the file."""
+    path = _legacy(tmp_path / "ck", gestures, fitted=True)
+    soel_fit = checkpoint.load(path)["soel_fit"]
+    upgrade_checkpoint(path, dataset=gestures)
+    upgraded = checkpoint.load(path)
+    mid = dict(upgraded)
+    mid["network"] = {**mid["network"], "rule": {**mid["network"]["rule"],
+                                                 **mid.pop("rule_fit")["before"]}}
+    mid["soel_fit"] = soel_fit
+    old = tmp_path / "mid.pt"
+    checkpoint.save(old, mid)
+    a, b = cf.read_checkpoint(old), cf.read_checkpoint(path)
+    assert a.rule == b.rule and a.meta["rule_fit"] == b.meta["rule_fit"] == upgraded["rule_fit"]
+    *net, meta = ex.from_checkpoint(path)
+    drop = ("source", "source_sha256", "created")           # the two files differ in these
+    _same_export(tmp_path, (*net, {k: v for k, v in meta.items() if k not in drop}),
+                 ex.from_checkpoint(old))
+    assert upgrade_checkpoint(old) is True
+    again = checkpoint.load(old)
+    assert "soel_fit" not in again and again["rule_fit"] == upgraded["rule_fit"]
+    assert again["network"]["rule"] == upgraded["network"]["rule"]
+
+
+def test_old_formats_are_read_only_by_the_readers_fallbacks():
+    """rules/soel/legacy.py, the one home of old formats, is imported by the readers of
+    configs, checkpoints and bundles (and their validator) only."""
+    import metaloihi
+    root = Path(metaloihi.__file__).resolve().parent.parent
+    folders = ("base", "sim", "rules", "datasets", "offline", "bridge", "onchip", "studies",
+               "metaloihi")
+    users = sorted(str(p.relative_to(root)) for d in folders for p in (root / d).rglob("*.py")
+                   if any(s in p.read_text() for s in ("soel import legacy",
+                                                       "soel.legacy import")))
+    assert users == ["bridge/bundle.py", "bridge/checkpoint_file.py", "bridge/validate.py",
+                     "offline/config.py"]

@@ -7,12 +7,39 @@ import pytest
 from metaloihi.demo import SHIPPED, run_demo
 
 
-def test_shipped_demo_checkpoint_is_tensors_only_and_fitted():
+def test_shipped_demo_checkpoint_is_tensors_only_and_in_the_current_format():
     from metaloihi.offline import checkpoint
     state = checkpoint.load(SHIPPED)                      # weights_only=True inside
     assert state["config"]["data"]["dataset"] == "gestures"
-    fit = state["soel_fit"]
+    assert "soel_fit" not in state                        # the fit lives in network.rule
+    fit = state["rule_fit"]
     assert fit["split"] == "val" and fit["tasks"] >= 20 and fit["val_accuracy"] > 0.5
+    assert state["network"]["rule"]["passes"] == fit["passes"] == 8
+
+
+@pytest.mark.parametrize("name", ["demo", "double_digits"])
+def test_shipped_bundles_are_their_theta0_exported(tmp_path, name):
+    """checkpoints/*/bundle.h5 (what the demo deploys, and the double-digits figures) are
+    `export` of the shipped theta0.pt, array for array, with the fitted rule and its record."""
+    import numpy as np
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.bridge.export import export_bundle, from_checkpoint
+    ckpt = SHIPPED.parent.parent / name / "theta0.pt"
+    specs, params, neurons, rule, meta = from_checkpoint(ckpt)
+    fresh = read_bundle(export_bundle(tmp_path / "b.h5", specs, params, neurons, rule=rule,
+                                      meta=meta)[0])
+    shipped = read_bundle(ckpt.with_name("bundle.h5"))
+    assert shipped.head == fresh.head and shipped.scales == fresh.scales
+    assert len(shipped.net) == len(fresh.net) == 4
+    for a, b in zip(shipped.net, fresh.net):
+        assert a.spec == b.spec and a.weight_exp == b.weight_exp
+        assert np.array_equal(a.weight, b.weight)
+        assert np.array_equal(a.neuron.effective_bias, b.neuron.effective_bias)
+        assert (a.neuron.du, a.neuron.dv, a.neuron.vth) == (b.neuron.du, b.neuron.dv,
+                                                            b.neuron.vth)
+    assert shipped.meta["rule_fit"] == fresh.meta["rule_fit"]
+    assert shipped.meta["source_sha256"] == fresh.meta["source_sha256"]    # this theta0.pt
+    assert shipped.head.rule.passes == 8 and shipped.head.rule.theta == 1.0
 
 
 def test_demo_in_sim_learns_well_above_chance_and_says_what_made_theta0(tmp_path):

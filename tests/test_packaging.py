@@ -71,10 +71,11 @@ def test_wheel_holds_only_the_metaloihi_package_with_every_module(wheel):
             assert dst in names, f"{src.relative_to(ROOT)} not in wheel (pyproject `packages`?)"
 
 
-def test_wheel_ships_the_demo_theta0_and_no_other_checkpoint_file(wheel):
+def test_wheel_ships_the_demo_theta0_and_bundle_and_no_other_checkpoint_file(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n for n in names if n.startswith("metaloihi/checkpoints/"))
-    assert shipped == ["metaloihi/checkpoints/__init__.py", "metaloihi/checkpoints/demo/theta0.pt"]
+    assert shipped == ["metaloihi/checkpoints/__init__.py", "metaloihi/checkpoints/demo/bundle.h5",
+                       "metaloihi/checkpoints/demo/theta0.pt"]
 
 
 def test_installed_wheel_imports_subpackages_from_itself(installed, tmp_path):

@@ -21,14 +21,15 @@ def demo(
     backend: str = typer.Option("lava", help="'lava' (Loihi2SimCfg, checked against sim/), "
                                              "'sim' (bit-exact, seconds) or 'loihi2' (a "
                                              "board, Loihi2HwCfg, checked against sim/)."),
-    checkpoint: Path = typer.Option(None, help="theta0 checkpoint (default: the shipped "
-                                               "checkpoints/demo/theta0.pt)."),
+    checkpoint: Path = typer.Option(None, help="A theta0 checkpoint to export and deploy "
+                                               "(default: the shipped checkpoints/demo/"
+                                               "bundle.h5, theta0.pt exported and fitted)."),
     retrain: bool = typer.Option(False, "--retrain", help="First redo `metaloihi train "
                                  "--config demo` (~30 min on 2 cores) and use its theta0."),
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the bundle, PNG and JSON."),
 ) -> None:
-    """Five-way one-shot gesture learning on chip: the shipped theta0 (what made it, from its
-    record) -> Loihi 2 bundle -> one example of each of five gestures never seen in training,
+    """Five-way one-shot gesture learning on chip: the shipped Loihi 2 bundle (theta0 exported,
+    what made it from its record) -> one example of each of five gestures never seen in training,
     learnt on chip by SOEL -> held-out examples classified; the same bundle over --sim-tasks
     tasks in sim/ beside no adaptation, random theta0 + the same rule and the prototype
     ceilings. Every row says where it ran. Writes a PNG and a JSON per run."""

@@ -58,10 +58,6 @@ class Config:
 
 
 RANGES = {"target_on": (0, None), "target_off": (0, None)}
-# config keys of checkpoints written before the [rule] section: [maml] key -> [rule] key
-LEGACY_MAML_KEYS = {"soel_threshold": "theta", "soel_eta": "eta", "learn_soel": "learn",
-                    "soel_target_on": "target_on", "soel_target_off": "target_off",
-                    "soel_on_chip": "on_chip", "soel_fit_rule": "fit_start"}
 
 
 # --- the rule in the chip's units, as the bundle stores it --------------------------------------
