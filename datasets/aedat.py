@@ -1,4 +1,5 @@
-"""AEDAT readers with validation: 3.1 (DVS128 Gesture) and 4.0 (N-Omniglot, DV software).
+"""AEDAT readers with validation: 2.0 (jAER, DVS128), 3.1 (DVS128 Gesture) and 4.0 (N-Omniglot,
+DV software).
 
 tonic.io reads AEDAT 3.1 packets without checking their type, size or completeness (and its
 read_dvs_ibm fails outright in tonic 1.7), and needs the optional `aedat` package for 4.0; these readers check every header against the bytes present
@@ -8,6 +9,7 @@ layout give (tested).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from metaloihi.datasets.events import EVENT_DTYPE
 from metaloihi.base.errors import UserError
 
 POLARITY_EVENT = 1  # AEDAT 3.1 event type of DVS polarity events
+AEDAT2_EVENT = np.dtype([("addr", ">u4"), ("t", ">i4")])   # big-endian address, timestamp (us)
+DVS128_SIZE = (128, 128)
 AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
 AEDAT4_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1"), ("pad", "V3")])
 
@@ -38,6 +42,37 @@ def _aedat3_data_start(data: bytes, path) -> int:
             raise UserError(f"{path}: header never ends (no '#!END-HEADER' line)")
         pos = end + 1
     return pos
+
+
+def read_aedat2(path) -> np.ndarray:
+    """AEDAT 2.0 (jAER) DVS128 events -> EVENT_DTYPE array (t in us), in file order.
+
+    After the '#' header lines come big-endian (uint32 address, int32 timestamp) pairs. The
+    address is decoded as jAER's DVS128 extractor does: x = 127 - bits 1-7, y = bits 8-14,
+    ON where bit 0 is 0; addresses with bit 15 or above set (sync/special events) are skipped.
+    tonic.io reads the same pairs (get_aer_events_from_file; tested) but its read_dvs_128 fails
+    in tonic 1.7 and swaps x and y."""
+    data = _read(path)
+    if not data.startswith(b"#!AER-DAT2"):
+        raise UserError(f"{path}: not an AEDAT 2.0 file (first bytes {data[:12]!r}); "
+                        "expected '#!AER-DAT2.0'")
+    pos = 0
+    while pos < len(data) and data[pos:pos + 1] == b"#":
+        end = data.find(b"\n", pos)
+        pos = len(data) if end < 0 else end + 1
+    body = len(data) - pos
+    if body % AEDAT2_EVENT.itemsize:
+        raise UserError(f"{path}: {body} bytes of events after the header (at byte {pos}) is "
+                        f"not a whole number of 8-byte AEDAT 2.0 events (truncated? the last "
+                        f"event starts at byte {pos + body - body % 8})")
+    raw = np.frombuffer(data, AEDAT2_EVENT, body // 8, pos)
+    addr = raw["addr"][raw["addr"] < 0x8000]
+    ev = np.empty(len(addr), EVENT_DTYPE)
+    ev["x"] = DVS128_SIZE[0] - 1 - ((addr >> 1) & 0x7F)
+    ev["y"] = (addr >> 8) & 0x7F
+    ev["p"] = (addr & 1) == 0
+    ev["t"] = raw["t"][raw["addr"] < 0x8000]
+    return ev
 
 
 def read_aedat31(path) -> np.ndarray:
@@ -128,6 +163,19 @@ def _decompress(blob: bytes, compression: int, path) -> bytes:
 
 def read_aedat4(path) -> np.ndarray:
     """AEDAT 4.0 event packets ("EVTS" flatbuffers) -> EVENT_DTYPE array, in file order."""
+    return read_aedat4_sized(path)[0]
+
+
+def _sensor_size(info: str) -> tuple[int, int] | None:
+    """(sizeX, sizeY) of the first stream the IOHeader's infoNode XML describes, or None."""
+    sx = re.search(r'key="sizeX"[^>]*>\s*(\d+)\s*<', info)
+    sy = re.search(r'key="sizeY"[^>]*>\s*(\d+)\s*<', info)
+    return (int(sx.group(1)), int(sy.group(1))) if sx and sy else None
+
+
+def read_aedat4_sized(path) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """read_aedat4's events and the sensor size (W, H) the file's IOHeader states (the DV
+    software writes sizeX/sizeY into its infoNode), or None where it states none."""
     data = _read(path)
     if not data.startswith(AEDAT4_MAGIC):
         raise UserError(f"{path}: not an AEDAT 4.0 file (first bytes {data[:14]!r}); "
@@ -142,6 +190,7 @@ def read_aedat4(path) -> np.ndarray:
     root = _Flat(header, int(np.frombuffer(header, "<u4", 1, 0)[0]), path, "IOHeader")
     compression = root.scalar(0, "<i4", 0)
     table_pos = root.scalar(1, "<i8", -1)
+    sensor = _sensor_size(root.vector(2, "u1").tobytes().decode("utf-8", "replace"))
     pos += 4 + n
     end = table_pos if 0 < table_pos <= len(data) else len(data)
     chunks = []
@@ -162,4 +211,4 @@ def read_aedat4(path) -> np.ndarray:
         ev = np.empty(len(raw), EVENT_DTYPE)
         ev["x"], ev["y"], ev["p"], ev["t"] = raw["x"], raw["y"], raw["on"] > 0, raw["t"]
         chunks.append(ev)
-    return np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)
+    return (np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)), sensor

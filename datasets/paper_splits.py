@@ -71,7 +71,8 @@ def _only_digit_folders(part: Path) -> None:
         n_bin = sum(len(list((part / name).glob("*.bin"))) for name in other)
         shown = ", ".join(repr(o) for o in other[:5]) + (", ..." if len(other) > 5 else "")
         raise UserError(f"{part}: folder(s) {shown} ({len(other)} folders, {n_bin} .bin files) "
-                        "are not N-MNIST digit classes 0-9; move them out of the data set")
+                        "are not N-MNIST digit classes 0-9; move them out of the data set (your "
+                        "own classes: --dataset events, one folder per class)")
 
 
 def nmnist(root, seed: int = 0, spec: FrameSpec = FrameSpec(100, 3000),

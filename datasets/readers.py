@@ -132,3 +132,63 @@ def read_nomniglot_character(folder) -> list[np.ndarray]:
         seg["t"] -= start
         out.append(seg)
     return out
+
+
+def _coords_as_events(arr, path) -> np.ndarray:
+    """A structured array with fields x, y, t, p (tonic's dtypes, any integer or bool types)
+    -> EVENT_DTYPE, after checking it holds events: integer microseconds, pixels >= 0."""
+    names = getattr(arr.dtype, "names", None) or ()
+    missing = [f for f in ("x", "y", "t", "p") if f not in names]
+    if missing:
+        what = f"fields {list(names)}" if names else f"a plain {arr.dtype} array {arr.shape}"
+        raise UserError(f"{path}: not events ({what}; lacks {missing}): expected a structured "
+                        "array with fields x, y, t, p as tonic writes them")
+    for f in ("x", "y", "t", "p"):
+        if arr.dtype[f].kind not in "iub":
+            raise UserError(f"{path}: field {f!r} is {arr.dtype[f]}; expected integers (t in "
+                            "microseconds, x and y in pixels, p 0/1 or bool)")
+    arr = arr.ravel()
+    neg = np.flatnonzero((arr["x"] < 0) | (arr["y"] < 0))
+    if neg.size:
+        k = int(neg[0])
+        raise UserError(f"{path}: event {k} at pixel ({arr['x'][k]}, {arr['y'][k]}); pixels "
+                        "must be >= 0")
+    return as_events(arr, str(path))
+
+
+def read_numpy_events(path) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """tonic-style events saved with NumPy -> (EVENT_DTYPE array, sensor size (W, H) or None).
+
+    .npy: one structured array with fields x, y, t (us), p. .npz: that array under the key
+    "events" (or as its only array), and optionally "sensor_size" = [W, H] or tonic's
+    [W, H, 2]. Nothing is unpickled."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"{path}: not a readable NumPy {path.suffix} file ({err})") from None
+    if isinstance(loaded, np.ndarray):
+        return _coords_as_events(loaded, path), None
+    with loaded:
+        keys = list(loaded.files)
+        arrays = [k for k in keys if k != "sensor_size"]
+        key = "events" if "events" in keys else (arrays[0] if len(arrays) == 1 else None)
+        if key is None:
+            raise UserError(f"{path}: .npz holds {keys}; expected an array 'events' (fields x, "
+                            "y, t, p) and optionally 'sensor_size'")
+        try:
+            events, size = loaded[key], loaded["sensor_size"] if "sensor_size" in keys else None
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            raise UserError(f"{path}: damaged .npz ({err})") from None
+    events = _coords_as_events(events, f"{path} [{key}]")
+    if size is None:
+        return events, None
+    size = np.asarray(size).ravel()
+    if size.dtype.kind not in "iu" or len(size) not in (2, 3) or (size[:2] < 1).any():
+        raise UserError(f"{path}: sensor_size {size.tolist()}; expected [W, H] (or tonic's "
+                        "[W, H, 2]) of integers >= 1")
+    return events, (int(size[0]), int(size[1]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metaloihi.base.errors import UserError
-from metaloihi.datasets.names import EMBEDDED, REAL
+from metaloihi.datasets.names import EMBEDDED, OWN, REAL
 
 
 def load_dataset(name: str, seed: int = 0, root: str | Path | None = None, **kwargs):
@@ -12,7 +12,8 @@ def load_dataset(name: str, seed: int = 0, root: str | Path | None = None, **kwa
 
     Embedded: digits, double_digits, gestures (generated once, then cached). Real: nmnist,
     double_nmnist, dvs_gesture, asl_dvs, double_asl_dvs, nomniglot (root = the folder holding
-    the published files; nothing is ever downloaded)."""
+    the published files; nothing is ever downloaded). Own: events (root = one subfolder per
+    class, datasets/events_folder.py)."""
     key = name.lower().replace("-", "_")
     if key in EMBEDDED:
         if root is not None:
@@ -32,4 +33,11 @@ def load_dataset(name: str, seed: int = 0, root: str | Path | None = None, **kwa
                             "path (--root DIR; nothing is downloaded)")
         from metaloihi.datasets import paper_splits
         return getattr(paper_splits, key)(root, seed=seed, **kwargs)
-    raise UserError(f"unknown data set {name!r}; expected one of {', '.join(EMBEDDED + REAL)}")
+    if key in OWN:
+        if root is None:
+            raise UserError(f"data set {name!r} reads your recordings from a local folder, one "
+                            "subfolder per class; give its path (--root DIR)")
+        from metaloihi.datasets.events_folder import events_dataset
+        return events_dataset(root, seed=seed, **kwargs)
+    raise UserError(f"unknown data set {name!r}; expected one of "
+                    f"{', '.join(EMBEDDED + REAL + OWN)}")

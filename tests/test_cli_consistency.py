@@ -16,7 +16,7 @@ from metaloihi import cli
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import data_app
 from metaloihi.cli.options import ROOT_HELP
-from metaloihi.datasets.names import EMBEDDED, REAL
+from metaloihi.datasets.names import EMBEDDED, OWN, REAL
 
 ROOT = Path(__file__).resolve().parents[1]
 # the commands that name a data set, and the arguments that make each reach load_dataset
@@ -73,8 +73,8 @@ def test_every_command_naming_a_data_set_takes_root_with_the_one_help():
                                                      "data.root).")
     assert ROOT_HELP == ("Folder of a real data set's recordings (nmnist, double_nmnist, "
                          "dvs_gesture, asl_dvs, double_asl_dvs, nomniglot; read as published, "
-                         "never downloaded); the embedded ones (digits, double_digits, "
-                         "gestures) take none")
+                         "never downloaded) or of your own (events: one subfolder per class); "
+                         "the embedded ones (digits, double_digits, gestures) take none")
 
 
 @pytest.mark.parametrize("name", list(NAMING_A_DATA_SET))
@@ -225,12 +225,15 @@ def test_data_help_names_its_commands_and_data_sets():
     res = CliRunner().invoke(cli.app, ["data", "--help"], env={"COLUMNS": "400"})
     assert res.exit_code == 0, res.output
     commands = [c.name for c in data_app.registered_commands]
-    assert commands == ["show"]
+    assert commands == ["show", "events"]
     about = " ".join(res.output.split("Options")[0].split())   # the group's own text
-    assert f"Command: {', '.join(commands)} (a PNG grid of a data set's samples)." in about
+    assert ("Commands: show (a PNG grid of a data set's samples), events (check a folder of "
+            "your own recordings and write its settings).") in about
     assert f"Embedded (generated here, cached, no files): {', '.join(EMBEDDED)}." in about
     assert (f"Real recordings (read from --root DIR, never downloaded): {', '.join(REAL)}."
             in about)
+    assert f"Your own recordings (--root DIR, one subfolder per class): {', '.join(OWN)}." \
+        in about
     top = CliRunner().invoke(cli.app, ["--help"], env={"COLUMNS": "400"})
     row = next(ln for ln in top.output.splitlines() if ln.lstrip("│ ").startswith("data "))
-    assert all(name in row for name in (*commands, *EMBEDDED, *REAL)), row
+    assert all(name in row for name in (*commands, *EMBEDDED, *REAL, *OWN)), row

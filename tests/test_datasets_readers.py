@@ -1,6 +1,4 @@
 """Real-format readers on tiny files written here in each published format; bad input errors."""
-import struct
-
 import numpy as np
 import pytest
 import scipy.io
@@ -11,6 +9,7 @@ from metaloihi.datasets.events import FrameSpec, make_events
 from metaloihi.datasets.readers import read_asl_mat, read_nmnist_bin
 from metaloihi.datasets.tasks import TaskSampler
 from metaloihi.base.errors import UserError
+from helpers.event_files import write_aedat4, write_aedat31, write_nmnist_bin
 
 
 @pytest.fixture(autouse=True)
@@ -23,58 +22,7 @@ def _events(rng, n, w, h, t_max):
                        np.sort(rng.integers(0, t_max, n)))
 
 
-# --- writers in the published formats -------------------------------------------------------
-
-def write_nmnist_bin(path, ev):
-    t = ev["t"].astype(np.int64)
-    raw = np.stack([ev["x"], ev["y"], (ev["p"].astype(np.int64) << 7) | ((t >> 16) & 0x7F),
-                    (t >> 8) & 0xFF, t & 0xFF], 1).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw.tobytes())
-
-
-def write_aedat31(path, ev, per_packet=50):
-    out = [b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"]
-    for lo in range(0, len(ev), per_packet):
-        e = ev[lo:lo + per_packet]
-        n = len(e)
-        out.append(struct.pack("<hhiiiiii", 1, 1, 8, 4, 0, n, n, n))
-        addr = ((e["x"].astype(np.uint32) << 17) | (e["y"].astype(np.uint32) << 2)
-                | (e["p"].astype(np.uint32) << 1) | 1)
-        out.append(np.stack([addr, e["t"].astype(np.uint32)], 1).astype("<u4").tobytes())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(out))
-
-
-def _ioheader(compression=0):
-    info = b"<dv version=\"2.0\"><node name=\"outInfo\"/></dv>"
-    buf = struct.pack("<I", 16)                              # root table at 16
-    buf += struct.pack("<HHHHH", 10, 20, 4, 8, 16) + b"\0\0"  # vtable at 4
-    buf += struct.pack("<iiqI", 12, compression, -1, 4)     # table: soffset, fields
-    buf += struct.pack("<I", len(info)) + info + b"\0"
-    return buf
-
-
-def _event_packet(ev):
-    body = struct.pack("<I", 16) + b"EVTS" + struct.pack("<HHH", 6, 8, 4) + b"\0" * 2
-    body += struct.pack("<iI", 8, 8) + b"\0" * 4              # table at 16, vector at 28
-    body += struct.pack("<I", len(ev))
-    rec = np.zeros(len(ev), [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1"),
-                             ("pad", "V3")])
-    rec["t"], rec["x"], rec["y"], rec["on"] = ev["t"], ev["x"], ev["y"], ev["p"]
-    body += rec.tobytes()
-    return struct.pack("<I", len(body)) + body
-
-
-def write_aedat4(path, ev, compression=0, per_packet=40):
-    head = _ioheader(compression)
-    out = [b"#!AER-DAT4.0\r\n", struct.pack("<I", len(head)), head]
-    for lo in range(0, len(ev), per_packet):
-        pkt = _event_packet(ev[lo:lo + per_packet])
-        out.append(struct.pack("<ii", 0, len(pkt)) + pkt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(out))
-
+# --- writers in the published formats: tests/helpers/event_files.py (ASL-DVS .mat here) -----
 
 def write_asl_mat(path, ev):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,15 +12,17 @@ import typer
 
 from metaloihi import __version__
 from metaloihi.base.errors import Interrupted, UserError
-from metaloihi.datasets.names import EMBEDDED, REAL
+from metaloihi.datasets.names import EMBEDDED, OWN, REAL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="metaloihi: meta-trained spiking networks, one-shot learning on Loihi 2.")
 # the data sets by name from datasets/names.py (what registry.py loads; not the loaders)
 data_app = typer.Typer(no_args_is_help=True, help=(
-    "Event data sets. Command: show (a PNG grid of a data set's samples). Embedded "
+    "Event data sets. Commands: show (a PNG grid of a data set's samples), events (check a "
+    "folder of your own recordings and write its settings). Embedded "
     f"(generated here, cached, no files): {', '.join(EMBEDDED)}. Real recordings (read from "
-    f"--root DIR, never downloaded): {', '.join(REAL)}."))
+    f"--root DIR, never downloaded): {', '.join(REAL)}. Your own recordings (--root DIR, one "
+    f"subfolder per class): {', '.join(OWN)}."))
 app.add_typer(data_app, name="data")
 bundle_app = typer.Typer(no_args_is_help=True, help="Deployment bundles (.h5): check them.")
 app.add_typer(bundle_app, name="bundle")

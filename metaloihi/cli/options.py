@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from metaloihi.datasets.names import EMBEDDED, REAL
+from metaloihi.datasets.names import EMBEDDED, OWN, REAL
 
 ROOT_HELP = (f"Folder of a real data set's recordings ({', '.join(REAL)}; read as published, "
-             f"never downloaded); the embedded ones ({', '.join(EMBEDDED)}) take none")
+             f"never downloaded) or of your own ({', '.join(OWN)}: one subfolder per class); "
+             f"the embedded ones ({', '.join(EMBEDDED)}) take none")
 
 # `root: RootOption = None` in a command: the data set it names is loaded with root=ROOT
 RootOption = Annotated[Optional[Path], typer.Option(
