@@ -105,7 +105,7 @@ class Bundle:
         return x
 
 
-def _str(g: h5py.Group, name: str, value: str) -> None:
+def write_netx_str(g: h5py.Group, name: str, value: str) -> None:
     g.create_dataset(name, (1,), "S10", [value.encode("ascii")])   # as lava-dl's slayer writes it
 
 
@@ -120,7 +120,7 @@ def _neuron(g: h5py.Group, layer: FixedLayer) -> None:
         raise UserError(f"frozen layer {layer.spec}: bias_exp={nrn.bias_exp}, but netx fixes the "
                         f"bias exponent at {NETX_BIAS_EXP}; quantise with bridge.quantize")
     n = g.create_group("neuron")
-    _str(n, "type", "CUBA")
+    write_netx_str(n, "type", "CUBA")
     n.create_dataset("iDecay", data=np.int64(nrn.du + L.DU_OFFSET))   # netx: du = iDecay - 1
     n.create_dataset("vDecay", data=np.int64(nrn.dv))
     n.create_dataset("vThMant", data=np.int64(nrn.vth))
@@ -130,7 +130,7 @@ def _neuron(g: h5py.Group, layer: FixedLayer) -> None:
     g.create_dataset("bias", data=_lava_order(np.ascontiguousarray(bias), shape).astype(np.int32))
 
 
-def _write_layer(g: h5py.Group, layer: FixedLayer) -> None:
+def write_netx_layer(g: h5py.Group, layer: FixedLayer) -> None:
     spec = layer.spec
     if layer.weight_exp != 0:
         raise UserError(f"frozen layer {spec}: weight_exp={layer.weight_exp}; netx has no field "
@@ -138,7 +138,7 @@ def _write_layer(g: h5py.Group, layer: FixedLayer) -> None:
     if isinstance(spec, ConvSpec) and not spec.plain:
         raise UserError(f"frozen layer {spec}: a bundle holds conv layers without dilation "
                         "or groups")
-    _str(g, "type", "conv" if isinstance(spec, ConvSpec) else "dense")
+    write_netx_str(g, "type", "conv" if isinstance(spec, ConvSpec) else "dense")
     g.create_dataset("shape", data=np.array(spec.out_shape, np.int64))
     g.create_dataset("weight", data=layer.weight.astype(np.int16))
     if isinstance(spec, ConvSpec):
@@ -178,6 +178,23 @@ def default_meta(source: str | Path | None = None, split: dict | None = None) ->
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
+def write_netx_layers(f: h5py.File, net: Network) -> None:
+    """net as netx's layer/ group: an input layer with the shape, a flatten before a dense
+    layer that follows a conv, then each layer."""
+    layers = f.create_group("layer")
+    g = layers.create_group("0")
+    write_netx_str(g, "type", "input")
+    g.create_dataset("shape", data=np.array(net[0].spec.in_shape, np.int64))
+    k, prev_conv = 1, False
+    for layer in net:
+        if isinstance(layer.spec, DenseSpec) and prev_conv:
+            write_netx_str(layers.create_group(str(k)), "type", "flatten")
+            k += 1
+        write_netx_layer(layers.create_group(str(k)), layer)
+        k += 1
+        prev_conv = isinstance(layer.spec, ConvSpec)
+
+
 def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
                  scales: list[float] | None = None, meta: dict | None = None) -> Path:
     """Write net (frozen layers then the head) atomically: a temporary file in the same folder,
@@ -191,18 +208,7 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
     meta = {**default_meta(), **(meta or {})}
     with atomic_path(path, "bundle") as tmp:
         with h5py.File(tmp, "w") as f:
-            layers = f.create_group("layer")
-            g = layers.create_group("0")
-            _str(g, "type", "input")
-            g.create_dataset("shape", data=np.array(net[0].spec.in_shape, np.int64))
-            k, prev_conv = 1, False
-            for layer in net[:-1]:
-                if isinstance(layer.spec, DenseSpec) and prev_conv:
-                    _str(layers.create_group(str(k)), "type", "flatten")
-                    k += 1
-                _write_layer(layers.create_group(str(k)), layer)
-                k += 1
-                prev_conv = isinstance(layer.spec, ConvSpec)
+            write_netx_layers(f, net[:-1])
             ours = f.create_group("metaloihi")
             ours.attrs["format"] = FORMAT
             ours.create_dataset("scales", data=np.array(scales, np.float64))

@@ -73,13 +73,13 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _rel_rms(err: np.ndarray, ref: np.ndarray) -> float:
+def rel_rms(err: np.ndarray, ref: np.ndarray) -> float:
     den = float(np.sqrt(np.mean(ref ** 2))) if ref.size else 0.0
     num = float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0
     return num / den if den > 0 else (0.0 if num == 0 else float("inf"))
 
 
-def _netx_bias(i: int, bias: np.ndarray, units: float, n: int) -> tuple[np.ndarray, int]:
+def netx_bias(i: int, bias: np.ndarray, units: float, n: int) -> tuple[np.ndarray, int]:
     """Float bias -> (mantissa, 6): the bias on netx's fixed exponent."""
     # effective bias (v units) = bias * units << ACT_SHIFT = mantissa << NETX_BIAS_EXP
     mant = np.round(np.broadcast_to(bias, (n,)) * units * 2.0 ** (L.ACT_SHIFT - NETX_BIAS_EXP))
@@ -130,27 +130,33 @@ def quantize(specs: list[SynapseSpec], params: dict, neurons: list[L.LifFloat],
         units = scale * 2.0 ** layer.weight_exp
         nrn = layer.neuron
         if i < len(net) - 1:           # frozen: on netx's bias exponent
-            mant, bexp = _netx_bias(i, bias_f, units, layer.n_out)
+            mant, bexp = netx_bias(i, bias_f, units, layer.n_out)
             nrn = L.LifFixed(du=nrn.du, dv=nrn.dv, vth=nrn.vth, bias_mant=mant, bias_exp=bexp)
             layer = FixedLayer(layer.spec, layer.weight, nrn, weight_exp=0)
         out.append(layer)
-        w = _np(params[weight_key(i)])
-        w_q = layer.weight / scale
-        b_q = nrn.effective_bias / (units * 2 ** L.ACT_SHIFT)
-        b_ref = np.broadcast_to(bias_f, b_q.shape)
-        vth_f = float(_np(p.vth).ravel()[0])
-        errors.append(LayerError(
-            kind="head" if i == len(net) - 1 else
-            ("conv" if isinstance(layer.spec, ConvSpec) else "dense"),
-            shape=tuple(layer.spec.weight_shape), scale=float(scale),
-            weight_exp=int(layer.weight_exp),
-            w_rel_rms=_rel_rms(w_q - w, w), w_max_abs=float(np.abs(w_q - w).max(initial=0)),
-            w_zero_frac=float(np.mean(layer.weight == 0)),
-            vth_rel=abs(nrn.vth / units - vth_f) / vth_f if vth_f > 0 else 0.0,
-            bias_rel_rms=_rel_rms(b_q - b_ref, b_ref),
-            du=(float(_np(p.du).ravel()[0]), L.du_to_float(nrn.du)),
-            dv=(float(_np(p.dv).ravel()[0]), L.dv_to_float(nrn.dv))))
+        errors.append(layer_error(layer, scale, _np(params[weight_key(i)]), bias_f,
+                                  float(_np(p.vth).ravel()[0]), float(_np(p.du).ravel()[0]),
+                                  float(_np(p.dv).ravel()[0]), head=i == len(net) - 1))
     return Quantized(out, list(scales), errors)
+
+
+def layer_error(layer: FixedLayer, scale: float, w: np.ndarray, bias_f: np.ndarray,
+                vth_f: float, du_f: float, dv_f: float, head: bool = False) -> LayerError:
+    """How far the deployed layer is from its float parameters (vth_f <= 0: not compared)."""
+    nrn = layer.neuron
+    units = scale * 2.0 ** layer.weight_exp
+    w_q = layer.weight / scale
+    b_q = nrn.effective_bias / (units * 2 ** L.ACT_SHIFT)
+    b_ref = np.broadcast_to(bias_f, b_q.shape)
+    return LayerError(
+        kind="head" if head else ("conv" if isinstance(layer.spec, ConvSpec) else "dense"),
+        shape=tuple(layer.spec.weight_shape), scale=float(scale),
+        weight_exp=int(layer.weight_exp),
+        w_rel_rms=rel_rms(w_q - w, w), w_max_abs=float(np.abs(w_q - w).max(initial=0)),
+        w_zero_frac=float(np.mean(layer.weight == 0)),
+        vth_rel=abs(nrn.vth / units - vth_f) / vth_f if vth_f > 0 else 0.0,
+        bias_rel_rms=rel_rms(b_q - b_ref, b_ref),
+        du=(du_f, L.du_to_float(nrn.du)), dv=(dv_f, L.dv_to_float(nrn.dv)))
 
 
 def error_table(errors: list[LayerError]) -> str:

@@ -12,10 +12,14 @@ One module per command group; importing them registers their commands on `app`, 
   report.py  report
   cost.py    cost
   continual.py  continual
+  nir_import.py import (an NIR graph onto Loihi 2)
+  attach.py  attach-head
 The commands parse options and print; the work is done by the stages they call."""
 from metaloihi.cli.app import _guarded, app, guarded, main
 from metaloihi.cli import data, demo, bridge, chip, train, report, cost  # noqa: F401,E402 - registers
 from metaloihi.cli import continual  # noqa: F401,E402 - registers `continual`
 from metaloihi.cli import sim  # noqa: F401,E402 - registers `sim`
+from metaloihi.cli import attach  # noqa: F401,E402 - registers `attach-head`
+from metaloihi.cli import nir_import  # noqa: F401,E402 - registers `import`
 
 __all__ = ["app", "guarded", "main"]

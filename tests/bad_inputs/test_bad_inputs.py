@@ -175,6 +175,47 @@ def _nmnist_folder(sample: bytes):
     return setup
 
 
+def _mkdir(rel: str):
+    def setup(c: Ctx):
+        (c.tmp / rel).mkdir(parents=True, exist_ok=True)
+    return setup
+
+
+def _npz(rel: str, size=None, n=20, arrays=None):
+    """Setup: a tonic-style .npz recording (fields x, y, t, p; sensor_size [W, H, 2] if given),
+    or the given arrays."""
+    def setup(c: Ctx):
+        import io
+        ev = np.zeros(n, [("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
+        ev["x"], ev["y"], ev["t"] = np.arange(n) % 8, np.arange(n) % 5, np.arange(n) * 10
+        extra = {} if size is None else {"sensor_size": np.array([*size, 2])}
+        buf = io.BytesIO()
+        np.savez(buf, **(arrays if arrays is not None else {"events": ev, **extra}))
+        _write(rel, buf.getvalue())(c)
+    return setup
+
+
+def _npy(rel: str, arr: np.ndarray):
+    def setup(c: Ctx):
+        import io
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        _write(rel, buf.getvalue())(c)
+    return setup
+
+
+def _both(*setups):
+    def setup(c: Ctx):
+        for s in setups:
+            s(c)
+    return setup
+
+
+def _own_classes(n: int):
+    """Setup: {tmp}/own with n class folders of two small .npz recordings each."""
+    return _both(*(_npz(f"own/class{k}/{i}.npz") for k in range(n) for i in range(2)))
+
+
 def _session_with_wrong_shape(c: Ctx):
     from metaloihi.onchip.session import adapt
     x = np.zeros((3, 10, 2, 16, 16), bool)
@@ -196,6 +237,36 @@ def _reader(func: str, rel: str):
     return call
 
 
+def _nir(damage: str):
+    """Setup: {tmp}/g.nir, a small Linear -> LIF -> Linear -> LIF graph with one damage."""
+    def setup(c: Ctx):
+        import nir
+        w1, w2 = np.full((3, 4), 0.5), np.full((2, 3), 0.5)
+        if damage == "nan":
+            w2[1, 2] = np.nan
+        if damage == "shape":
+            w2 = np.full((2, 5), 0.5)
+        lif = lambda n: nir.LIF(tau=np.full(n, 1e-3), r=np.full(n, 10.0),   # noqa: E731
+                                v_leak=np.zeros(n), v_threshold=np.ones(n))
+        nodes = {"input": nir.Input(input_type=np.array([4])), "fc1": nir.Linear(weight=w1),
+                 "lif1": lif(3), "fc2": nir.Linear(weight=w2), "lif2": lif(2),
+                 "output": nir.Output(output_type=np.array([2]))}
+        edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"),
+                 ("lif2", "output")]
+        if damage == "missing edge":
+            edges.remove(("lif1", "fc2"))
+        if damage == "cycle":
+            nodes["fc3"], nodes["lif3"] = nir.Linear(weight=np.eye(2)), lif(2)
+            edges += [("fc3", "lif3"), ("lif3", "fc3")]
+        nir.write(str(c.tmp / "g.nir"), nir.NIRGraph(nodes=nodes, edges=edges,
+                                                     type_check=False))
+        if damage == "unknown":
+            with h5py.File(c.tmp / "g.nir", "r+") as f:
+                del f["node/nodes/lif1/type"]
+                f["node/nodes/lif1"].create_dataset("type", data=b"Spiky")
+    return setup
+
+
 @dataclass
 class Case:
     name: str
@@ -208,6 +279,7 @@ class Case:
 
 C = Case
 MAML = "metaloihi.maml/1"
+OWN_CHECK = "data events {tmp}/own --ways 1 --split-classes 50/0/50"   # 2+ classes pass the split
 CASES = [
     # --- bundle files: not there, not HDF5, damaged --------------------------------------------
     C("bundle missing", "bundle validate {tmp}/nope.h5", ("nope.h5", "does not exist")),
@@ -458,6 +530,85 @@ CASES = [
       _write("a.aedat4", b"#!AER-DAT4.0\r\n" + np.uint32(400).tobytes() + bytes(20))),
     C("ASL-DVS .mat of garbage (API)", _reader("read_asl_mat", "a.mat"),
       ("a.mat", "not a readable MATLAB .mat file"), _write("a.mat", bytes(100))),
+    # --- data: your own recordings (--dataset events) --------------------------------------------
+    C("events without --root", "data show events --out {tmp}/s.png",
+      ("'events'", "one subfolder per class", "--root DIR"), absent=("s.png",)),
+    C("events: empty folder", "data show events --root {tmp}/own --out {tmp}/s.png",
+      ("own", "no class folders (0 loose files)"), _mkdir("own"), absent=("s.png",)),
+    C("events: class folder with no files", "data events {tmp}/own",
+      ("own/cat", "class folder 'cat' holds no files"),
+      _both(_npz("own/dog/1.npz"), _mkdir("own/cat")), absent=("own/events.toml",)),
+    C("events: class folder with no event files", "data events {tmp}/own",
+      ("own/cat/notes.txt", "suffix '.txt' is not an event format", "1 such file(s)"),
+      _both(_npz("own/dog/1.npz"), _write("own/cat/notes.txt", "hello")),
+      absent=("own/events.toml",)),
+    C("events: a .npy that is not events", OWN_CHECK,
+      ("own/cat/a.npy", "not events", "lacks ['x', 'y', 't', 'p']"),
+      _both(_own_classes(3), _npy("own/cat/a.npy", np.zeros((2, 3)))),
+      absent=("own/events.toml",)),
+    C("events: an .aedat that is not AEDAT", OWN_CHECK,
+      ("own/cat/a.aedat", "not an AEDAT file", "'#!AER-DAT2.0'"),
+      _both(_own_classes(3), _write("own/cat/a.aedat", "hello, world")),
+      absent=("own/events.toml",)),
+    C("events: an .npz without events", OWN_CHECK,
+      ("own/cat/a.npz", "holds ['a', 'b']", "expected an array 'events'"),
+      _both(_own_classes(3), _npz("own/cat/a.npz", arrays={"a": np.zeros(3),
+                                                           "b": np.zeros(3)})),
+      absent=("own/events.toml",)),
+    C("events: mixed sensor sizes", OWN_CHECK,
+      ("mixed sensor sizes", "cat/a.bin is 34x34 (N-MNIST)", "dog/b.npz is 128x128"),
+      _both(_own_classes(1), _write("own/cat/a.bin", bytes([1, 2, 0, 0, 5]) * 3),
+            _npz("own/dog/b.npz", size=(128, 128))), absent=("own/events.toml",)),
+    C("events: an event outside the sensor",
+      "data show events --root {tmp}/own --out {tmp}/s.png",
+      ("own/class0/0.npz: event 4 at pixel (4, 4) is outside the 4x4 sensor",
+       "sensor_size of events.toml"),
+      _both(_own_classes(2), _write("own/events.toml", "sensor_size = [4, 4]\n"
+                                    "split_classes = [50, 0, 50]\nways = 1\n")),
+      absent=("s.png",)),
+    C("events: fewer classes than the split needs",
+      "data show events --root {tmp}/own --out {tmp}/s.png",
+      ("own: 4 classes split 60/20/20 give train 4, val 0, test 0", "'train' needs >= 5"),
+      _own_classes(4), absent=("s.png",)),
+    C("events: --split-classes not percentages", "data events {tmp}/own --split-classes 70/40/0",
+      ("--split-classes '70/40/0'", "sum to 100"), _own_classes(3),
+      absent=("own/events.toml",)),
+    C("events: --sensor-size not WxH", "data events {tmp}/own --sensor-size 34by34",
+      ("--sensor-size '34by34'", "WIDTHxHEIGHT"), _own_classes(3),
+      absent=("own/events.toml",)),
+    C("events: events.toml with an unknown key",
+      "data show events --root {tmp}/own --out {tmp}/s.png",
+      ("own/events.toml", "unknown key(s) ['split']"),
+      _both(_own_classes(3), _write("own/events.toml", "split = [60, 20, 20]\n")),
+      absent=("s.png",)),
+    # --- attach-head: the network, K, the output -----------------------------------------------
+    C("attach-head: network missing", "attach-head {tmp}/nope.h5 --layer 1 --ways 2 --out {tmp}/l.h5",
+      ("network", "nope.h5", "does not exist"), absent=("l.h5",)),
+    C("attach-head: --layer beyond the file", "attach-head {bundle} --layer 5 --ways 2 --out "
+      "{tmp}/l.h5", ("--layer 5", "has layers 0..2"), absent=("l.h5",)),
+    C("attach-head: --layer 0 is the input", "attach-head {bundle} --layer 0 --ways 2 --out "
+      "{tmp}/l.h5", ("--layer 0", "layer 0 (input)"), absent=("l.h5",)),
+    C("attach-head: --out is the input", "attach-head {bundle} --layer 1 --ways 2 --out {bundle}",
+      ("--out", "is the input network")),
+    C("attach-head: --ways 0", "attach-head {bundle} --layer 1 --ways 0 --out {tmp}/l.h5",
+      ("--ways", "'0'"), absent=("l.h5",)),
+    C("attach-head: --step beyond the chip's", "attach-head {bundle} --layer 1 --ways 2 --step 1e9 "
+      "--out {tmp}/l.h5", ("--step 1000000000.0", "the chip's SOEL steps"), absent=("l.h5",)),
+    C("attach-head: --vth beyond 17 bits", "attach-head {bundle} --layer 1 --ways 2 --vth 200000 "
+      "--out {tmp}/l.h5", ("--vth 200000", "17 bits"), absent=("l.h5",)),
+    # --- NIR graphs (metaloihi import) -------------------------------------------------------------
+    C("NIR graph with a missing edge", "import {tmp}/g.nir --out {tmp}/o.h5 --lava-samples 0",
+      ("node 'fc2' (Linear)", "missing edge"), _nir("missing edge"), absent=("o.h5",)),
+    C("NIR graph with a cycle", "import {tmp}/g.nir --out {tmp}/o.h5 --lava-samples 0",
+      ("(Linear)", "cycle"), _nir("cycle"), absent=("o.h5",)),
+    C("NIR graph with an unknown node", "import {tmp}/g.nir --out {tmp}/o.h5 --lava-samples 0",
+      ("node 'lif1' (Spiky)", "not an NIR node type"), _nir("unknown"), absent=("o.h5",)),
+    C("NIR graph with a shape mismatch", "import {tmp}/g.nir --out {tmp}/o.h5 --lava-samples 0",
+      ("node 'fc2' (Linear)", "takes [[5]]", "'lif1' gives [[3]]", "shape mismatch"), _nir("shape"), absent=("o.h5",)),
+    C("NIR graph with NaN weights", "import {tmp}/g.nir --out {tmp}/o.h5 --lava-samples 0",
+      ("node 'fc2' (Linear)", "weight holds nan at [1, 2]"), _nir("nan"), absent=("o.h5",)),
+    C("NIR import onto its own graph", "import {tmp}/g.nir --out {tmp}/g.nir --lava-samples 0",
+      ("--out", "is the input graph"), _nir("none")),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
