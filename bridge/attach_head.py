@@ -25,7 +25,6 @@ weights off the deployable grid.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 from metaloihi import rules
 from metaloihi.base.atomic import regular_input
 from metaloihi.base.errors import UserError
+from metaloihi.base.paths import check_io
 from metaloihi.bridge.bundle import NETX_BIAS_EXP, HeadParams, default_meta, read_bundle, \
     write_bundle
 from metaloihi.bridge.netx_read import read_netx
@@ -171,8 +171,7 @@ def attach_head(net: str | Path, layer: int, ways: int, out: str | Path, rule: s
     meta: added to the learner's metadata (e.g. dataset, encoding for a netx file)."""
     src = regular_input(net, "network")
     out = Path(out)
-    if out.exists() and os.path.samefile(out, src):
-        raise UserError(f"--out {str(out)!r} is the input network; the learner is a new file")
+    check_io({"network": src}, {"--out": out})
     if int(ways) < 1:
         raise UserError(f"--ways {ways}: expected >= 1 output neuron")
     if rule not in rules.RULES:

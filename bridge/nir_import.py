@@ -29,6 +29,7 @@ import numpy as np
 
 from metaloihi.base.atomic import atomic_path
 from metaloihi.base.errors import UserError
+from metaloihi.base.paths import check_io
 from metaloihi.bridge.bundle import default_meta, write_netx_layers
 from metaloihi.bridge.nir_read import INTEGRATORS, FloatNet, read_nir
 from metaloihi.bridge.quantize import LayerError, error_table, layer_error, netx_bias
@@ -119,8 +120,7 @@ def import_nir(graph: str | Path, out: str | Path, dt: float | None = None,
     """Read, map, quantise and write `graph` to `out` (a netx file). Every refusal comes
     before anything is written; `out` may not be the graph itself."""
     graph, out = Path(graph), Path(out)
-    if out.exists() and graph.exists() and out.resolve() == graph.resolve():
-        raise UserError(f"--out {str(out)!r} is the input graph; the network is a new file")
+    check_io({"graph": graph}, {"--out": out})
     fnet = read_nir(graph, dt=dt, input_shape=input_shape)
     net, scales, errors = quantize_nir(fnet)
     meta = {**default_meta(source=graph), "dt": fnet.dt, "dt_source": fnet.dt_source,

@@ -40,8 +40,15 @@ class Encoding:
         return cls(**d)
 
     def input_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, int, int]:
-        """Per-step network input (C, H, W) for frames [T, C, H, W]."""
-        _, c, h, w = frame_shape
+        """Per-step network input (C, H, W) for frames [T, C, H, W]; an encoding that leaves
+        no step or no pixel of them is a UserError naming it."""
+        t, c, h, w = frame_shape
+        if t // self.time_pool < 1:
+            raise UserError(f"encoding time_pool={self.time_pool} leaves no time step of the "
+                            f"data set's {t} frames; expected <= {t}")
+        if h // self.pool < 1 or w // self.pool < 1:
+            raise UserError(f"encoding pool={self.pool} leaves no pixel of the data set's "
+                            f"{h}x{w} frames; expected <= {min(h, w)}")
         return (c, h // self.pool, w // self.pool)
 
     def steps_of(self, t: int) -> int:

@@ -26,6 +26,9 @@ def cache_dir() -> Path:
     """$METALOIHI_CACHE, else ~/.cache/metaloihi (created on demand)."""
     env = os.environ.get("METALOIHI_CACHE")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "metaloihi"
+    if path.exists() and not path.is_dir():
+        raise UserError(f"cache folder {str(path)!r} ({'$METALOIHI_CACHE' if env else 'default'}) "
+                        "exists and is not a folder; point METALOIHI_CACHE at a folder")
     return path
 
 
@@ -79,16 +82,23 @@ def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         raise UserError(f"{path}: corrupt cache header; delete it") from None
     body = start + n
     arrays = {}
-    for e in header["arrays"]:
-        dtype = np.dtype(e["dtype"])
-        count = int(np.prod(e["shape"], dtype=np.int64))
-        end = body + e["offset"] + count * dtype.itemsize
+    try:                                  # a valid magic with a damaged header: rebuilt too
+        entries = [(str(e["name"]), np.dtype(e["dtype"]), [int(d) for d in e["shape"]],
+                    int(e["offset"])) for e in header["arrays"]]
+        meta = dict(header["meta"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{path}: corrupt cache header; delete it") from None
+    for name, dtype, shape, offset in entries:
+        if min(shape, default=0) < 0 or offset < 0:
+            raise UserError(f"{path}: corrupt cache header (array {name!r}: shape {shape}, "
+                            f"offset {offset}); delete it")
+        count = int(np.prod(shape, dtype=np.int64))
+        end = body + offset + count * dtype.itemsize
         if end > len(data):
             raise UserError(f"{path}: truncated cache file ({len(data)} bytes, array "
-                            f"{e['name']!r} needs {end}); delete it")
-        arrays[e["name"]] = np.frombuffer(data, dtype, count, body + e["offset"]).reshape(
-            e["shape"])
-    return arrays, header["meta"]
+                            f"{name!r} needs {end}); delete it")
+        arrays[name] = np.frombuffer(data, dtype, count, body + offset).reshape(shape)
+    return arrays, meta
 
 
 def cached(name: str, params: dict, build: Callable[[], tuple[dict, dict]],

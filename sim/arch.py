@@ -102,6 +102,9 @@ def paper_arch(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
     strided conv downsamples as much and is learnt."""
     specs: list[SynapseSpec] = []
     shape = tuple(input_shape)
+    if kernel > max(shape[1:]):          # a kernel wider than the image it looks at: mostly padding
+        raise UserError(f"kernel {kernel} is larger than the network's {shape[1]}x{shape[2]} "
+                        f"input; expected <= {max(shape[1:])}")
     for ch in channels:
         spec = ConvSpec(in_shape=shape, out_channels=ch, kernel=(kernel, kernel), stride=(2, 2),
                         padding=(kernel // 2, kernel // 2))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metaloihi.base.errors import UserError
 from metaloihi.bridge.bundle import as_bundle, write_bundle
 from metaloihi.rules.soel import at_step
 from metaloihi.datasets.encoding import Encoding, encode
@@ -116,6 +117,10 @@ def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
     b = as_bundle(path)
     rule, meta = b.head.rule, b.meta
     split = split or (meta.get("splits") or {}).get("val", "val")
+    if split in {"test", (meta.get("splits") or {}).get("test", "test")}:
+        raise UserError(f"--split {split!r} holds the meta-test classes, which fitting never "
+                        "uses (the rule would be chosen on the classes it is measured on); "
+                        "give a validation split")
     if dataset is None or isinstance(dataset, str):
         dataset = load_dataset(dataset or meta.get("dataset") or "digits", seed=0, root=root)
     dataset.split_classes(split)       # a split the data set lacks: its error, before any work

@@ -210,6 +210,6 @@ def test_missing_file_and_overwriting_the_input_are_one_line(files, tmp_path, ca
     before = files["dense"].read_bytes()
     code, _, err = run(["attach-head", files["dense"], "--layer", "1", "--ways", "2", "--out",
                         files["dense"]], capsys)
-    assert code == 1 and "is the input network" in err and files["dense"].read_bytes() == before
+    assert code == 1 and "is also the input NET" in err and files["dense"].read_bytes() == before
     with pytest.raises(UserError, match="--rule 'stdp'"):
         attach_head(files["dense"], 1, 2, tmp_path / "r.h5", rule="stdp")

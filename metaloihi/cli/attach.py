@@ -6,10 +6,12 @@ from typing import Optional
 
 import typer
 
+from metaloihi.cli.options import io_paths, seed_option
 from metaloihi.cli.app import app
 
 
 @app.command("attach-head")
+@io_paths(inputs=("net",), outputs=("out",))
 def attach_head(
     net: Path = typer.Argument(..., help="Network: a bundle (.h5), a netx file written by "
                                "lava-dl, or an imported NIR graph's bundle."),
@@ -20,7 +22,7 @@ def attach_head(
     out: Path = typer.Option(..., "--out", help="Learner bundle to write (atomically; never "
                              "the input; no default)."),
     rule: str = typer.Option("soel", "--rule", help="The head's on-chip learning rule."),
-    seed: int = typer.Option(0, "--seed", min=0, help="The learning engine's rng_seed."),
+    seed: int = seed_option(0, help="The learning engine's rng_seed."),
     vth: Optional[int] = typer.Option(None, "--vth", help="Head threshold mantissa (default: "
                                       "127 x the head's inputs, at most 2^17 - 1)."),
     step: float = typer.Option(0.25, "--step", help="Rule's weight step, mantissa units per "

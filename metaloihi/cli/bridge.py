@@ -8,10 +8,11 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app, bundle_app
-from metaloihi.cli.options import RootOption
+from metaloihi.cli.options import RootOption, io_paths, seed_option
 
 
 @app.command("fit-soel")
+@io_paths(inputs=("bundle",), outputs=("out",))
 def fit_soel(
     bundle: Path = typer.Argument(..., help="Deployment bundle (.h5) to fit the rule of."),
     out: Optional[Path] = typer.Option(None, help="Write the fitted bundle here (default: "
@@ -19,7 +20,7 @@ def fit_soel(
     tasks: int = typer.Option(20, min=1, help="Meta-validation tasks (5-way 1-shot) per grid "
                                               "point."),
     queries: int = typer.Option(5, min=1, help="Queries per class per task."),
-    seed: int = typer.Option(0, help="Seed of the meta-validation tasks."),
+    seed: int = seed_option(0, help="Seed of the meta-validation tasks."),
     dataset: Optional[str] = typer.Option(None, help="Embedded data set to fit on (default: "
                                           "the bundle's)."),
     split: Optional[str] = typer.Option(None, help="Class split to fit on (default: the "
@@ -71,6 +72,7 @@ def _ints(text: str, name: str, positive: bool = True) -> tuple[int, ...]:
 
 
 @app.command()
+@io_paths(inputs=("checkpoint",), outputs=("out", "nir"))
 def export(
     out: Path = typer.Option(Path("runs/bundle.h5"), help="Bundle file to write (HDF5; written "
                              "atomically: no partial file on failure)."),
@@ -84,7 +86,7 @@ def export(
                                     "pixels)."),
     ways: int = typer.Option(5, min=1, help="--random: output neurons (ways)."),
     channels: str = typer.Option("32,64,128", help="--random: conv channels per layer."),
-    seed: int = typer.Option(0, help="--random: weight seed (Gaussian weights)."),
+    seed: int = seed_option(0, help="--random: weight seed (Gaussian weights)."),
 ) -> None:
     """Quantise a network to Loihi 2 fixed point and write the deployment bundle (netx layout
     + learning head), with the per-layer quantisation error table."""

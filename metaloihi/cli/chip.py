@@ -9,7 +9,7 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
-from metaloihi.cli.options import RootOption
+from metaloihi.cli.options import RootOption, seed_option
 
 
 @app.command()
@@ -31,7 +31,7 @@ def deploy(
         "lava", help="Where to run: 'lava' (Lava's CPU simulator, Loihi2SimCfg, checked "
         "against sim/), 'sim' (sim/ alone) or 'loihi2' (a Loihi 2 board, Loihi2HwCfg; needs "
         "Intel's lava-loihi and a board: fails, never falls back, without them)."),
-    seed: int = typer.Option(0, help="Seed of the smoke run's input spikes / of the samples "
+    seed: int = seed_option(0, help="Seed of the smoke run's input spikes / of the samples "
                              "drawn from --dataset."),
 ) -> None:
     """Build the bundle's network in Lava (netx frozen layers + head Dense/LIF, learning off),
@@ -89,7 +89,7 @@ def adapt(
     backend: Literal["sim", "lava", "loihi2"] = typer.Option(
         "sim", help="'sim' (bit-exact, fast), 'lava' (Lava's CPU simulator, Loihi2SimCfg) or "
         "'loihi2' (a board, Loihi2HwCfg; needs Intel's lava-loihi)."),
-    seed: int = typer.Option(0, help="Seed of the task (classes, samples) and of the embedded "
+    seed: int = seed_option(0, help="Seed of the task (classes, samples) and of the embedded "
                              "data set's generator."),
     root: RootOption = None,
 ) -> None:

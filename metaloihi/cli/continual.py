@@ -9,10 +9,11 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
-from metaloihi.cli.options import RootOption
+from metaloihi.cli.options import RootOption, io_paths, seed_option
 
 
 @app.command()
+@io_paths(inputs=("bundle",), outputs=("json_out", "plot_out", "save_bundle"))
 def continual(
     bundle: Path = typer.Argument(..., help="Deployment bundle (.h5); a head with fewer rows "
                                   "than --classes is widened in memory with silent rows."),
@@ -36,7 +37,7 @@ def continual(
                                                    "the last --variant, and check it equals "
                                                    "sim/ bit for bit (slow: use few classes "
                                                    "and queries)."),
-    seed: int = typer.Option(0, help="Seed of the class orders and samples."),
+    seed: int = seed_option(0, help="Seed of the class orders and samples."),
     references: bool = typer.Option(True, help="Also the prototype ceiling and the float "
                                     "rule on the same tasks."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results here (default: none) "
@@ -56,6 +57,11 @@ def continual(
     from metaloihi.datasets.registry import load_dataset
     from metaloihi.studies import continual as study
     b = read_bundle(bundle)
+    parts = tuple(s.strip() for s in splits.split(",") if s.strip())
+    seen = (b.meta.get("splits") or {}).get("train", "train")
+    if not parts or seen in parts:
+        raise UserError(f"--splits {splits!r}: give class splits unseen in meta-training, "
+                        f"comma-separated (e.g. test,val; not the training split {seen!r})")
     n_out = b.net[-1].spec.out_features
     if n_out < classes:
         b = widen(b, classes)
@@ -64,7 +70,6 @@ def continual(
     if not name:
         raise UserError("the bundle names no data set; give --dataset")
     ds = load_dataset(name, seed=seed, root=root)
-    parts = tuple(s.strip() for s in splits.split(",") if s.strip())
     res = study.continual_study(b, ds, classes=classes, orders=orders, shots=shots,
                                 queries=queries, seed=seed, splits=parts,
                                 variants=tuple(variant), passes=passes, references=references)

@@ -7,11 +7,12 @@ from typing import Literal, Optional
 import typer
 
 from metaloihi.cli.app import data_app
-from metaloihi.cli.options import RootOption
+from metaloihi.cli.options import RootOption, io_paths, seed_option
 from metaloihi.datasets.names import EMBEDDED, OWN, REAL
 
 
 @data_app.command("show")
+@io_paths(outputs=("out",))
 def data_show(
     dataset: str = typer.Argument(..., help=f"Data set name: {', '.join(EMBEDDED)} "
                                   f"(embedded), or {', '.join(REAL + OWN)} (with --root)."),
@@ -20,7 +21,7 @@ def data_show(
                                   "class)."),
     classes: int = typer.Option(8, min=1, max=64, help="Number of classes shown (rows)."),
     root: RootOption = None,
-    seed: int = typer.Option(0, help="Random seed: which classes and samples are shown."),
+    seed: int = seed_option(0, help="Random seed: which classes and samples are shown."),
 ) -> None:
     """Write a PNG grid of samples (event frames summed over time, ON red / OFF blue)."""
     from metaloihi.datasets.registry import load_dataset
@@ -40,7 +41,7 @@ def data_events(
         "for meta-training, meta-validation and meta-test: the class folders sorted by name, "
         "shuffled with --seed, cut in that order; each split gets floor(n x percent / 100) "
         "classes, the rest go to the first split above 0 %; a 0 split is absent."),
-    seed: int = typer.Option(0, min=0, help="Seed of the class shuffle (the split; the "
+    seed: int = seed_option(0, help="Seed of the class shuffle (the split; the "
                              "commands' --seed draws tasks and leaves it alone)."),
     ways: int = typer.Option(5, min=1, help="Classes every split must hold at least (the "
                              "classes per task you will draw)."),

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import typer
 
+from metaloihi.cli.options import io_paths, seed_option
 from metaloihi.cli.app import app
 
 
 @app.command()
+@io_paths(inputs=("checkpoint",), folders=("out",))
 def demo(
-    seed: int = typer.Option(0, help="Seed of the tasks (which shots and queries are drawn)."),
+    seed: int = seed_option(0, help="Seed of the tasks (which shots and queries are drawn)."),
     tasks: int = typer.Option(1, min=1, help="5-way 1-shot tasks learnt on the backend, each "
                                              "checked against sim/ (~2.5 min each on Lava, "
                                              "2 cores)."),

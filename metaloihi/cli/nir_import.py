@@ -3,7 +3,6 @@ onto Loihi 2 fixed point as a netx file, with the import's gap printed (and in -
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +10,7 @@ import numpy as np
 import typer
 
 from metaloihi.base.errors import UserError
+from metaloihi.cli.options import io_paths, seed_option
 from metaloihi.cli.app import app
 
 
@@ -26,11 +26,8 @@ def _shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
     return vals
 
 
-def _same(a: Path, b: Path) -> bool:
-    return a.exists() and b.exists() and os.path.samefile(a, b)
-
-
 @app.command("import")
+@io_paths(inputs=("graph", "calibrate"), outputs=("out", "json_out"))
 def import_(
     graph: Path = typer.Argument(..., metavar="GRAPH", help="NIR graph (.nir, nir.write's HDF5)."),
     out: Path = typer.Option(..., help="netx file to write (.h5; atomic)."),
@@ -46,7 +43,7 @@ def import_(
     steps: int = typer.Option(50, min=2, help="Steps per random input."),
     rate: float = typer.Option(0.2, min=0.0, max=1.0, help="Spike probability per input and "
                                "step of the random inputs."),
-    seed: int = typer.Option(0, help="Seed of the random inputs."),
+    seed: int = seed_option(0, help="Seed of the random inputs."),
     lava_samples: int = typer.Option(2, min=0, help="Inputs Lava runs to hold sim/ == Lava "
                                      "(0: skip Lava)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the gap as JSON."),
@@ -59,13 +56,6 @@ def import_(
     from metaloihi.bridge import nir_gap
     from metaloihi.bridge.nir_import import import_nir
     regular_input(graph, "NIR graph")
-    for other, what in ((json_out, "--json"), (calibrate, "--calibrate")):
-        if other is not None and (_same(other, graph) or other == out):
-            raise UserError(f"{what} {str(other)!r} is the graph or --out; give another file")
-    if _same(out, graph):
-        raise UserError(f"--out {str(out)!r} is the input graph; the network is a new file")
-    if json_out is not None and calibrate is not None and _same(json_out, calibrate):
-        raise UserError(f"--json {str(json_out)!r} is the --calibrate input; give another file")
     x = None
     if calibrate is not None:
         regular_input(calibrate, "--calibrate")

@@ -5,16 +5,20 @@ from pathlib import Path
 
 import typer
 
+from metaloihi.cli.options import io_paths
 from metaloihi.cli.app import app
 
 
 @app.command()
+@io_paths(inputs=("log", "eval_", "bundle", "gap", "speed", "figure", "continual", "ablation"),
+          folders=("out",))
 def report(
     out: Path = typer.Option(Path("runs/report"), help="Folder for index.html and its PNGs."),
     log: list[Path] = typer.Option([], help="Meta-training log, metrics.jsonl[.gz] (repeat)."),
     eval_: list[Path] = typer.Option([], "--eval",
                                      help="`metaloihi evaluate --out` JSON (repeat)."),
-    bundle: list[Path] = typer.Option([], help="Deployment bundle .h5 (repeat)."),
+    bundle: list[Path] = typer.Option([], help="Deployment bundle .h5, or a netx file (.net: "
+                                      "its layers and cost, no head) (repeat)."),
     gap: list[Path] = typer.Option([], help="Deployment-gap JSON (benchmarks/deployment_gap.py "
                                    "--json; metaloihi.report.GAP_FORMAT)."),
     speed: list[Path] = typer.Option([], help="sim/-vs-Lava speed JSON (benchmarks/"

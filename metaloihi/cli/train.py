@@ -8,7 +8,7 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
-from metaloihi.cli.options import ROOT_HELP, device_option
+from metaloihi.cli.options import ROOT_HELP, device_option, io_paths, seed_option
 
 
 def _overrides(items: list[str]) -> dict:
@@ -28,6 +28,7 @@ def _overrides(items: list[str]) -> dict:
 
 
 @app.command()
+@io_paths(inputs=("init",), folders=("out",), cleared_if=(("out", "overwrite"),))
 def train(
     config: str = typer.Option("demo", "--config", "-c",
                                help="Shipped config name (demo, gestures, double_digits, ...) "
@@ -41,7 +42,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a key: section.key=value "
                                    "(e.g. train.iterations=100, train.time_limit_min=5: "
                                    "minutes); repeatable (default: none)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of theta0's initialisation, the tasks "
+    seed: Optional[int] = seed_option(None, help="Seed of theta0's initialisation, the tasks "
                                        "and stochastic rounding: train.seed (default: the "
                                        "config's, 0)."),
     device: Optional[str] = device_option(None, "the config's train.device, cpu"),
@@ -80,6 +81,7 @@ def train(
 
 
 @app.command()
+@io_paths(inputs=("checkpoints",), outputs=("out",))
 def evaluate(
     checkpoints: list[Path] = typer.Argument(..., help="Checkpoints (.pt) to compare."),
     tasks: int = typer.Option(600, help="Tasks per row (>= 2)."),
@@ -95,7 +97,7 @@ def evaluate(
         "none, count iterations)."),
     out: Optional[Path] = typer.Option(None, help="Also write the rows as JSON here "
                                                "(default: no file)."),
-    seed: int = typer.Option(1234, min=0, help="Seed of the meta-test tasks drawn."),
+    seed: int = seed_option(1234, help="Seed of the meta-test tasks drawn."),
     dataset: Optional[str] = typer.Option(None, help="Data set to evaluate on (default: the "
                                           "checkpoint's); same frame shape as trained on."),
     root: Optional[Path] = typer.Option(None, "--root", metavar="DIR", help=f"{ROOT_HELP} "

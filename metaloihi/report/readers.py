@@ -14,14 +14,13 @@
 Bundles are read by bundles.py."""
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from metaloihi.base.errors import UserError
+from metaloihi.base.json_file import parse, read_json, read_text
 
 GAP_FORMAT = """A JSON object (or a list of them, one table row each): the dict that
 studies/deployment_gap.py's deployment_gap returns (benchmarks/deployment_gap.py --json); only
@@ -91,50 +90,51 @@ def default_inputs(root: str | Path = "checkpoints") -> Inputs:
     return found
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
-
-
 def _load_json(path: Path, what: str):
-    try:
-        with _open_text(path) as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise UserError(f"{what} {str(path)!r} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-        raise UserError(f"{what} {str(path)!r} is not valid JSON: {err}") from None
+    return read_json(path, what)       # untrusted input: base/json_file.py
 
 
 def read_log(path: str | Path) -> list[dict]:
     """The records of a metrics.jsonl[.gz]. A torn last line (a run still writing) is dropped;
     any other bad line raises UserError naming file and line."""
     path = Path(path)
-    try:
-        with _open_text(path) as fh:
-            lines = fh.read().splitlines()
-    except FileNotFoundError:
-        raise UserError(f"training log {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError, EOFError) as err:
-        raise UserError(f"training log {str(path)!r} cannot be read: {err}") from None
+    lines = read_text(path, "training log").splitlines()
     recs = []
     for i, ln in enumerate(lines):
         if not ln.strip():
             continue
+        where = f"training log {str(path)!r}, line {i + 1}"
         try:
-            rec = json.loads(ln)
-        except json.JSONDecodeError:
+            rec = parse(ln, where)
+        except UserError:
             if i == len(lines) - 1:
                 break
-            raise UserError(f"training log {str(path)!r}, line {i + 1}: not JSON") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("iteration"), int):
-            raise UserError(f"training log {str(path)!r}, line {i + 1}: expected an object with "
-                            "an integer 'iteration'")
+            raise
+        if not isinstance(rec, dict) or not isinstance(rec.get("iteration"), int) \
+                or isinstance(rec["iteration"], bool) or rec["iteration"] < 0:
+            raise UserError(f"{where}: expected an object with an integer 'iteration' >= 0")
+        _check_log_values(rec, where)
         if rec.get("stage") == 1 or "rule_start" in rec:
             continue        # stage 1's steps and the rule start: not meta-training iterations
         recs.append(rec)
     if not recs:
         raise UserError(f"training log {str(path)!r} holds no records")
     return recs
+
+
+LOG_MAX = 1e30     # a logged number beyond this is a diverged run or a damaged file: refused
+
+
+def _check_log_values(rec: dict, where: str) -> None:
+    """Numbers a plot takes: finite, |x| <= LOG_MAX, accuracies (keys with 'acc') in [0, 1]."""
+    for key, v in rec.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isfinite(v) or abs(v) > LOG_MAX:
+            raise UserError(f"{where}: {key} = {v!r}; expected a finite number within "
+                            f"+-{LOG_MAX:g}")
+        if "acc" in key and not 0 <= v <= 1:
+            raise UserError(f"{where}: {key} = {v!r}; expected a fraction in [0, 1]")
 
 
 def is_number(v) -> bool:
@@ -168,6 +168,12 @@ def read_eval(path: str | Path) -> list[dict]:
                 or not isinstance(r.get("shots"), int) or not is_number(r.get("acc")):
             raise UserError(f"evaluation {str(path)!r}, row {i}: expected {{name, shots, acc, "
                             "ci95, tasks}} (as metaloihi evaluate --out writes)")
+        ci = as_fraction(r.get("ci95"))
+        if not 0 <= r["acc"] <= 1 or r["shots"] < 1 or (ci is not None and (
+                not is_number(ci) or not 0 <= ci <= 1)):
+            raise UserError(f"evaluation {str(path)!r}, row {i}: acc {r['acc']!r}, ci95 "
+                            f"{r.get('ci95')!r}, shots {r['shots']!r}; expected fractions in "
+                            "[0, 1] and shots >= 1")
         out.append({**r, "dataset": r.get("dataset") or dataset_of(r["name"]),
                     "split": r.get("split") or split_of_file(path),
                     "split_from_file": not r.get("split"), "file": path.name})

@@ -267,6 +267,42 @@ def _nir(damage: str):
     return setup
 
 
+def _link(rel: str, target: str):
+    """Setup: {tmp}/rel, a symlink to {tmp}/target (an output spelled differently)."""
+    def setup(c: Ctx):
+        (c.tmp / rel).symlink_to(c.tmp / target)
+    return setup
+
+
+def _fifo(rel: str):
+    def setup(c: Ctx):
+        import os
+        os.mkfifo(c.tmp / rel)
+    return setup
+
+
+def _env(name: str, rel: str, data: str = "x"):
+    """Setup: a file {tmp}/rel, and the environment variable `name` pointing at it."""
+    def setup(c: Ctx):
+        (c.tmp / rel).write_text(data)
+        c.monkeypatch.setenv(name, str(c.tmp / rel))
+    return setup
+
+
+def _log_lines(*lines: str):
+    return _write("m.jsonl", "\n".join(lines) + "\n")
+
+
+def _eval_rows(acc, ci95=0.01):
+    import json
+    return _write("eval_test.json", json.dumps([{"name": "x", "shots": 1, "acc": acc,
+                                                  "ci95": ci95, "tasks": 10}]))
+
+
+def _nested(rel: str, depth: int = 100000):
+    return _write(rel, "[" * depth + "]" * depth)
+
+
 @dataclass
 class Case:
     name: str
@@ -405,7 +441,7 @@ CASES = [
       "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/f.txt/o.h5",
       ("f.txt", "is a file, not a folder"), _write("f.txt", "x")),
     C("export onto a folder", "export --random --input-shape 2,8,8 --channels 2 --out {tmp}",
-      ("it is a folder",)),
+      ("is a folder", "give a file path")),
     C("export into a folder it may not write",
       "export --random --input-shape 2,8,8 --channels 2 --out {tmp}/o.h5",
       ("cannot write bundle", "o.h5", "Permission denied"),
@@ -471,10 +507,12 @@ CASES = [
     C("data.queries 0", "train --set data.queries=0 --out {tmp}/run",
       ("data.queries = 0", ">= 1"), absent=("run",)),
     C("model.channels with a 0", "train --set 'model.channels=[4, 0]' --out {tmp}/run",
-      ("model.channels = [4, 0]", "each value >= 1"), absent=("run",)),
+      ("model.channels = [4, 0]", "each value in [1, 4096]"), absent=("run",)),
     C("model.channels empty", "train --set 'model.channels=[]' --out {tmp}/run",
       ("model.channels = []", "at least one value"), absent=("run",)),
     C("train.seed -1", "train --seed -1 --out {tmp}/run",
+      ("'--seed'", "greater than or equal to 0", "'-1'"), absent=("run",)),
+    C("train.seed -1 in the config", "train --set train.seed=-1 --out {tmp}/run",
       ("train.seed = -1", "[0, 4294967295]"), absent=("run",)),
     C("train.threads -1", "train --set train.threads=-1 --out {tmp}/run",
       ("train.threads = -1", "[0, 1024]"), absent=("run",)),
@@ -486,7 +524,7 @@ CASES = [
     # --- run folders and outputs (issue 15, items 1, 2, 7) -------------------------------------
     C("train --out under a file", "train --out {tmp}/f.txt/run", ("f.txt", "Not a directory"),
       _write("f.txt", "x")),
-    C("train --out is a file", "train --out {tmp}/f.txt", ("f.txt", "is a file, not a folder"),
+    C("train --out is a file", "train --out {tmp}/f.txt", ("f.txt", "exists and is not a folder"),
       _write("f.txt", "x")),
     C("train into a folder holding a run", "train --out {tmp}/run",
       ("run", "not empty", "best.pt", "--resume", "--overwrite"), _write("run/best.pt", "x")),
@@ -589,7 +627,7 @@ CASES = [
     C("attach-head: --layer 0 is the input", "attach-head {bundle} --layer 0 --ways 2 --out "
       "{tmp}/l.h5", ("--layer 0", "layer 0 (input)"), absent=("l.h5",)),
     C("attach-head: --out is the input", "attach-head {bundle} --layer 1 --ways 2 --out {bundle}",
-      ("--out", "is the input network")),
+      ("--out", "is also the input NET")),
     C("attach-head: --ways 0", "attach-head {bundle} --layer 1 --ways 0 --out {tmp}/l.h5",
       ("--ways", "'0'"), absent=("l.h5",)),
     C("attach-head: --step beyond the chip's", "attach-head {bundle} --layer 1 --ways 2 --step 1e9 "
@@ -608,7 +646,74 @@ CASES = [
     C("NIR graph with NaN weights", "import {tmp}/g.nir --out {tmp}/o.h5 --lava-samples 0",
       ("node 'fc2' (Linear)", "weight holds nan at [1, 2]"), _nir("nan"), absent=("o.h5",)),
     C("NIR import onto its own graph", "import {tmp}/g.nir --out {tmp}/g.nir --lava-samples 0",
-      ("--out", "is the input graph"), _nir("none")),
+      ("--out", "is also the input GRAPH"), _nir("none")),
+    # --- an output that is an input or another output (base/paths.py, one check for all) -------
+    C("export --out onto its checkpoint", "export --checkpoint {tmp}/c.pt --out {tmp}/c.pt",
+      ("--out", "is also the input --checkpoint"), _write("c.pt", "x")),
+    C("evaluate --out onto its checkpoint", "evaluate {tmp}/c.pt --out {tmp}/c.pt",
+      ("--out", "is also the input CHECKPOINTS"), _write("c.pt", "x")),
+    C("fit-soel --out a symlink to its bundle", "fit-soel {bundle} --out {tmp}/link.h5",
+      ("link.h5", "is also the input BUNDLE"), _link("link.h5", "b.h5")),
+    C("continual --json onto its bundle", "continual {bundle} --json {bundle}",
+      ("--json", "is also the input BUNDLE")),
+    C("export --nir onto --out", "export --random --input-shape 2,8,8 --channels 2 "
+      "--out {tmp}/x.h5 --nir {tmp}/x.h5", ("--nir", "--out", "same path"), absent=("x.h5",)),
+    C("continual --plot onto --json", "continual {bundle} --json {tmp}/x --plot {tmp}/x",
+      ("--plot", "--json", "same path"), absent=("x",)),
+    C("train --overwrite of the folder holding --init",
+      "train --overwrite --init {tmp}/run/best.pt --out {tmp}/run",
+      ("--out", "cleared", "--init"), _write("run/best.pt", "x")),
+    C("report --out an existing file", "report --out {tmp}/f", ("--out", "not a folder"),
+      _write("f", "x")),
+    C("demo --out an existing file", "demo --out {tmp}/f --backend sim",
+      ("--out", "not a folder"), _write("f", "x")),
+    C("METALOIHI_CACHE a regular file", "data show digits --out {tmp}/s.png",
+      ("METALOIHI_CACHE", "not a folder"), _env("METALOIHI_CACHE", "cache"),
+      absent=("s.png",)),
+    # --- seeds: one range for every command ----------------------------------------------------
+    *[C(f"{cmd.split()[0]} --seed -1", f"{cmd} --seed -1", ("'--seed'", "'-1'"))
+      for cmd in ("adapt {bundle}", "continual {bundle}", "deploy {bundle}",
+                  "demo --backend sim", "data show digits", "fit-soel {bundle}")],
+    C("export --seed 2**64", "export --random --seed 18446744073709551616 --out {tmp}/o.h5",
+      ("'--seed'", "4294967295"), absent=("o.h5",)),
+    # --- numbers and values a run cannot use ----------------------------------------------------
+    C("model.time_pool past the frames", "train --set model.time_pool=1000 --out {tmp}/run",
+      ("time_pool=1000", "no time step"), absent=("run",)),
+    C("train.outer_lr 1e300", "train --set train.outer_lr=1e300 --out {tmp}/run",
+      ("train.outer_lr", "<= 10.0"), absent=("run",)),
+    C("model.channels ten million", "train --set 'model.channels=[10000000]' --out {tmp}/run",
+      ("model.channels", "[1, 4096]"), absent=("run",)),
+    C("model.kernel 100", "train --set model.kernel=100 --out {tmp}/run",
+      ("model.kernel = 100", "[1, 63]"), absent=("run",)),
+    C("model.kernel past the input", "train --set model.kernel=31 --set model.pool=2 "
+      "--out {tmp}/run", ("kernel 31", "larger than the network's"), absent=("run",)),
+    C("continual --splits empty", "continual {bundle} --splits ''", ("--splits", "unseen")),
+    C("continual --splits train", "continual {bundle} --splits train",
+      ("--splits 'train'", "training split")),
+    C("fit-soel on meta-test", "fit-soel {bundle} --split test --out {tmp}/f.h5",
+      ("--split 'test'", "meta-test"), absent=("f.h5",)),
+    # --- untrusted JSON and files (base/json_file.py) --------------------------------------------
+    C("report --log a FIFO", "report --log {tmp}/fifo --out {tmp}/r", ("fifo", "FIFO"),
+      _fifo("fifo"), absent=("r",)),
+    C("report --log iteration -5", "report --log {tmp}/m.jsonl --out {tmp}/r",
+      ("line 1", "'iteration' >= 0"), _log_lines('{"iteration": -5}', '{"iteration": 1}'),
+      absent=("r",)),
+    C("report --log accuracy 7.5", "report --log {tmp}/m.jsonl --out {tmp}/r",
+      ("line 1", "val_acc = 7.5", "[0, 1]"), _log_lines('{"iteration": 0, "val_acc": 7.5}'),
+      absent=("r",)),
+    C("report --log loss 1e308", "report --log {tmp}/m.jsonl --out {tmp}/r",
+      ("line 1", "loss = 1e+308"), _log_lines('{"iteration": 0, "loss": 1e308}'),
+      absent=("r",)),
+    C("report --log a string for a number", "report --log {tmp}/m.jsonl --out {tmp}/r",
+      ("line 1", "'iteration'"), _log_lines('{"iteration": "five"}'), absent=("r",)),
+    C("report --eval accuracy 500%", "report --eval {tmp}/eval_test.json --out {tmp}/r",
+      ("row 0", "acc 5.0", "[0, 1]"), _eval_rows(5.0), absent=("r",)),
+    C("report --eval negative CI", "report --eval {tmp}/eval_test.json --out {tmp}/r",
+      ("row 0", "ci95 -0.1"), _eval_rows(0.5, -0.1), absent=("r",)),
+    C("report --eval nested 100000 deep", "report --eval {tmp}/deep.json --out {tmp}/r",
+      ("deep.json", "nested too deep"), _nested("deep.json"), absent=("r",)),
+    C("report --figure not a PNG", "report --figure {tmp}/f.png --out {tmp}/r",
+      ("f.png", "not a PNG"), _write("f.png", "GIF89a"), absent=("r",)),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),

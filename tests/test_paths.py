@@ -1,0 +1,84 @@
+"""base/paths.py (what a command reads and writes, checked before any work), base/json_file.py
+(untrusted JSON) and the frame cache's damaged headers: the mechanisms behind the bad-input
+corpus's path, JSON and cache rows."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from metaloihi.base.errors import UserError
+from metaloihi.base.json_file import read_json
+from metaloihi.base.paths import check_io
+from metaloihi.datasets import store
+
+
+def test_an_output_that_is_an_input_is_refused_through_symlinks_and_spellings(tmp_path,
+                                                                              monkeypatch):
+    src = tmp_path / "in.h5"
+    src.write_bytes(b"data")
+    (tmp_path / "link.h5").symlink_to(src)
+    monkeypatch.chdir(tmp_path)
+    for out in (src, tmp_path / "link.h5", "in.h5", tmp_path / "sub" / ".." / "in.h5"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(UserError, match=r"--out .* is also the input BUNDLE"):
+            check_io({"BUNDLE": src}, {"--out": out})
+    assert src.read_bytes() == b"data"
+    check_io({"BUNDLE": src}, {"--out": tmp_path / "new.h5", "--json": None})   # passes
+
+
+def test_two_outputs_on_one_path_and_kinds_are_refused(tmp_path):
+    with pytest.raises(UserError, match=r"--nir 'x' and --out 'x' are the same path"):
+        check_io({}, {"--out": "x", "--nir": "x"})
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="exists and is not a folder"):
+        check_io({}, folders={"--out": tmp_path / "f"})
+    with pytest.raises(UserError, match="is a folder; give a file path"):
+        check_io({}, {"--out": tmp_path})
+    with pytest.raises(UserError, match=r"--out .* would be cleared .* holds the input --init"):
+        check_io({"--init": tmp_path / "run" / "best.pt"}, cleared={"--out": tmp_path / "run"})
+    check_io({"--init": tmp_path / "other.pt"}, cleared={"--out": tmp_path / "run"})
+
+
+def test_untrusted_json_is_bounded_and_named(tmp_path):
+    p = tmp_path / "ok.json"
+    p.write_text(json.dumps({"a": [1, 2.5]}))
+    assert read_json(p, "results") == {"a": [1, 2.5]}
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(UserError, match=r"results .*deep.json.*nested too deep"):
+        read_json(deep, "results")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UserError, match="fifo"):
+        read_json(tmp_path / "fifo", "results")          # refused unopened: never blocks
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(UserError, match="not UTF-8"):
+        read_json(tmp_path / "bin.json", "results")
+
+
+@pytest.mark.parametrize("header", [
+    {"meta": {}},                                                      # no arrays
+    {"arrays": [{"name": "x", "dtype": "<f4", "shape": [-3], "offset": 0}], "meta": {}},
+    {"arrays": [{"name": "x", "dtype": "not a dtype", "shape": [1], "offset": 0}], "meta": {}},
+    {"arrays": 5, "meta": {}},
+])
+def test_a_cache_entry_with_a_valid_magic_and_a_damaged_header_is_rebuilt(tmp_path, monkeypatch,
+                                                                           header):
+    monkeypatch.setenv("METALOIHI_CACHE", str(tmp_path))
+    params = {"v": 1}
+    path = tmp_path / f"frames-{store.cache_key(params)}.mlf"
+    text = json.dumps(header).encode()
+    path.write_bytes(store.MAGIC + len(text).to_bytes(8, "little") + text)
+    with pytest.raises(UserError, match="corrupt cache header"):
+        store.load_arrays(path)
+    built = {"x": np.arange(3, dtype=np.int16)}
+    arrays, _ = store.cached("frames", params, lambda: (built, {"made": 1}))
+    assert np.array_equal(arrays["x"], built["x"])
+    assert np.array_equal(store.load_arrays(path)[0]["x"], built["x"])     # replaced on disk
+
+
+def test_a_cache_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "c").write_text("x")
+    monkeypatch.setenv("METALOIHI_CACHE", str(tmp_path / "c"))
+    with pytest.raises(UserError, match=r"cache folder .*METALOIHI_CACHE.* not a folder"):
+        store.cache_dir()
