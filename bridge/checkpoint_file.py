@@ -139,6 +139,11 @@ def _neuron(f: _Fields, d, name: str) -> LifFloat:
     if extra:
         f.fail(f"{name}.{extra[0]}", d[extra[0]], f"no such field (LifFloat has {known})")
     vals = {k: f.num(d, name, k) for k in known if k != "bias"}
+    for k in ("du", "dv"):               # decays are fractions of the state lost per step
+        if not 0 <= vals[k] <= 1:
+            f.fail(f"{name}.{k}", vals[k], "a decay in [0, 1]")
+    if vals["vth"] <= 0:
+        f.fail(f"{name}.vth", vals["vth"], "a threshold > 0")
     bias = f.get(d, name, "bias")
     if isinstance(bias, list):
         arr = np.asarray(bias, np.float64) if all(
@@ -187,6 +192,14 @@ def _theta0(f: _Fields, path: Path, state: dict, desc: dict, specs: list) -> dic
         if tuple(theta[key].shape) != shape:
             raise UserError(f"checkpoint {str(path)!r}: {where}{key} has shape "
                             f"{list(theta[key].shape)} but network.specs gives {list(shape)}")
+    for i, key in enumerate(want):
+        t = theta[key]
+        if not torch.is_tensor(t) or not t.is_floating_point():
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} has dtype "
+                            f"{getattr(t, 'dtype', type(t).__name__)}; expected float weights")
+        if i < len(want) - 1 and not bool(t.any()):      # a silent-start head is all zero
+            raise UserError(f"checkpoint {str(path)!r}: {where}{key} is all zero: a frozen "
+                            "layer that never drives the next one")
     return {k: theta[k].detach().to(torch.float64) for k in want}
 
 

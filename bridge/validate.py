@@ -20,10 +20,13 @@ from metaloihi import rules
 from metaloihi.rules.soel import legacy
 from metaloihi.rules.soel.legacy import FORMAT_V1   # still read: the rule in float units
 from metaloihi.datasets.encoding import Encoding
+from metaloihi.datasets.names import EMBEDDED, OWN, REAL
 from metaloihi.sim import loihi as L
 
 FORMAT = "metaloihi.bundle/2"    # the version bridge/bundle.py writes: the rule in chip units
 META_REQUIRED = ("source_sha256", "created", "versions")
+DATASETS = EMBEDDED + REAL + OWN
+MAX_VALUES = 120_000_000       # synapses per Loihi 2 chip (studies/loihi2_limits.py, BRIEF)
 
 
 def _shown(value) -> str:
@@ -52,6 +55,9 @@ class _Checker:
         ds = self.get(g, name, where)
         if not isinstance(ds, h5py.Dataset):
             self.fail(f"{where}/{name}", "is a group, expected a dataset")
+        if ds.size > MAX_VALUES:           # refused from its declared shape, before reading it
+            self.fail(f"{where}/{name}", f"declares shape {ds.shape} ({ds.size} values), more "
+                                         f"than a Loihi 2 chip's {MAX_VALUES} synapses")
         a = ds[()]
         a = np.asarray(a)
         if a.dtype.kind not in "iu":
@@ -287,7 +293,32 @@ def _meta(c: _Checker, meta: h5py.Group) -> str:
     except (UserError, TypeError, ValueError) as err:
         c.fail("metaloihi/meta/encoding", f"{_shown(values.get('encoding'))}: "
                                           f"{str(err) or type(err).__name__}")
+    _meta_fields(c, values)
     return created
+
+
+def _meta_fields(c: _Checker, values: dict) -> None:
+    """The fields the readers use (adapt, fit-soel, continual, the report), typed as they use
+    them; absent or null means not recorded."""
+    name = values.get("dataset")
+    if name is not None and (not isinstance(name, str) or name not in DATASETS):
+        c.fail("metaloihi/meta/dataset", f"{_shown(name)}; expected one of "
+                                         f"{', '.join(DATASETS)} or null")
+    for key in ("splits", "split"):
+        v = values.get(key)
+        if v is not None and not isinstance(v, dict):
+            c.fail(f"metaloihi/meta/{key}", f"{_shown(v)} must be a table")
+    splits = values.get("splits") or {}
+    for k, v in splits.items():
+        if not isinstance(v, str):
+            c.fail(f"metaloihi/meta/splits/{k}", f"{_shown(v)} must be a split's name")
+    head_range = values.get("head_range")
+    if head_range is not None and (isinstance(head_range, bool) or not isinstance(
+            head_range, (int, float)) or not math.isfinite(head_range) or head_range <= 0):
+        c.fail("metaloihi/meta/head_range", f"{_shown(head_range)} must be a number > 0 or null")
+    for key in ("made_by", "rule_fit", "rule_float"):
+        if values.get(key) is not None and not isinstance(values[key], dict):
+            c.fail(f"metaloihi/meta/{key}", f"{_shown(values[key])} must be a table")
 
 
 def validate_bundle(path: str | Path) -> str:

@@ -14,6 +14,9 @@ import numpy as np
 from metaloihi.base.errors import UserError
 
 
+ENCODING_MAX = 1 << 20          # far past any sensor's pixels or a recording's time bins
+
+
 @dataclass(frozen=True)
 class Encoding:
     pool: int = 1
@@ -21,12 +24,14 @@ class Encoding:
     steps: int | None = None
 
     def __post_init__(self):
-        for name in ("pool", "time_pool"):
+        for name in ("pool", "time_pool", "steps"):
             v = getattr(self, name)
-            if int(v) != v or v < 1:
-                raise UserError(f"encoding {name}={v!r}; expected an integer >= 1")
-        if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
-            raise UserError(f"encoding steps={self.steps!r}; expected an integer >= 1 or none")
+            if v is None and name == "steps":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) \
+                    or not 1 <= v <= ENCODING_MAX:
+                raise UserError(f"encoding {name}={v!r}; expected an integer in "
+                                f"[1, {ENCODING_MAX}]" + (" or none" if name == "steps" else ""))
 
     def to_dict(self) -> dict:
         return asdict(self)

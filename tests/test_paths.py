@@ -82,3 +82,17 @@ def test_a_cache_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("METALOIHI_CACHE", str(tmp_path / "c"))
     with pytest.raises(UserError, match=r"cache folder .*METALOIHI_CACHE.* not a folder"):
         store.cache_dir()
+
+
+def test_run_writes_a_relative_out_where_the_user_stands(tmp_path):
+    """`./run CMD --out rel` from another folder writes tmp/rel, not into the repository."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import bounded
+    repo = Path(__file__).resolve().parents[1]
+    res = bounded.run(["bash", str(repo / "run"), "export", "--random", "--input-shape", "2,8,8",
+                       "--channels", "2", "--out", "rel.h5"], cwd=tmp_path, capture_output=True,
+                      text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "rel.h5").is_file() and not (repo / "rel.h5").exists()

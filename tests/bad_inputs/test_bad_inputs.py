@@ -303,6 +303,39 @@ def _nested(rel: str, depth: int = 100000):
     return _write(rel, "[" * depth + "]" * depth)
 
 
+def _shipped(damage: Callable[[dict], None]):
+    """Setup: the shipped demo checkpoint (it describes its network) at {ckpt}, damaged."""
+    def setup(c: Ctx):
+        state = torch.load(ROOT / "checkpoints" / "demo" / "theta0.pt", weights_only=True)
+        damage(state)
+        torch.save(state, c.ckpt)
+    return setup
+
+
+def _neuron0(key, value):
+    return _shipped(lambda s: s["network"]["neurons"][0].__setitem__(key, value))
+
+
+def _weight0(fn):
+    def damage(state):
+        k = "theta0.layers.0.weight"
+        state["meta"][k] = fn(state["meta"][k])
+    return _shipped(damage)
+
+
+def _meta_attr(key: str, value):
+    """Setup: the bundle's meta attribute `key` set to the JSON of value."""
+    import json
+    return lambda c: _attr(c.bundle, "metaloihi/meta", key, json.dumps(value))
+
+
+def _huge_weight(c: Ctx):
+    """layer/1/weight replaced by one declaring 10^11 values (HDF5 stores none of them)."""
+    with h5py.File(c.bundle, "r+") as f:
+        del f["layer/1/weight"]
+        f["layer/1"].create_dataset("weight", shape=(100000, 100000, 2, 5), dtype="i1")
+
+
 @dataclass
 class Case:
     name: str
@@ -714,6 +747,29 @@ CASES = [
       ("deep.json", "nested too deep"), _nested("deep.json"), absent=("r",)),
     C("report --figure not a PNG", "report --figure {tmp}/f.png --out {tmp}/r",
       ("f.png", "not a PNG"), _write("f.png", "GIF89a"), absent=("r",)),
+    # --- what the readers use, the validator checks ---------------------------------------------
+    C("bundle meta dataset an integer", "bundle validate {bundle}",
+      ("meta/dataset", "5", "expected one of"), _meta_attr("dataset", 5)),
+    C("bundle meta dataset a list", "bundle validate {bundle}",
+      ("meta/dataset", "['gestures']"), _meta_attr("dataset", ["gestures"])),
+    C("bundle meta encoding absurd", "bundle validate {bundle}",
+      ("meta/encoding", "time_pool=1000000000"),
+      _meta_attr("encoding", {"pool": 1, "time_pool": 10 ** 9, "steps": None})),
+    C("bundle meta splits not a table", "bundle validate {bundle}", ("meta/splits", "must be"),
+      _meta_attr("splits", "train")),
+    C("bundle declaring a 10^11-value weight", "bundle validate {bundle}",
+      ("layer/1/weight", "100000000000 values", "synapses"), _huge_weight),
+    C("checkpoint neuron du 5.0", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("network.neurons[0].du", "5.0", "[0, 1]"), _neuron0("du", 5.0), absent=("o.h5",)),
+    C("upgrade-checkpoint of a du 5.0 network", "upgrade-checkpoint {ckpt}",
+      ("network.neurons[0].du", "[0, 1]"), _neuron0("du", 5.0)),
+    C("checkpoint neuron vth 0", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("network.neurons[0].vth", "> 0"), _neuron0("vth", 0.0), absent=("o.h5",)),
+    C("checkpoint int64 theta0", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("layers.0.weight", "int64", "float weights"), _weight0(lambda w: w.long()),
+      absent=("o.h5",)),
+    C("checkpoint all-zero frozen layer", "export --checkpoint {ckpt} --out {tmp}/o.h5",
+      ("layers.0.weight", "all zero"), _weight0(torch.zeros_like), absent=("o.h5",)),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
