@@ -17,6 +17,8 @@ import re
 import stat
 from pathlib import Path
 
+import numpy as np
+
 from metaloihi.base.errors import UserError
 
 NAME_MAX = 255      # bytes in one file name on every file system we write to (ext4, xfs, tmpfs)
@@ -145,12 +147,31 @@ def _disk_full(folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < (1 << 20)
 
 
+def hdf5_bytes(arrays) -> int:
+    """A generous size estimate of an HDF5 file holding `arrays` (data plus 1 MiB of metadata)."""
+    return sum(np.asarray(a).nbytes for a in arrays) + (1 << 20)
+
+
+def check_room(path: Path, what: str, need: int) -> None:
+    """Refuse before writing when the folder's file system lacks twice `need` bytes: libhdf5
+    can crash (SIGSEGV) instead of raising when a write hits a full disk."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < 2 * need:
+        raise UserError(f"cannot write {what} {str(path)!r}: No space left on device (needs "
+                        f"{2 * need // 1024} KiB free to write safely, {free // 1024} KiB free)")
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path, what: str):
+def atomic_path(path: str | Path, what: str, need_bytes: int | None = None):
     """Yield a temporary path in path's folder to write `what` to; on success fsync it and
     rename it to `path` (os.replace), on any failure (an exception, Ctrl-C) delete it: `path`
     is either the whole new file or untouched. File system errors (read-only folder, full
-    disk, name too long) become one-line UserErrors naming the file."""
+    disk, name too long) become one-line UserErrors naming the file. need_bytes: the size the
+    writer may need (HDF5 writers: hdf5_bytes), checked against the free space first."""
     path = _target(Path(path), what)
     _check_parents(path, what)
     try:
@@ -158,6 +179,8 @@ def atomic_path(path: str | Path, what: str):
     except OSError as err:
         raise UserError(f"cannot write {what} {str(path)!r}: cannot create its folder "
                         f"({err.strerror or err})") from None
+    if need_bytes is not None:
+        check_room(path, what, need_bytes)
     clean_stale_temps(path.parent, path.name)
     tmp = temp_name(path)
     try:

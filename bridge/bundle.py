@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 
 from metaloihi import __version__
-from metaloihi.base.atomic import atomic_path, file_sha256
+from metaloihi.base.atomic import atomic_path, file_sha256, hdf5_bytes
 from metaloihi.base.errors import UserError
 from metaloihi import rules
 from metaloihi.rules import soel
@@ -206,7 +206,8 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
         raise UserError(f"{len(net)} layers but {len(scales)} scales")
     head = head or HeadParams(soel.to_chip(soel.LearntRule(), scales[-1]))   # the default rule
     meta = {**default_meta(), **(meta or {})}
-    with atomic_path(path, "bundle") as tmp:
+    arrays = [a for layer in net for a in (layer.weight, layer.neuron.effective_bias)]
+    with atomic_path(path, "bundle", hdf5_bytes(arrays)) as tmp:
         with h5py.File(tmp, "w") as f:
             write_netx_layers(f, net[:-1])
             ours = f.create_group("metaloihi")
@@ -272,6 +273,16 @@ def read_bundle(path: str | Path) -> Bundle:
 def _rule(a):
     name = a["name"]
     return rules.get(name.decode() if isinstance(name, bytes) else str(name)).from_attrs(a)
+
+
+def is_bundle(path: str | Path) -> bool:
+    """Whether `path` is one of our bundles (HDF5 with our metaloihi group) rather than a plain
+    netx file; False for anything else (its reader then says what is wrong with it)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "metaloihi" in f
+    except OSError:
+        return False
 
 
 def as_bundle(bundle: "Bundle | str | Path") -> Bundle:

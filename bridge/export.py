@@ -63,6 +63,10 @@ def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
     if isinstance(rule, card.LearntRule):     # a float rule: its card converts it, once
         meta["rule_float"] = card.provenance(rule, q.scales[-1])
         rule = card.to_chip(rule, q.scales[-1])
+    if nir_path is not None:      # room for both first: a failed second write would leave one
+        from metaloihi.base.atomic import check_room, hdf5_bytes
+        arrays = [a for layer in q.net for a in (layer.weight, layer.neuron.effective_bias)]
+        check_room(Path(out), "bundle and NIR graph", 2 * hdf5_bytes(arrays))
     path = write_bundle(out, q.net, HeadParams(rule, tuple(labels)), q.scales, meta)
     if nir_path is not None:
         from metaloihi.bridge.nir_export import write_nir

@@ -99,9 +99,10 @@ def write_nir(path: str | Path, net: Network, scales: list[float] | None = None,
               dt: float = 1e-3) -> Path:
     import nir
 
-    from metaloihi.base.atomic import atomic_path
+    from metaloihi.base.atomic import atomic_path, hdf5_bytes
 
     graph = to_nir(net, scales, dt)
-    with atomic_path(path, "NIR graph") as tmp:
+    floats = [np.asarray(layer.weight, np.float64) for layer in net]    # NIR stores floats
+    with atomic_path(path, "NIR graph", hdf5_bytes(floats)) as tmp:
         nir.write(str(tmp), graph)
     return Path(path)

@@ -27,7 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from metaloihi.base.atomic import atomic_path
+from metaloihi.base.atomic import atomic_path, hdf5_bytes
 from metaloihi.base.errors import UserError
 from metaloihi.base.paths import check_io
 from metaloihi.bridge.bundle import default_meta, write_netx_layers
@@ -97,7 +97,8 @@ def quantize_nir(fnet: FloatNet) -> tuple[Network, list[float], list[LayerError]
 def write_netx(path: str | Path, net: Network, meta: dict) -> Path:
     """net as a netx file (input layer with the shape, a flatten before a dense after a conv,
     bridge/bundle.py's layer writer), atomically; meta goes to the `nir_import` group."""
-    with atomic_path(path, "netx network") as tmp:
+    arrays = [a for layer in net for a in (layer.weight, layer.neuron.effective_bias)]
+    with atomic_path(path, "netx network", hdf5_bytes(arrays)) as tmp:
         with h5py.File(tmp, "w") as f:
             write_netx_layers(f, net)
             ours = f.create_group(GROUP)

@@ -96,3 +96,21 @@ def test_run_writes_a_relative_out_where_the_user_stands(tmp_path):
                       text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "rel.h5").is_file() and not (repo / "rel.h5").exists()
+
+
+def test_a_disk_without_room_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """libhdf5 may crash (SIGSEGV) when a write hits a full disk: bundle and NIR writers check
+    the free space first, for both outputs, and write nothing (measured on a 3.2 MB tmpfs)."""
+    import collections
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    real = os.statvfs
+    Fake = collections.namedtuple("Fake", "f_bavail f_frsize")
+    monkeypatch.setattr(os, "statvfs", lambda p: Fake(3 * 1024 * 1024 // 4096, 4096)
+                        if str(p).startswith(str(tmp_path)) else real(p))
+    specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(2, 4), seed=1)
+    with pytest.raises(UserError, match=r"bundle and NIR graph .*o\.h5.*No space left.*3072 "
+                                        r"KiB free"):
+        export_bundle(tmp_path / "o.h5", specs, params, neurons, nir_path=tmp_path / "o.nir")
+    assert list(tmp_path.iterdir()) == []
+    export_bundle(tmp_path / "o.h5", specs, params, neurons)      # one output fits
+    assert [p.name for p in tmp_path.iterdir()] == ["o.h5"]
