@@ -45,18 +45,28 @@ def data(seed: int):
     return (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
 
 
-def model(beta: float = 0.9):
+def leaky(shape, beta: float = 0.9, output: bool = False):
+    """snnTorch's Leaky as NIR and Loihi compute it: reset to zero, no reset delay."""
     import snntorch as snn
-    conv_shape, out = (8, 8, 8), 10
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape),
+                     reset_mechanism="zero", reset_delay=False, init_hidden=True, output=output)
+
+
+def model(beta: float = 0.9, channels: int = 8, side: int = 8, hidden: int | None = None,
+          out: int = 10):
+    """Conv2d(2, channels, 5, p2) + AvgPool2d(2) + Leaky, Flatten, [Linear(-, hidden) + Leaky,]
+    Linear(-, out) + Leaky (no biases); side: the pooled conv output's height and width."""
+    n = channels * side * side
+    mid = [] if hidden is None else [torch.nn.Linear(n, hidden, bias=False),
+                                     leaky((hidden,), beta)]
     return torch.nn.Sequential(
-        torch.nn.Conv2d(2, 8, 5, padding=2, bias=False),
+        torch.nn.Conv2d(2, channels, 5, padding=2, bias=False),
         torch.nn.AvgPool2d((2, 2)),
-        snn.Leaky(beta=torch.full(conv_shape, beta), threshold=torch.ones(conv_shape),
-                  reset_mechanism="zero", reset_delay=False, init_hidden=True),
+        leaky((channels, side, side), beta),
         torch.nn.Flatten(),
-        torch.nn.Linear(8 * 8 * 8, out, bias=False),
-        snn.Leaky(beta=torch.full((out,), beta), threshold=torch.ones(out),
-                  reset_mechanism="zero", reset_delay=False, init_hidden=True, output=True))
+        *mid,
+        torch.nn.Linear(hidden or n, out, bias=False),
+        leaky((out,), beta, output=True))
 
 
 def forward(net, x: torch.Tensor):
@@ -90,28 +100,18 @@ def train(net, x, y, epochs: int, seed: int) -> list[float]:
     return losses
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="checkpoints/nir/snntorch_digits.json")
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lava-samples", type=int, default=3)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+def import_and_gap(net, xte: np.ndarray, yte: np.ndarray, out: Path,
+                   lava_samples: int) -> dict:
+    """Export `net` with snnTorch's export_to_nir to out.nir, import it (bridge/nir_import.py,
+    what `metaloihi import` runs) to out.h5, and compare the deployed integers (sim/,
+    bit-exact) and the import's float model with snnTorch on the inputs xte [N, T, ...]
+    (labels yte): accuracies, agreements, the per-layer gap, sim/ == Lava on lava_samples."""
     from snntorch.export_nir import export_to_nir
     import nir
-    from metaloihi.base.atomic import atomic_path, write_bytes
+    from metaloihi.base.atomic import atomic_path
     from metaloihi.bridge import nir_gap
     from metaloihi.bridge.nir_import import import_nir
     from metaloihi.sim.readout import predict_np
-
-    out = Path(args.out)
-    cpu0 = time.process_time()
-    (xtr, ytr), (xte, yte) = data(args.seed)
-    torch.manual_seed(args.seed)            # the initial weights
-    net = model()
-    losses = train(net, xtr, ytr, args.epochs, args.seed)
-    cpu_train = time.process_time() - cpu0
     with torch.no_grad():
         counts, mem = forward(net, torch.from_numpy(xte))
     pred_snn = predict_np(counts.numpy(), mem.numpy())
@@ -123,9 +123,39 @@ def main(argv=None) -> int:
     layers = len(imp.net)
     # Lava's per-layer delay: L silent steps after the input (module docstring)
     xp = np.concatenate([xte, np.zeros((len(xte), layers, *xte.shape[2:]), xte.dtype)], axis=1)
-    gap = nir_gap.measure(imp, xp, lava_samples=args.lava_samples)
+    gap = nir_gap.measure(imp, xp, lava_samples=lava_samples)
     pred_fixed, pred_float = np.asarray(gap["pred_fixed"]), np.asarray(gap["pred_float"])
     acc = lambda p: float(np.mean(p == yte))     # noqa: E731
+    return {
+        "accuracy_snntorch": acc(pred_snn), "accuracy_float_sim": acc(pred_float),
+        "accuracy_deployed": acc(pred_fixed),
+        "accuracy_drop_pp": 100 * (acc(pred_snn) - acc(pred_fixed)),
+        "agreement_deployed_vs_snntorch": float(np.mean(pred_fixed == pred_snn)),
+        "agreement_float_sim_vs_snntorch": float(np.mean(pred_float == pred_snn)),
+        "agreement_deployed_vs_float_sim": gap["agreement"],
+        "layers": gap["layers"], "lava": gap.get("lava"),
+        "sizes_bytes": {"nir": os.path.getsize(nir_path),
+                        "netx": os.path.getsize(out.with_suffix(".h5"))}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="checkpoints/nir/snntorch_digits.json")
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lava-samples", type=int, default=3)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from metaloihi.base.atomic import write_bytes
+
+    out = Path(args.out)
+    cpu0 = time.process_time()
+    (xtr, ytr), (xte, yte) = data(args.seed)
+    torch.manual_seed(args.seed)            # the initial weights
+    net = model()
+    losses = train(net, xtr, ytr, args.epochs, args.seed)
+    cpu_train = time.process_time() - cpu0
+    gap = import_and_gap(net, xte, yte, out, args.lava_samples)
     res = {
         "command": "python benchmarks/nir_import.py " + " ".join(argv or sys.argv[1:]),
         "data": {"dataset": "digits", "train": int(len(xtr)), "test": int(len(xte)),
@@ -134,16 +164,9 @@ def main(argv=None) -> int:
         "model": "Conv2d(2,8,5,p2) AvgPool2d(2) Leaky | Flatten Linear(512,10) Leaky; "
                  "beta 0.9, threshold 1, reset to zero, no bias",
         "epochs": args.epochs, "train_loss": losses,
-        "accuracy_snntorch": acc(pred_snn), "accuracy_float_sim": acc(pred_float),
-        "accuracy_deployed": acc(pred_fixed),
-        "accuracy_drop_pp": 100 * (acc(pred_snn) - acc(pred_fixed)),
-        "agreement_deployed_vs_snntorch": float(np.mean(pred_fixed == pred_snn)),
-        "agreement_float_sim_vs_snntorch": float(np.mean(pred_float == pred_snn)),
-        "agreement_deployed_vs_float_sim": gap["agreement"],
-        "layers": gap["layers"], "lava": gap.get("lava"),
+        **{k: v for k, v in gap.items() if k != "sizes_bytes"},
         "cpu_seconds_train": cpu_train, "cpu_seconds_total": time.process_time() - cpu0,
-        "sizes_bytes": {"nir": os.path.getsize(nir_path),
-                        "netx": os.path.getsize(out.with_suffix(".h5"))},
+        "sizes_bytes": gap["sizes_bytes"],
         "threads": 1,
     }
     write_bytes(out, (json.dumps(res, indent=1) + "\n").encode(), "benchmark JSON")
