@@ -10,10 +10,18 @@ for one input and per input in a batch, the ratios, and whether the output layer
 the Lava sample equal sim/'s (the full s/u/v identity is tests/test_netx_import.py's job).
 
     .venv/bin/python benchmarks/netx_vs_lava.py [--steps 20] [--batch 64] [--net pilotnet mnist]
+        [--reps 3] [--lava-reps 1] [--json checkpoints/netx/netx_vs_lava.json]
+
+The JSON holds every figure printed, the load average before and after (other work on the
+machine slows both sides, not always alike), and "rows" in the report's speed format (per
+step: sim_s and lava_s), so `metaloihi report --speed` shows them.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -31,6 +39,7 @@ from metaloihi.sim.network_run import run  # noqa: E402
 
 def pilotnet(path: Path) -> tuple[Path, str]:
     s = nf.slayer()
+    __import__("torch").manual_seed(0)       # the same network every run
     p = nf.neuron(threshold=0.2, current_decay=0.5, voltage_decay=0.1)
     c = s.block.cuba
     blocks = [c.Input(p),
@@ -49,6 +58,7 @@ def pilotnet(path: Path) -> tuple[Path, str]:
 
 def mnist(path: Path) -> tuple[Path, str]:
     s = nf.slayer()
+    __import__("torch").manual_seed(0)
     p = nf.neuron(threshold=0.3)
     c = s.block.cuba
     blocks = [c.Input(None, delay_shift=False), c.Dense(p, 784, 256, weight_scale=3),
@@ -65,18 +75,24 @@ def best_of(fn, reps: int) -> float:
     return min(times)
 
 
-def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int) -> dict:
+def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
+          lava_reps: int) -> dict:
+    if steps < 2:
+        raise SystemExit("--steps must be >= 2 (Lava's first step includes its compile)")
     net = read_netx(path)
     x = nf.rng_input(net.input_shape, steps, seed=1, kind=kind, density=0.2, batch=batch)
-    timings: dict = {}
-    ref = netx_lava.run_sample(path, net, x[0], record_uv=False, probe="last", timings=timings)
+    runs = []                  # Lava's sample, best of lava_reps (sim/'s side is a best-of too)
+    for _ in range(max(1, lava_reps)):
+        timings: dict = {}
+        ref = netx_lava.run_sample(path, net, x[0], record_uv=False, probe="last",
+                                   timings=timings)
+        runs.append(timings)
+    timings = min(runs, key=lambda t: t["rest_s"])
     run(net, x[:1, :2])                                       # load numba's cached kernels
     ours = run(net, x[:1])
     same = np.array_equal(ref["spikes"][0], ours["spikes"][-1])
     one = best_of(lambda: run(net, x[:1]), reps)
-    many = best_of(lambda: run(net, x), max(1, reps // 2)) / batch
-    if steps < 2:
-        raise SystemExit("--steps must be >= 2 (Lava's first step includes its compile)")
+    many = best_of(lambda: run(net, x), reps) / batch
     lava_step = timings["rest_s"] / (steps - 1)
     rates = [float(s.mean()) for s in ours["spikes"]]
     print(f"{name}: {len(net.layers)} layers, input {net.input_shape}, {steps} steps; "
@@ -88,9 +104,15 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int) -
     print(f"  sim/ batch of {batch}: {many / steps * 1e3:.4f} ms/step per input -> "
           f"{lava_step * steps / many:.0f}x")
     print(f"  output spikes of the Lava sample identical to sim/'s: {same}")
-    return {"net": name, "lava_ms_per_step": lava_step * 1e3, "ratio_one": lava_step * steps / one,
-            "sim_ms_per_step_one": one / steps * 1e3, "sim_ms_per_step_batch": many / steps * 1e3,
-            "ratio_batch": lava_step * steps / many, "identical": same}
+    return {"net": name, "layers": len(net.layers), "input_shape": list(net.input_shape),
+            "steps": steps, "batch": batch, "firing_rates": rates,
+            "lava_ms_per_step": lava_step * 1e3, "lava_build_s": timings["build_s"],
+            "lava_first_step_s": timings["first_step_s"],
+            "lava_ms_per_step_each_run": [t["rest_s"] / (steps - 1) * 1e3 for t in runs],
+            "sim_reps": reps, "ratio_one": lava_step * steps / one,
+            "sim_ms_per_step_one": one / steps * 1e3,
+            "sim_ms_per_step_batch": many / steps * 1e3,
+            "ratio_batch": lava_step * steps / many, "identical": bool(same)}
 
 
 def main() -> None:
@@ -98,15 +120,44 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3, help="sim/: best of this many runs")
+    ap.add_argument("--lava-reps", type=int, default=1, help="Lava: best of this many runs")
     ap.add_argument("--net", nargs="+", default=["pilotnet", "mnist"],
                     choices=["pilotnet", "mnist"])
+    ap.add_argument("--json", type=Path, help="Also write the figures here (atomic).")
     args = ap.parse_args()
     makers = {"pilotnet": pilotnet, "mnist": mnist}
+    load_before = os.getloadavg()
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.net:
             path, kind = makers[name](Path(tmp) / f"{name}.net")
-            bench(name, path, kind, args.steps, args.batch, args.reps)
+            results.append(bench(name, path, kind, args.steps, args.batch, args.reps,
+                                 args.lava_reps))
+    load_after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
+    if args.json is not None:
+        from metaloihi.base.atomic import write_bytes
+        rows = []
+        for r in results:
+            rows += [{"what": f"{r['net']}: one input, per step", "identical": r["identical"],
+                      "sim_s": r["sim_ms_per_step_one"] / 1e3,
+                      "lava_s": r["lava_ms_per_step"] / 1e3},
+                     {"what": f"{r['net']}: per input in a batch of {r['batch']}, per step",
+                      "identical": r["identical"], "sim_s": r["sim_ms_per_step_batch"] / 1e3,
+                      "lava_s": r["lava_ms_per_step"] / 1e3}]
+        out = {"command": "OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 MKL_NUM_THREADS=1 "
+                          ".venv/bin/python " + " ".join(["benchmarks/netx_vs_lava.py"]
+                                                         + sys.argv[1:]),
+               "machine": f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU; one "
+                          "thread",
+               "threads": {k: os.environ.get(k, "unset") for k in
+                           ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")},
+               "load_average_before": list(load_before), "load_average_after": list(load_after),
+               "nets": results, "rows": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(args.json, (json.dumps(out, indent=1) + "\n").encode(), "benchmark JSON")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ studies/upgrade.py):
   encoding      datasets.encoding.Encoding.to_dict(): {"pool", "time_pool", "steps"}
   neurons       per layer, sim.loihi.LifFloat's fields: {"du", "dv", "vth", "bias"}
   dataset       {"name", "ways" (== the head's outputs), "splits": {"train", "val", "test"}}
-  rule          the on-chip learning rule, as learnt or as fitted (float weight units): {"name": "soel",
-                "theta", "eta", "target_on", "target_off", "passes", "rng_seed",
-                "head_range": float or None (the float |w| at the head grid's edge; None:
-                theta0's own head range)}
+  rule          the on-chip learning rule, as learnt or as fitted (float weight units): {"name"
+                (a rule of rules/), its card's fields (read_description; SOEL: "theta", "eta",
+                "target_on", "target_off", "passes", "rng_seed"), "head_range": float or None
+                (the float |w| at the head grid's edge; None: theta0's own head range)}
   theta0        None: theta0 is the checkpoint's meta "theta0.*" as stored; else
                 {"layers.{i}.weight": tensor}, theta0 with the training's Q_outer applied
 
@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from metaloihi import rules
 from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import (NETWORK_FORMAT, NETWORK_KEY, check_finite,
                                        load_checkpoint_file)
@@ -50,7 +51,6 @@ from metaloihi.sim.loihi import LifFloat
 KEY, FORMAT = NETWORK_KEY, NETWORK_FORMAT
 THETA0 = "theta0."                    # meta's prefix of theta0's tensors
 UPGRADE = "metaloihi upgrade-checkpoint"
-RULE_NAMES = ("soel",)
 
 
 class CheckpointNetwork(NamedTuple):
@@ -158,16 +158,13 @@ def _neuron(f: _Fields, d, name: str) -> LifFloat:
 
 def _rule(f: _Fields, desc: dict) -> dict:
     d, name = f.get(desc, "network", "rule"), "network.rule"
-    if f.get(d, name, "name") not in RULE_NAMES:
-        f.fail(f"{name}.name", d["name"], f"one of {list(RULE_NAMES)}")
+    rule = f.get(d, name, "name")
+    if not isinstance(rule, str) or rule not in rules.RULES:
+        f.fail(f"{name}.name", rule, f"one of {list(rules.names())}")
     head_range = f.get(d, name, "head_range")
     if head_range is not None:
         head_range = float(f.num(d, name, "head_range", positive=True))
-    return {"name": d["name"],
-            "theta": float(f.num(d, name, "theta", positive=True)),
-            "eta": float(f.num(d, name, "eta", positive=True)),
-            "target_on": f.int_(d, name, "target_on"), "target_off": f.int_(d, name, "target_off"),
-            "passes": f.int_(d, name, "passes", 1), "rng_seed": f.int_(d, name, "rng_seed"),
+    return {"name": rule, **rules.get(rule).read_description(f, d, name),
             "head_range": head_range}
 
 

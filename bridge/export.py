@@ -8,7 +8,6 @@ import torch
 
 from metaloihi.bridge.bundle import HeadParams, default_meta, write_bundle
 from metaloihi import rules
-from metaloihi.rules.soel import LearntRule
 from metaloihi.bridge.checkpoint_file import read_checkpoint
 from metaloihi.bridge.quantize import Quantized, quantize
 from metaloihi.sim.arch import SynapseSpec, paper_arch
@@ -28,8 +27,9 @@ def random_float_network(input_shape: tuple[int, int, int] = (2, 32, 32), ways: 
     return specs, params, [LifFloat(du=du, dv=dv, vth=vth) for _ in specs]
 
 
-def from_checkpoint(path: str | Path) -> tuple[list, dict, list, LearntRule, dict]:
-    """(specs, theta0, neurons, float rule, meta) of an offline/ checkpoint, read from the file
+def from_checkpoint(path: str | Path) -> tuple[list, dict, list, object, dict]:
+    """(specs, theta0, neurons, float rule (its card's LearntRule), meta) of an offline/
+    checkpoint, read from the file
     alone (bridge/checkpoint_file.py: the network it describes; no offline/, no data set).
     The rule: the checkpoint's, as learnt or as fitted (meta "rule_fit" then says how).
     meta["head_range"]: the float |w| of the head grid's edge a silent-start head needs (None:
@@ -51,14 +51,14 @@ def export_bundle(out: str | Path, specs: list, params: dict, neurons: list,
                   head_range: float | None = None, labels: tuple[str, ...] = ()
                   ) -> tuple[Path, Quantized]:
     """Quantise (bridge.quantize; head_range: see there) and write the bundle (+ NIR). rule:
-    the float rule (a card's LearntRule; None: SOEL's defaults), turned into the chip's units
+    the float rule (a card's LearntRule; None: the default rule's), turned into the chip's units
     at the head's scale here (meta "rule_float" records it), or a ChipRule, stored as it is."""
     if head_range is None and meta:
         head_range = meta.get("head_range")
     q = quantize(specs, params, neurons, head_weight_exp=head_weight_exp,
                  head_range=head_range)
     meta = dict(meta or {})
-    rule = rule or LearntRule()
+    rule = rule or rules.get(rules.DEFAULT).LearntRule()
     card = rules.get(rule.name)
     if isinstance(rule, card.LearntRule):     # a float rule: its card converts it, once
         meta["rule_float"] = card.provenance(rule, q.scales[-1])

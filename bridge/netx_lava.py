@@ -14,7 +14,13 @@ import numpy as np
 from metaloihi.base.errors import UserError
 from metaloihi.base.lava_support import require_lava
 from metaloihi.bridge.lava_net import from_lava_order, to_lava_order
+from metaloihi.sim import sdnn
 from metaloihi.sim.network import SpikingNet
+
+# what sim/ records as (spikes, u, v) for each sigma-delta process: its Lava Vars (sim/sdnn.py)
+SDNN_VARS = {sdnn.SIGMA_DELTA: ("s_out", "sigma", "residue"),
+             sdnn.DELTA: ("s_out", "act", "residue"),
+             sdnn.SIGMA: ("s_out", "sigma", None)}
 
 
 def _network(path, reset_interval, reset_offset, input_message_bits):
@@ -30,7 +36,8 @@ def run_sample(path: str | Path, net_desc: SpikingNet, x: np.ndarray, record_uv:
                probe: str = "all", reset_interval: int | None = None, reset_offset: int = 0,
                input_message_bits: int = 0, timings: dict | None = None) -> dict[str, list]:
     """One sample x [T, *input_shape] (as sim.network_run.run takes it, without the batch).
-    Returns {"spikes", "u", "v": per population [1, T, n]} in torch flatten order, every
+    Returns {"spikes", "u", "v": per population [1, T, n]} in torch flatten order (a
+    sigma-delta population: graded messages, sigma or act, residue: SDNN_VARS), every
     population (probe="all") or the last one ("last"). `timings` gets build_s, first_step_s
     (Lava's compile and start-up included) and rest_s (the other steps)."""
     Monitor = require_lava("lava.proc.monitor.process").Monitor
@@ -44,7 +51,14 @@ def run_sample(path: str | Path, net_desc: SpikingNet, x: np.ndarray, record_uv:
     pops = net_desc.populations
     if len(net.layers) != len(pops):
         raise UserError(f"{path}: netx built {len(net.layers)} blocks, sim/ {len(pops)}")
-    if net_desc.input_neuron is not None:
+    neurons = ([net_desc.input_neuron] if net_desc.input_neuron is not None else []) + \
+        [layer.neuron for layer in net_desc.layers]
+    if isinstance(net_desc.input_neuron, sdnn.SigmaDelta):
+        # a Delta input: fed at its a_in, as lava-dl's own tests do (netx leaves the Input
+        # block's port unconnected)
+        source = RingBuffer(data=np.moveaxis(to_lava_order(x.astype(np.int32), shape), 0, -1))
+        source.s_out.connect(net.in_layer.neuron.a_in)
+    elif net_desc.input_neuron is not None:
         if steps > 1 and np.any(x != x[:1]):
             raise UserError("Lava takes an input-layer bias that is constant over the steps")
         net.in_layer.neuron.bias_mant.init = to_lava_order(x[0].astype(np.int32), shape)
@@ -53,13 +67,20 @@ def run_sample(path: str | Path, net_desc: SpikingNet, x: np.ndarray, record_uv:
         source = RingBuffer(data=np.moveaxis(to_lava_order(data, shape), 0, -1))
         source.s_out.connect(net.inp)
     chosen = range(len(pops)) if probe == "all" else [len(pops) - 1]
-    names = ("s_out", "u", "v") if record_uv else ("s_out",)
+    keys = ("spikes", "u", "v") if record_uv else ("spikes",)
+
+    def lava_var(k, key):
+        names = (SDNN_VARS[neurons[k].kind] if isinstance(neurons[k], sdnn.SigmaDelta)
+                 else ("s_out", "u", "v"))
+        return names[("spikes", "u", "v").index(key)]
     mons = {}
     for k in chosen:
-        for var in names:
-            m = Monitor()
-            m.probe(getattr(net.layers[k].neuron, var), steps)
-            mons[k, var] = m
+        for key in keys:
+            var = lava_var(k, key)
+            if var is not None:
+                m = Monitor()
+                m.probe(getattr(net.layers[k].neuron, var), steps)
+                mons[k, key] = m
     rec: dict[str, list] = {"spikes": [], "u": [], "v": []}
     try:
         cfg = Loihi2SimCfg(select_tag="fixed_pt")
@@ -74,11 +95,16 @@ def run_sample(path: str | Path, net_desc: SpikingNet, x: np.ndarray, record_uv:
         t3 = time.perf_counter()
         for k in chosen:
             neuron = net.layers[k].neuron
-            for var in names:
-                data = np.asarray(mons[k, var].get_data()[neuron.name][var])
+            graded = isinstance(neurons[k], sdnn.SigmaDelta)
+            for key in keys:
+                var = lava_var(k, key)
+                if var is None:                    # a Sigma has no residue: sim/ records 0
+                    rec[key].append(np.zeros((1, steps, int(np.prod(pops[k][1]))), np.int64))
+                    continue
+                data = np.asarray(mons[k, key].get_data()[neuron.name][var])
                 a = from_lava_order(data, pops[k][1])[None]
-                key = "spikes" if var == "s_out" else var
-                rec[key].append(a != 0 if var == "s_out" else np.rint(a).astype(np.int64))
+                spikes = key == "spikes" and not graded
+                rec[key].append(a != 0 if spikes else np.rint(a).astype(np.int64))
     finally:
         net.stop()
     if timings is not None:

@@ -15,7 +15,12 @@ source, lava/lib/dl/netx/hdf5.py, blocks/process.py, utils.py):
   not read by netx, Dense's is: clamped to 0..62 when above 62, per output, per input or per
   synapse;
 - reset_interval / reset_offset (netx constructor arguments) make every neuron a LIFReset whose
-  offset grows by one per layer, starting at reset_offset + 1.
+  offset grows by one per layer, starting at reset_offset + 1;
+- SDNN neurons (get_neuron_params): an input layer's is a Delta (fed at its a_in, as lava-dl's
+  own tests feed it: netx leaves the Input block's port unconnected), one with `sigma_output` a
+  Sigma, any other a SigmaDelta (act_mode ReLU whatever `activation` says: netx does not read
+  it); vth = vThMant and bias (astype int32) times 2^(spike_exp 6 + state_exp 6), cum_error off,
+  16 message bits, so the next synapse takes graded values; reset_interval ignored (netx warns).
 Anything else is refused by one line naming the layer, before any work.
 """
 from __future__ import annotations
@@ -29,12 +34,14 @@ import numpy as np
 from metaloihi.base.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
+from metaloihi.sim import sdnn
 from metaloihi.sim.network import MAX_DELAY, Cuba, NetLayer, Reset, SpikingNet
 
 SUPPORTED_LAYERS = ("input", "dense", "dense_rec", "conv", "flatten")
-SUPPORTED_NEURONS = ("CUBA", "LOIHI")
-SUPPORTED = ("layers input, dense, dense_rec, conv, flatten with CUBA/LOIHI neurons")
+SUPPORTED_NEURONS = ("CUBA", "LOIHI", "SDNN")
+SUPPORTED = ("layers input, dense, dense_rec, conv, flatten with CUBA/LOIHI/SDNN neurons")
 NETX_BIAS_EXP = 6
+NETX_SPIKE_EXP = NETX_STATE_EXP = 6    # netx's SDNN: spike_exp (its default) and state_exp
 # netx's neuron for a dense layer without one (hdf5.py, create_dense): a non-leaky integrator
 DEFAULT_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": 4096, "vThMant": 1 << 17}
 
@@ -78,6 +85,11 @@ def _scan(f: h5py.File, src: _File) -> list[tuple[int, str, h5py.Group]]:
             ntype = _text(g["neuron/type"]) if "type" in g["neuron"] else "?"
             if ntype not in SUPPORTED_NEURONS:
                 src.fail(i, kind, f"neuron type {ntype!r} not supported; supported: {SUPPORTED}")
+            if ntype == "SDNN" and "messageBits" in g["neuron"]:
+                src.fail(i, kind, "SDNN 'messageBits' not supported: netx's NetDict hands it on "
+                         "as a group, not a number, and the network fails to build")
+            if ntype == "SDNN" and kind == "dense_rec":
+                src.fail(i, kind, f"recurrent SDNN layers not supported; supported: {SUPPORTED}")
         if "weight" in g and not isinstance(g["weight"], h5py.Dataset):
             src.fail(i, kind, "complex weights (weight/real, weight/imag) not supported; "
                      f"supported: {SUPPORTED}")
@@ -127,8 +139,48 @@ def _neuron(g, src, i, kind, n: int, shape, reset: Reset | None, bias=None) -> C
                 bias=mant << NETX_BIAS_EXP, reset=reset)
 
 
-def _bias(b: np.ndarray, shape: tuple, src, i, kind) -> np.ndarray:
-    """netx's broadcast (blocks/process.py, _neuron) into torch flatten order."""
+def _is_sdnn(g) -> bool:
+    return "neuron" in g and "type" in g["neuron"] and _text(g["neuron/type"]) == "SDNN"
+
+
+def _sdnn(g, src, i, kind, n: int, shape, bias=None, is_input: bool = False) -> sdnn.SigmaDelta:
+    """netx's SDNN neuron (hdf5.py get_neuron_params; lava/proc/sdn/process.py): Delta for the
+    input layer, Sigma with `sigma_output`, SigmaDelta otherwise; vth and bias times 2^12."""
+    scale = 1 << (NETX_SPIKE_EXP + NETX_STATE_EXP)
+    nrn = g["neuron"]
+    if is_input:
+        kind_sd = sdnn.DELTA
+    elif "sigma_output" in nrn:
+        kind_sd = sdnn.SIGMA
+    else:
+        kind_sd = sdnn.SIGMA_DELTA
+    if kind_sd == sdnn.SIGMA:
+        if bias is not None:
+            src.fail(i, kind, "bias on a sigma_output layer: netx's Sigma takes no bias and the "
+                     "network fails to build")
+        return sdnn.SigmaDelta(kind=sdnn.SIGMA, spike_exp=NETX_SPIKE_EXP,
+                               state_exp=NETX_STATE_EXP)
+    if "vThMant" not in nrn:
+        src.fail(i, kind, "SDNN neuron lacks vThMant (netx needs it)")
+    v = np.asarray(nrn["vThMant"][()])
+    if v.size != 1 or v.dtype.kind not in "iubf" or not np.isfinite(v.reshape(-1)[0]):
+        src.fail(i, kind, "vThMant must be one finite number (Lava's sigma-delta vth is one value)")
+    v = v.reshape(-1)[0]
+    # Lava's Var holds vThMant * 2^12 as int32: a float truncates toward zero there
+    vth = int(v) * scale if v.dtype.kind in "iu" else int(np.trunc(float(v) * scale))
+    if not sdnn.INT32_MIN <= vth <= sdnn.INT32_MAX:
+        src.fail(i, kind, f"vThMant {v} times 2^12 does not fit Lava's int32 threshold")
+    eff = np.zeros(1, np.int64)
+    if bias is not None:
+        lim = 1 << (31 - NETX_SPIKE_EXP - NETX_STATE_EXP)
+        eff = _bias(bias, shape, src, i, kind, (-lim, lim - 1)) * scale
+    return sdnn.SigmaDelta(kind=kind_sd, vth=vth, bias=eff, spike_exp=NETX_SPIKE_EXP,
+                           state_exp=NETX_STATE_EXP)
+
+
+def _bias(b: np.ndarray, shape: tuple, src, i, kind, limits=None) -> np.ndarray:
+    """netx's broadcast (blocks/process.py, _neuron) into torch flatten order; limits: the
+    allowed range, default the LIF's 13-bit mantissa."""
     n = prod(shape)
     if len(shape) == 1:
         if b.size not in (1, n):
@@ -140,8 +192,11 @@ def _bias(b: np.ndarray, shape: tuple, src, i, kind) -> np.ndarray:
         out = np.repeat(b.reshape(-1)[: shape[0]], n // shape[0])
     else:
         src.fail(i, kind, f"bias of shape {b.shape} does not broadcast to {shape} (netx refuses)")
-    if out.min(initial=0) < L.BIAS_MANT_MIN or out.max(initial=0) > L.BIAS_MANT_MAX:
-        src.fail(i, kind, f"bias mantissa beyond 13 bits ({out.min()}..{out.max()}) not supported")
+    lo, hi = limits or (L.BIAS_MANT_MIN, L.BIAS_MANT_MAX)
+    if out.min(initial=0) < lo or out.max(initial=0) > hi:
+        what = "beyond 13 bits" if limits is None else f"outside [{lo}, {hi}] (SDNN: bias * 2^12 " \
+            "must fit Lava's int32)"
+        src.fail(i, kind, f"bias mantissa {what} ({out.min()}..{out.max()}) not supported")
     return np.ascontiguousarray(out, np.int64)
 
 
@@ -244,7 +299,16 @@ def _build(entries, src, path, reset_interval, reset_offset, input_message_bits)
             if "neuron" in g:
                 if input_shape is None:
                     src.fail(i, kind, "input neuron without a shape")
-                input_neuron = _neuron(g, src, i, kind, prod(input_shape), input_shape, reset())
+                for key in ("weight", "bias"):          # netx: int(...), then never applied
+                    if key in g and np.asarray(g[key][()]).size != 1:
+                        src.fail(i, kind, f"an input '{key}' of more than one value: netx's "
+                                 "int() of it fails")
+                if _is_sdnn(g):
+                    input_neuron = _sdnn(g, src, i, kind, prod(input_shape), input_shape,
+                                         is_input=True)
+                else:
+                    input_neuron = _neuron(g, src, i, kind, prod(input_shape), input_shape,
+                                           reset())
                 offset += 1
                 pop = True
             shape = input_shape
@@ -271,7 +335,8 @@ def _build(entries, src, path, reset_interval, reset_offset, input_message_bits)
                 src.fail(i, kind, f"shape {out} but the convolution gives {spec.out_shape} "
                          "(netx refuses)")
             bias = _ints(g, "bias", src, i, kind) if "bias" in g else None
-            nrn = _neuron(g, src, i, kind, prod(out), out, reset(), bias)
+            nrn = (_sdnn(g, src, i, kind, prod(out), out, bias) if _is_sdnn(g) else
+                   _neuron(g, src, i, kind, prod(out), out, reset(), bias))
             layers.append(NetLayer(spec, w, nrn, name=name))
         else:                                   # dense, dense_rec
             n = prod(int(s) for s in _ints(g, "shape", src, i, kind).reshape(-1))
@@ -300,7 +365,8 @@ def _build(entries, src, path, reset_interval, reset_offset, input_message_bits)
                 w, bits, exp = netx_weight_bits(w, src, i, kind)
             delay = _delay(g, w.shape, src, i, kind) if kind == "dense" else None
             bias = _ints(g, "bias", src, i, kind) if "bias" in g else None
-            nrn = _neuron(g, src, i, kind, n, (n,), reset(), bias)
+            nrn = (_sdnn(g, src, i, kind, n, (n,), bias) if _is_sdnn(g) else
+                   _neuron(g, src, i, kind, n, (n,), reset(), bias))
             spec = DenseSpec(w.shape[1], n)
             layers.append(NetLayer(spec, lava_dense_weights(w, bits, src, i, kind), nrn,
                                    weight_exp=exp, delay=delay, weight_rec=rec, name=name))

@@ -7,8 +7,9 @@
 
 Modules: events (event arrays, frames, tonic transforms), dvs (DVS emulator), store (frame
 cache), framesets (FrameDataset, double/paired sets, splits), digits, gestures (+ catalog),
-aedat/readers (published formats), paper_splits (the paper's constructions), events_folder +
-recording_files + events_settings (the `events` data set: your own recordings), tasks, show.
+aedat/readers (published formats; their events are built by event_checks), paper_splits (the
+paper's constructions), events_folder + recording_files + events_settings (the `events` data
+set: your own recordings), tasks, show.
 Submodules are imported lazily so `import metaloihi.datasets` stays light.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metaloihi.datasets.events import EVENT_DTYPE
+from metaloihi.datasets.event_checks import checked_events
 from metaloihi.base.errors import UserError
 
 POLARITY_EVENT = 1  # AEDAT 3.1 event type of DVS polarity events
@@ -31,21 +31,28 @@ def _read(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _aedat3_data_start(data: bytes, path) -> int:
-    if not data.startswith(b"#!AER-DAT3"):
-        raise UserError(f"{path}: not an AEDAT 3.x file (first bytes {data[:12]!r}); "
-                        "expected '#!AER-DAT3.1'")
+def _data_start(data: bytes, path, version: str, strict: bool) -> int:
+    """Where the events start after the '#' header lines of an AEDAT `version` file; strict:
+    a header that never ends is refused (3.x), else it is all header (2.0)."""
+    if not data.startswith(b"#!AER-DAT" + version[0].encode()):
+        raise UserError(f"{path}: not an AEDAT {version} file (first bytes {data[:12]!r}); "
+                        f"expected '#!AER-DAT{version}'")
     pos = 0
     while pos < len(data) and data[pos:pos + 1] == b"#":
         end = data.find(b"\n", pos)
-        if end < 0:
+        if end < 0 and strict:
             raise UserError(f"{path}: header never ends (no '#!END-HEADER' line)")
-        pos = end + 1
+        pos = len(data) if end < 0 else end + 1
     return pos
 
 
+def _aedat3_data_start(data: bytes, path) -> int:
+    return _data_start(data, path, "3.1", strict=True)
+
+
 def read_aedat2(path) -> np.ndarray:
-    """AEDAT 2.0 (jAER) DVS128 events -> EVENT_DTYPE array (t in us), in file order.
+    """AEDAT 2.0 (jAER) DVS128 events -> EVENT_DTYPE array (t in us), checked and sorted by
+    event_checks.checked_events.
 
     After the '#' header lines come big-endian (uint32 address, int32 timestamp) pairs. The
     address is decoded as jAER's DVS128 extractor does: x = 127 - bits 1-7, y = bits 8-14,
@@ -53,30 +60,24 @@ def read_aedat2(path) -> np.ndarray:
     tonic.io reads the same pairs (get_aer_events_from_file; tested) but its read_dvs_128 fails
     in tonic 1.7 and swaps x and y."""
     data = _read(path)
-    if not data.startswith(b"#!AER-DAT2"):
-        raise UserError(f"{path}: not an AEDAT 2.0 file (first bytes {data[:12]!r}); "
-                        "expected '#!AER-DAT2.0'")
-    pos = 0
-    while pos < len(data) and data[pos:pos + 1] == b"#":
-        end = data.find(b"\n", pos)
-        pos = len(data) if end < 0 else end + 1
+    pos = _data_start(data, path, "2.0", strict=False)
     body = len(data) - pos
     if body % AEDAT2_EVENT.itemsize:
         raise UserError(f"{path}: {body} bytes of events after the header (at byte {pos}) is "
                         f"not a whole number of 8-byte AEDAT 2.0 events (truncated? the last "
                         f"event starts at byte {pos + body - body % 8})")
     raw = np.frombuffer(data, AEDAT2_EVENT, body // 8, pos)
-    addr = raw["addr"][raw["addr"] < 0x8000]
-    ev = np.empty(len(addr), EVENT_DTYPE)
-    ev["x"] = DVS128_SIZE[0] - 1 - ((addr >> 1) & 0x7F)
-    ev["y"] = (addr >> 8) & 0x7F
-    ev["p"] = (addr & 1) == 0
-    ev["t"] = raw["t"][raw["addr"] < 0x8000]
-    return ev
+    dvs = raw[raw["addr"] < 0x8000]
+    addr = dvs["addr"].astype(np.int64)
+    return checked_events(path, DVS128_SIZE[0] - 1 - ((addr >> 1) & 0x7F), (addr >> 8) & 0x7F,
+                          (addr & 1) == 0, dvs["t"].astype(np.int64), sensor=DVS128_SIZE,
+                          said="DVS128")
 
 
-def read_aedat31(path) -> np.ndarray:
-    """AEDAT 3.1 polarity events -> EVENT_DTYPE array (x, y, p, t in us), in file order."""
+def read_aedat31(path, sensor: tuple[int, int] | None = None, said: str = "") -> np.ndarray:
+    """AEDAT 3.1 polarity events -> EVENT_DTYPE array (x, y, p, t in us), checked (inside
+    `sensor`, (W, H), where the caller knows it; `said` names it) and sorted by
+    event_checks.checked_events."""
     data = _read(path)
     pos = _aedat3_data_start(data, path)
     chunks = []
@@ -101,14 +102,12 @@ def read_aedat31(path) -> np.ndarray:
             raw = np.frombuffer(data, "<u4,<u4", number, pos)
             addr, ts = raw["f0"], raw["f1"].astype(np.int64) | (np.int64(overflow) << 31)
             valid = (addr & 1).astype(bool)
-            ev = np.empty(int(valid.sum()), EVENT_DTYPE)
-            ev["x"] = (addr[valid] >> 17) & 0x1FFF
-            ev["y"] = (addr[valid] >> 2) & 0x1FFF
-            ev["p"] = (addr[valid] >> 1) & 1
-            ev["t"] = ts[valid]
-            chunks.append(ev)
+            chunks.append((addr[valid], ts[valid]))
         pos += nbytes
-    return np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)
+    addr = np.concatenate([a for a, _ in chunks]) if chunks else np.zeros(0, np.uint32)
+    ts = np.concatenate([t for _, t in chunks]) if chunks else np.zeros(0, np.int64)
+    return checked_events(path, (addr >> 17) & 0x1FFF, (addr >> 2) & 0x1FFF, (addr >> 1) & 1,
+                          ts, sensor=sensor, said=said)
 
 
 class _Flat:
@@ -161,9 +160,10 @@ def _decompress(blob: bytes, compression: int, path) -> bytes:
     raise UserError(f"{path}: unknown AEDAT4 compression type {compression}; expected 0-4")
 
 
-def read_aedat4(path) -> np.ndarray:
-    """AEDAT 4.0 event packets ("EVTS" flatbuffers) -> EVENT_DTYPE array, in file order."""
-    return read_aedat4_sized(path)[0]
+def read_aedat4(path, sensor: tuple[int, int] | None = None, said: str = "") -> np.ndarray:
+    """AEDAT 4.0 event packets ("EVTS" flatbuffers) -> EVENT_DTYPE array, checked and sorted
+    (read_aedat4_sized)."""
+    return read_aedat4_sized(path, sensor, said)[0]
 
 
 def _sensor_size(info: str) -> tuple[int, int] | None:
@@ -173,9 +173,12 @@ def _sensor_size(info: str) -> tuple[int, int] | None:
     return (int(sx.group(1)), int(sy.group(1))) if sx and sy else None
 
 
-def read_aedat4_sized(path) -> tuple[np.ndarray, tuple[int, int] | None]:
+def read_aedat4_sized(path, sensor: tuple[int, int] | None = None,
+                      said: str = "") -> tuple[np.ndarray, tuple[int, int] | None]:
     """read_aedat4's events and the sensor size (W, H) the file's IOHeader states (the DV
-    software writes sizeX/sizeY into its infoNode), or None where it states none."""
+    software writes sizeX/sizeY into its infoNode), or None where it states none. Events are
+    checked by event_checks.checked_events inside `sensor` (the caller's, `said` naming it),
+    else inside the header's size."""
     data = _read(path)
     if not data.startswith(AEDAT4_MAGIC):
         raise UserError(f"{path}: not an AEDAT 4.0 file (first bytes {data[:14]!r}); "
@@ -190,7 +193,7 @@ def read_aedat4_sized(path) -> tuple[np.ndarray, tuple[int, int] | None]:
     root = _Flat(header, int(np.frombuffer(header, "<u4", 1, 0)[0]), path, "IOHeader")
     compression = root.scalar(0, "<i4", 0)
     table_pos = root.scalar(1, "<i8", -1)
-    sensor = _sensor_size(root.vector(2, "u1").tobytes().decode("utf-8", "replace"))
+    stated = _sensor_size(root.vector(2, "u1").tobytes().decode("utf-8", "replace"))
     pos += 4 + n
     end = table_pos if 0 < table_pos <= len(data) else len(data)
     chunks = []
@@ -207,8 +210,10 @@ def read_aedat4_sized(path) -> tuple[np.ndarray, tuple[int, int] | None]:
             continue  # frames, IMU, triggers: not events
         body = buf[4:]  # size-prefixed flatbuffer
         table = _Flat(body, int(np.frombuffer(body, "<u4", 1, 0)[0]), path, "event packet")
-        raw = table.vector(0, AEDAT4_EVENT)
-        ev = np.empty(len(raw), EVENT_DTYPE)
-        ev["x"], ev["y"], ev["p"], ev["t"] = raw["x"], raw["y"], raw["on"] > 0, raw["t"]
-        chunks.append(ev)
-    return (np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)), sensor
+        chunks.append(table.vector(0, AEDAT4_EVENT))
+    raw = np.concatenate(chunks) if chunks else np.zeros(0, AEDAT4_EVENT)
+    if sensor is None and stated is not None:
+        sensor, said = stated, "its header's sizeX/sizeY"
+    ev = checked_events(path, raw["x"], raw["y"], raw["on"] > 0, raw["t"], sensor=sensor,
+                        said=said)
+    return ev, stated

@@ -13,9 +13,9 @@ that holds every event. Time window: events.toml's window_ms, else the longest r
 sample's first event (start = "first") or its file's t = 0 (start = "zero"). Frames are binary
 (an event in the pixel and bin), [bins, 2, H, W], cached bit-packed under $METALOIHI_CACHE
 keyed by the files' names, sizes and times and the settings. Bad input (an empty folder, a
-class folder with no event files, a file that is not events, mixed sensor sizes, too few
-classes for the split) is a UserError naming the file or folder, raised before any frame is
-made.
+class folder with no event files, a file that is not events or holds impossible values
+(event_checks.py), mixed sensor sizes, too few classes for the split) is a UserError naming
+the file or folder, raised before any frame is made.
 """
 from __future__ import annotations
 
@@ -27,13 +27,14 @@ import numpy as np
 
 from metaloihi.base.errors import UserError
 from metaloihi.datasets import store
+from metaloihi.datasets.event_checks import check_in_sensor
 from metaloihi.datasets.events import FrameSpec, downsample, pack_frames, to_frames
 from metaloihi.datasets.events_settings import (SETTINGS_FILE, EventsSettings, class_splits,
                                                 read_settings)
 from metaloihi.datasets.framesets import FrameDataset
 from metaloihi.datasets.recording_files import SUFFIXES, read_recording
 
-READER_VERSION = 1
+READER_VERSION = 2    # 2: events checked by event_checks.py; version 1 caches never were
 
 
 def find_files(root: Path) -> tuple[list[str], list[Path], list[int]]:
@@ -107,13 +108,13 @@ def _origin(t_first: int, start: str) -> int:
     return t_first if start == "first" else 0
 
 
-def _outside(s: _Summary, w: int, h: int, settings: EventsSettings) -> UserError:
-    """The error naming a file's first event outside the sensor (the file is read again)."""
-    ev = read_recording(s.path).events
-    k = int(np.flatnonzero((ev["x"] >= w) | (ev["y"] >= h))[0])
-    said = f"sensor_size of {SETTINGS_FILE}" if settings.sensor_size else "the size the files state"
-    return UserError(f"{s.path}: event {k} at pixel ({ev['x'][k]}, {ev['y'][k]}) is outside the "
-                     f"{w}x{h} sensor ({said})")
+def _check_inside(s: _Summary, w: int, h: int, settings: EventsSettings) -> None:
+    """A file with events outside the data set's sensor is read again, for the error naming
+    its first such event (event_checks.check_in_sensor)."""
+    if s.x_max >= w or s.y_max >= h:
+        said = (f"sensor_size of {SETTINGS_FILE}" if settings.sensor_size
+                else "the size the files state")
+        check_in_sensor(s.path, read_recording(s.path).events, (w, h), said)
 
 
 def scan(root: Path, files: list[Path], settings: EventsSettings) -> dict:
@@ -122,12 +123,8 @@ def scan(root: Path, files: list[Path], settings: EventsSettings) -> dict:
     summaries = [_summary(f) for f in files]
     w, h = _sensor(summaries, settings, root)
     span = 1
-    for s in summaries:
-        if s.x_max >= w or s.y_max >= h:
-            raise _outside(s, w, h, settings)
-        if settings.start == "zero" and s.t_first < 0:
-            raise UserError(f"{s.path}: first event at t = {s.t_first} us < 0; start = \"zero\" "
-                            "needs times >= 0 (use start = \"first\")")
+    for s in summaries:      # times >= 0 and each file's own sensor: event_checks.py
+        _check_inside(s, w, h, settings)
         span = max(span, s.t_last - _origin(s.t_first, settings.start) + 1)
     window_us = span if settings.window_ms is None else max(1, round(settings.window_ms * 1000))
     dt = math.ceil(window_us / settings.bins)

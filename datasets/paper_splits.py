@@ -27,7 +27,7 @@ from metaloihi.datasets.readers import (ASL_SIZE, DAVIS346_SIZE, GESTURE_SIZE, N
                                         read_nomniglot_character)
 from metaloihi.base.errors import UserError
 
-READER_VERSION = 1
+READER_VERSION = 2    # 2: events checked by event_checks.py; version 1 caches never were
 SPLIT_SEED = 2022
 ASL_LETTERS = [c for c in "abcdefghiklmnopqrstuvwxy"]  # A-Y without J (motion letter)
 GESTURE_CLASSES = ["hand_clap", "right_hand_wave", "left_hand_wave", "right_arm_cw",

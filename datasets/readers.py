@@ -2,7 +2,8 @@
 
 N-MNIST .bin through tonic.io.read_mnist_file, ASL-DVS .mat as tonic's ASLDVS reads it, DVS128
 Gesture AEDAT 3.1 + <name>_labels.csv, N-Omniglot AEDAT4 + csv of sample boundaries. All
-return EVENT_DTYPE arrays; every failure is a UserError naming the file.
+return EVENT_DTYPE arrays built by event_checks.checked_events (what a file may hold; label
+intervals: event_checks.check_intervals); every failure is a UserError naming the file.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from metaloihi.datasets.aedat import read_aedat4, read_aedat31
-from metaloihi.datasets.events import EVENT_DTYPE, as_events
+from metaloihi.datasets.event_checks import check_intervals, checked_events
 from metaloihi.base.errors import UserError
 
 NMNIST_SIZE = (34, 34)
@@ -34,22 +35,11 @@ def read_nmnist_bin(path) -> np.ndarray:
     if size % 5:
         raise UserError(f"{path}: {size} bytes is not a whole number of 5-byte N-MNIST events "
                         f"(truncated? the last event starts at byte offset {size - size % 5})")
-    # tonic fills fields positionally in x, y, t, p order: pass its NMNIST dtype, then convert
+    # tonic fills fields positionally in x, y, t, p order: pass its NMNIST dtype
     xytp = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
-    ev = as_events(read_mnist_file(str(path), dtype=xytp), str(path))
-    outside = np.flatnonzero((ev["x"] >= NMNIST_SIZE[0]) | (ev["y"] >= NMNIST_SIZE[1]))
-    if outside.size:
-        k = int(outside[0])
-        raise UserError(f"{path}: event {k} (byte offset {5 * k}) at pixel ({ev['x'][k]}, "
-                        f"{ev['y'][k]}) is outside the 34x34 N-MNIST sensor (not an N-MNIST "
-                        "file?)")
-    back = np.flatnonzero(np.diff(ev["t"]) < 0)
-    if back.size:       # a recording's clock only runs forward: damaged or spliced bytes
-        k = int(back[0]) + 1
-        raise UserError(f"{path}: event {k} (byte offset {5 * k}) has timestamp {ev['t'][k]} us, "
-                        f"before the previous event's {ev['t'][k - 1]} us (timestamps must not "
-                        "decrease)")
-    return ev
+    raw = read_mnist_file(str(path), dtype=xytp)
+    return checked_events(path, raw["x"], raw["y"], raw["p"], raw["t"], sensor=NMNIST_SIZE,
+                          said="N-MNIST", locate=lambda k: f" (byte offset {5 * k})")
 
 
 def read_asl_mat(path) -> np.ndarray:
@@ -67,16 +57,15 @@ def read_asl_mat(path) -> np.ndarray:
     missing = [k for k in ("ts", "x", "y", "pol") if k not in m]
     if missing:
         raise UserError(f"{path}: ASL-DVS .mat lacks variables {missing}; expected ts, x, y, pol")
-    cols = [np.asarray(m[k]).ravel() for k in ("ts", "x", "y", "pol")]
-    if len({len(c) for c in cols}) != 1:
-        raise UserError(f"{path}: ts, x, y, pol lengths differ {[len(c) for c in cols]}")
-    ts, x, y, pol = cols
-    ev = np.empty(len(ts), EVENT_DTYPE)
-    ev["t"], ev["x"], ev["y"], ev["p"] = ts, x, ASL_SIZE[1] - 1 - y.astype(np.int64), pol > 0
+    ev = checked_events(path, m["x"], m["y"], m["pol"], m["ts"], sensor=ASL_SIZE,
+                        said="ASL-DVS", names={"t": "ts", "p": "pol"}, label="variable")
+    ev["y"] = ASL_SIZE[1] - 1 - ev["y"]
     return ev
 
 
-def _csv_rows(path, n_cols: int, what: str) -> list[list[int]]:
+def _csv_rows(path, n_cols: int, what: str) -> list[tuple[int, list[int]]]:
+    """(line number, whole numbers) of each data line of a label csv; a first line that is
+    not numbers is its header."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} file not found")
@@ -87,16 +76,33 @@ def _csv_rows(path, n_cols: int, what: str) -> list[list[int]]:
             if not row:
                 continue
             try:
-                vals = [int(float(c)) for c in row]
+                vals = [float(c) for c in row]
             except ValueError:
                 if i == 0:
                     continue  # header line
                 raise UserError(f"{path}: line {i + 1} {row!r} is not numeric; expected {what}")\
                     from None
+            bad = next((c for c, v in zip(row, vals) if not np.isfinite(v) or v != int(v)), None)
+            if bad is not None:
+                raise UserError(f"{path}: line {i + 1}: {bad!r} is not a whole number; expected "
+                                f"{what}")
             if len(vals) < n_cols:
                 raise UserError(f"{path}: line {i + 1} has {len(vals)} columns; expected {n_cols}")
-            rows.append(vals)
+            rows.append((i + 1, [int(v) for v in vals]))
     return rows
+
+
+def _cut(events, rows, columns, names, labels_path, recording) -> list[np.ndarray]:
+    """The events of each row's [start, end) us, t from its start, after check_intervals."""
+    (s, e), lines = columns, [line for line, _ in rows]
+    starts, ends = [r[s] for _, r in rows], [r[e] for _, r in rows]
+    check_intervals(labels_path, lines, starts, ends, names, events, recording)
+    out = []
+    for start, end in zip(starts, ends):
+        seg = events[(events["t"] >= start) & (events["t"] < end)].copy()
+        seg["t"] -= start
+        out.append(seg)
+    return out
 
 
 def read_gesture_recording(aedat_path) -> list[tuple[np.ndarray, int]]:
@@ -105,15 +111,12 @@ def read_gesture_recording(aedat_path) -> list[tuple[np.ndarray, int]]:
     aedat_path = Path(aedat_path)
     labels_path = aedat_path.with_name(aedat_path.stem + "_labels.csv")
     rows = _csv_rows(labels_path, 3, "class,startTime_usec,endTime_usec")
-    ev = read_aedat31(aedat_path)
-    out = []
-    for cls, start, end in (r[:3] for r in rows):
+    for line, (cls, *_) in rows:
         if not 1 <= cls <= 11:
-            raise UserError(f"{labels_path}: class {cls}; expected 1..11")
-        seg = ev[(ev["t"] >= start) & (ev["t"] < end)].copy()
-        seg["t"] -= start
-        out.append((seg, cls - 1))
-    return out
+            raise UserError(f"{labels_path}: line {line}: class = {cls}; expected 1..11")
+    ev = read_aedat31(aedat_path, sensor=GESTURE_SIZE, said="DVS128 Gesture")
+    segs = _cut(ev, rows, (1, 2), ("startTime_usec", "endTime_usec"), labels_path, aedat_path)
+    return [(seg, r[0] - 1) for seg, (_, r) in zip(segs, rows)]
 
 
 def read_nomniglot_character(folder) -> list[np.ndarray]:
@@ -124,36 +127,23 @@ def read_nomniglot_character(folder) -> list[np.ndarray]:
     if len(aedats) != 1 or len(csvs) != 1:
         raise UserError(f"{folder}: expected one .aedat4 and one .csv (N-Omniglot layout); found "
                         f"{len(aedats)} .aedat4 and {len(csvs)} .csv")
-    ev = read_aedat4(aedats[0])
-    out = []
-    for row in _csv_rows(csvs[0], 3, "index,start,end timestamps"):
-        start, end = row[1], row[2]
-        seg = ev[(ev["t"] >= start) & (ev["t"] < end)].copy()
-        seg["t"] -= start
-        out.append(seg)
-    return out
+    ev = read_aedat4(aedats[0], sensor=DAVIS346_SIZE, said="N-Omniglot's DAVIS346")
+    rows = _csv_rows(csvs[0], 3, "index,start,end timestamps")
+    return _cut(ev, rows, (1, 2), ("start", "end"), csvs[0], aedats[0])
 
 
-def _coords_as_events(arr, path) -> np.ndarray:
-    """A structured array with fields x, y, t, p (tonic's dtypes, any integer or bool types)
-    -> EVENT_DTYPE, after checking it holds events: integer microseconds, pixels >= 0."""
+def _structured_events(arr, path, sensor=None) -> np.ndarray:
+    """A structured array with fields x, y, t, p (tonic's dtypes) -> checked EVENT_DTYPE
+    events (event_checks.py)."""
     names = getattr(arr.dtype, "names", None) or ()
     missing = [f for f in ("x", "y", "t", "p") if f not in names]
     if missing:
         what = f"fields {list(names)}" if names else f"a plain {arr.dtype} array {arr.shape}"
         raise UserError(f"{path}: not events ({what}; lacks {missing}): expected a structured "
                         "array with fields x, y, t, p as tonic writes them")
-    for f in ("x", "y", "t", "p"):
-        if arr.dtype[f].kind not in "iub":
-            raise UserError(f"{path}: field {f!r} is {arr.dtype[f]}; expected integers (t in "
-                            "microseconds, x and y in pixels, p 0/1 or bool)")
     arr = arr.ravel()
-    neg = np.flatnonzero((arr["x"] < 0) | (arr["y"] < 0))
-    if neg.size:
-        k = int(neg[0])
-        raise UserError(f"{path}: event {k} at pixel ({arr['x'][k]}, {arr['y'][k]}); pixels "
-                        "must be >= 0")
-    return as_events(arr, str(path))
+    return checked_events(path, arr["x"], arr["y"], arr["p"], arr["t"], sensor=sensor,
+                          said="its sensor_size")
 
 
 def read_numpy_events(path) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -172,7 +162,7 @@ def read_numpy_events(path) -> tuple[np.ndarray, tuple[int, int] | None]:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise UserError(f"{path}: not a readable NumPy {path.suffix} file ({err})") from None
     if isinstance(loaded, np.ndarray):
-        return _coords_as_events(loaded, path), None
+        return _structured_events(loaded, path), None
     with loaded:
         keys = list(loaded.files)
         arrays = [k for k in keys if k != "sensor_size"]
@@ -184,11 +174,10 @@ def read_numpy_events(path) -> tuple[np.ndarray, tuple[int, int] | None]:
             events, size = loaded[key], loaded["sensor_size"] if "sensor_size" in keys else None
         except (ValueError, OSError, zipfile.BadZipFile) as err:
             raise UserError(f"{path}: damaged .npz ({err})") from None
-    events = _coords_as_events(events, f"{path} [{key}]")
-    if size is None:
-        return events, None
-    size = np.asarray(size).ravel()
-    if size.dtype.kind not in "iu" or len(size) not in (2, 3) or (size[:2] < 1).any():
-        raise UserError(f"{path}: sensor_size {size.tolist()}; expected [W, H] (or tonic's "
-                        "[W, H, 2]) of integers >= 1")
-    return events, (int(size[0]), int(size[1]))
+    if size is not None:
+        size = np.asarray(size).ravel()
+        if size.dtype.kind not in "iu" or len(size) not in (2, 3) or (size[:2] < 1).any():
+            raise UserError(f"{path}: sensor_size {size.tolist()}; expected [W, H] (or tonic's "
+                            "[W, H, 2]) of integers >= 1")
+        size = (int(size[0]), int(size[1]))
+    return _structured_events(events, f"{path} [{key}]", size), size

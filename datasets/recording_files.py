@@ -8,7 +8,8 @@ states: the `events` data set's (events_folder.py) view of readers.py and aedat.
 | .aedat4 | AEDAT 4.0 (DV software) | sizeX/sizeY of its header, if there |
 | .npy, .npz | tonic-style structured events x, y, t, p (readers.read_numpy_events) | .npz's |
 
-Events come back sorted by time (stable); a file with no events is a UserError naming it.
+Every reader builds its events through event_checks.checked_events (what a file may hold;
+sorted by time); a file with no events is a UserError naming it.
 """
 from __future__ import annotations
 
@@ -63,6 +64,4 @@ def read_recording(path) -> Recording:
                         f"reads ({', '.join(SUFFIXES)}); move the file out of the class folder")
     if len(ev) == 0:
         raise UserError(f"{path}: no events ({fmt}): nothing to learn from")
-    if np.any(np.diff(ev["t"]) < 0):
-        ev = ev[np.argsort(ev["t"], kind="stable")]
     return Recording(ev, size, fmt)

@@ -152,6 +152,7 @@ def run_demo(seed: int = 0, tasks: int = 1, queries: int = 10, out: str | Path =
     from metaloihi.datasets import load_dataset
     from metaloihi.onchip.session import adapt, same_session
     from metaloihi.plots import demo_figure
+    from metaloihi.rules.soel.chip import truncate
     from metaloihi.sim.readout import ci95
     from metaloihi.studies.ablation import draw_tasks
 
@@ -213,7 +214,7 @@ def run_demo(seed: int = 0, tasks: int = 1, queries: int = 10, out: str | Path =
             # label c is the class of shot c (support is shot-major)
             task_names = [ds.class_names[int(ds.labels[j])] for j in stream.support[i][:WAYS]]
             view.names = task_names
-            w0 = bundle.net[-1].weight - (bundle.net[-1].weight & 1)  # Lava's first-step truncation
+            w0 = truncate(bundle.net[-1].weight)  # the weights as the chip starts learning
             prev = {"w": w0}
 
             def on_sample(k, counts, n, w, _i=i, _ys=ys, _yq=yq, _prev=prev):

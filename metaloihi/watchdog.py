@@ -81,6 +81,10 @@ def _why(pid: int) -> str:
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 
+INTERRUPTED = threading.Event()     # set by signals_interrupt (its .name: the signal's)
+INTERRUPTED.name = ""
+
+
 class Watchdog:
     def __init__(self, grace: float = GRACE_S, poll: float = POLL_S, active=lava_active):
         self.grace, self.poll, self.active = grace, poll, active
@@ -115,6 +119,8 @@ class Watchdog:
                 self._dead_since.pop(pid, None)
                 continue
             since = self._dead_since.setdefault(pid, now)
+            if now - since >= self.grace and INTERRUPTED.is_set():   # a signal to the group
+                self.abort(f"aborted ({INTERRUPTED.name}); the Lava run is stopped", "")
             if now - since >= self.grace:
                 self.abort(f"a Lava worker process (pid {pid}) {_why(pid)}, and the others "
                            f"would wait for it forever; stopped the run after {self.grace:g} s")
@@ -153,12 +159,12 @@ class Watchdog:
                 gone += 1
         return n_lava, gone
 
-    def abort(self, message: str) -> None:
+    def abort(self, message: str, prefix: str = "error: ") -> None:
         """Clean up and end this process now with exit 1: the main thread is stuck in Lava."""
         procs, segs = self.reap(everything=True)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-        os.write(2, f"error: {message}; {procs} worker process(es) killed, {segs} shared-memory "
+        os.write(2, f"{prefix}{message}; {procs} worker process(es) killed, {segs} shared-memory "
                     f"segment(s) removed\n".encode())
         os._exit(1)
 
@@ -169,12 +175,20 @@ def signals_interrupt():
     KeyboardInterrupt), so that the command's cleanup runs instead of an instant death that
     orphans Lava's workers."""
     from metaloihi.base.errors import Interrupted
+    main = os.getpid()
 
     def handle(signum, frame):
+        if os.getpid() != main:     # a forked Lava worker inherited this: end it quietly (a
+            os._exit(128 + signum)  # signal to the process group reaches every worker)
+        INTERRUPTED.name = signal.Signals(signum).name
+        INTERRUPTED.set()           # the watchdog then reports a stuck run as interrupted
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Interrupted(f"{signal.Signals(signum).name}")
     old = {}
+    INTERRUPTED.clear()
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             old[sig] = signal.signal(sig, handle)
     except ValueError:          # not the main thread
         pass

@@ -193,7 +193,7 @@ def from_dict(raw: dict) -> Config:
     rule_raw = legacy.rule_section(raw)   # older configs kept SOEL's keys in [maml]
     if not isinstance(rule_raw, dict):
         raise UserError(f"config section [rule] must be a table, got {rule_raw!r}")
-    card = rules.get(rule_raw.get("name", "soel"))
+    card = rules.get(rule_raw.get("name", rules.DEFAULT))
     rule = _section("rule", card.Config, rule_raw)
     secs = {k: _section(k, cls, raw.get(k, {}), {"rule": rule} if k == "maml" else None)
             for k, cls in SECTIONS.items() if cls is not None}

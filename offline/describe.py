@@ -53,7 +53,7 @@ def network_description(cfg, frame_shape, specs: list, neurons: list, meta: dict
     enc = model.encoding(cfg.model)
     passes = max(int(mc.inner_steps), 1) if mc.inner_rule != "sgd" else 1
     rule = {**rules.get(mc.rule.name).description(mc.rule, learnt, passes, int(cfg.train.seed)),
-            "head_range": learnt.get(maml.HEAD_RANGE)}
+            "head_range": learnt.get(rules.get(mc.rule.name).HEAD_RANGE)}
     return {"format": FORMAT,
             "specs": [spec_to_dict(s) for s in specs],
             "input_shape": [int(v) for v in enc.input_shape(tuple(frame_shape))],

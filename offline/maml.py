@@ -3,7 +3,8 @@
 Meta-parameters (one flat dict of tensors, what Adam optimises and checkpoints hold):
   ``theta0.layers.{i}.weight``   the initialisation theta0 (float_lif keys under "theta0.")
   ``log_inner_lr.{i}``           log of the per-layer inner learning rate alpha (SGD rule)
-  ``soel.log_threshold``, ``soel.log_eta``  logs of the SOEL rule's theta and eta (rules/soel/float_form.py)
+  the chip rule's entries    its card's meta_params (rules/<name>; SOEL: ``soel.log_threshold``,
+                             ``soel.log_eta``), and its HEAD_RANGE where stage 2 fitted the grid
 Rates and the threshold are learnt in log space: they stay positive, and an Adam step changes
 them by a fraction of their value whatever their scale (alpha ~ 1e-3 here, theta ~ 1).
 
@@ -55,7 +56,7 @@ class MamlConfig:
                                       # (the "zero trick": the outer loop cannot shrink it)
     head_start: str = "theta0"        # "theta0": the calibrated head; "zero": a silent head
                                       # the rule writes into (stage 2 of the recipe)
-    rule: object = field(default_factory=lambda: rules.get("soel").Config())
+    rule: object = field(default_factory=lambda: rules.get(rules.DEFAULT).Config())
                                       # the [rule] section (config.from_dict puts it here)
 
     def __post_init__(self):
@@ -101,23 +102,25 @@ def init_meta(theta0: dict, n_layers: int, cfg: MamlConfig) -> dict[str, torch.T
     return meta
 
 
-HEAD_RANGE = "soel.head_range"   # the float |w| at the head grid's edge (not learnt)
-
-
-def head_range(meta: dict, theta: dict, key: str):
-    """The float |w| the deployed head's grid edge stands for: meta's soel.head_range where set
-    (a head that starts silent has no range of its own), else theta0's head max |w|."""
-    if HEAD_RANGE in meta:
-        return meta[HEAD_RANGE].detach()
+def head_range(meta: dict, theta: dict, key: str, cfg: MamlConfig):
+    """The float |w| the deployed head's grid edge stands for: meta's entry of the rule's
+    HEAD_RANGE where set (a head that starts silent has no range of its own), else theta0's
+    head max |w|."""
+    k = rules.get(cfg.rule.name).HEAD_RANGE
+    if k in meta:
+        return meta[k].detach()
     return grid_scale(theta[key])
 
 
 def learnt_values(meta: dict) -> dict[str, float]:
-    """The scalar meta-parameters in natural units: inner_lr.{i}, soel.threshold, soel.eta."""
+    """The scalar meta-parameters in natural units: inner_lr.{i}, the rule's (SOEL:
+    soel.threshold, soel.eta), and its head range where fitted."""
     out = {k.replace("log_", ""): float(v.detach().exp()) for k, v in meta.items()
            if "log_" in k}
-    if HEAD_RANGE in meta:
-        out[HEAD_RANGE] = float(meta[HEAD_RANGE])
+    for name in rules.names():
+        k = rules.get(name).HEAD_RANGE
+        if k in meta:
+            out[k] = float(meta[k])
     return out
 
 
@@ -151,7 +154,7 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
     keys = [weight_key(i) for i in layers]
     # Q_inner's grid is fixed by theta0's (the chip cannot rescale a layer while learning)
     qs = {k: partial(quantize, bits=cfg.q_inner_bits, stochastic=cfg.q_inner_stochastic,
-                     scale=head_range(meta, theta, k) if cfg.inner_rule != "sgd"
+                     scale=head_range(meta, theta, k, cfg) if cfg.inner_rule != "sgd"
                      else grid_scale(theta[k])) for k in keys}
     if cfg.inner_rule != "sgd":                 # the chip's rule, from its card (rules/)
         k = keys[0]
@@ -159,7 +162,7 @@ def inner_loop(meta: dict, theta: dict, specs, neurons, h_support: torch.Tensor,
         w = rules.get(cfg.inner_rule).inner_adapt(
             theta[k], h_support, y_support, neurons[-1], meta, cfg.rule,
             passes=cfg.inner_steps, trunc=cfg.trunc, quantize=qs[k],
-            head_scale=GRID_MAX / head_range(meta, theta, k))
+            head_scale=GRID_MAX / head_range(meta, theta, k, cfg))
         return {**theta, k: w}
 
     fast = dict(theta)

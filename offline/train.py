@@ -16,11 +16,13 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from metaloihi import rules
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, maml, model, pretrain
@@ -113,20 +115,20 @@ def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None,
                 fit_rule: bool = True) -> dict[str, torch.Tensor]:
     """Meta-parameters for meta-training from theta0 (a calibrated or a stage-1 body): the head
     start of maml.head_start, and with rule.fit_start eta and the head's grid fitted to the
-    body (offline/rule_start.py; recorded as soel.log_eta and soel.head_range, and in
-    `record`: eta, head_range, float accuracy on the fit tasks)."""
+    body (offline/rule_start.py; recorded as the rule card's start_values, SOEL: soel.log_eta
+    and soel.head_range, and in `record`: eta, head_range, float accuracy on the fit tasks)."""
     mc = s.cfg.maml
     theta0 = dict(theta0)
     head = model.float_lif.weight_key(len(s.specs) - 1)
     if mc.head_start == "zero":
         theta0[head] = torch.zeros_like(theta0[head])
     meta = maml.init_meta(theta0, len(s.specs), mc)
-    if mc.inner_rule == "soel" and mc.rule.fit_start and fit_rule:   # SOEL's recipe
+    if mc.inner_rule != "sgd" and getattr(mc.rule, "fit_start", False) and fit_rule:
         batch = task_batch(s, s.cfg.data.train_split, 16, (s.cfg.train.seed, 2 ** 31 + 1))
         eta, rng, acc = fit_rule_start(s.specs, s.neurons, theta0, batch, mc, log=log)
-        like = meta["soel.log_eta"]
-        meta["soel.log_eta"] = torch.tensor(eta, dtype=like.dtype, device=like.device).log()
-        meta[maml.HEAD_RANGE] = torch.tensor(rng, dtype=like.dtype, device=like.device)
+        like = next(iter(meta.values()))
+        meta.update(rules.get(mc.rule.name).start_values(
+            eta, rng, partial(torch.tensor, dtype=like.dtype, device=like.device)))
         if record is not None:
             record.update(eta=eta, head_range=rng, float_accuracy=acc, tasks=16,
                           split=s.cfg.data.train_split)

@@ -2,7 +2,7 @@
 taught from its own K shots by the bundle's on-chip rule (never revisiting older shots), and after
 each arrival the queries of every class seen so far are classified.
 
-It is one on-chip session (rules.soel.chip.run_session / onchip.graph.run_lava_session: any
+It is one on-chip session (the rule card's run_session / onchip.graph.run_lava_session: any
 sequence of samples, label >= 0 learns, -1 only runs with learning frozen), in this order:
 
   step k   class k's K shots (label k, the bundle's `passes` times), then the queries of classes
@@ -54,7 +54,7 @@ class ContinualResult:
         return len(self.accuracy)
 
 
-def soel_rule(b: Bundle, window: int):
+def session_rule(b: Bundle, window: int):
     """The session's rule of a bundle's head over samples of `window` steps."""
     return rules.get(b.head.rule.name).session_rule(b.head.rule, window)
 
@@ -134,7 +134,7 @@ def continual(bundle: Bundle | str | Path, shots: list, queries: list, backend: 
     if passes < 1:
         raise UserError(f"passes={passes}; expected >= 1 presentation of each class's shots")
     T = xs.shape[1]
-    rule = soel_rule(b, T)
+    rule = session_rule(b, T)
     order, labels = sequence(ks, qs, passes)
     pool = np.concatenate([xs, xq])
     if backend == "sim":

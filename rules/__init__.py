@@ -9,6 +9,10 @@ at import, no Lava ever):
   to_chip(...)     the float rule learnt offline -> ChipRule (bridge/ export calls it once)
   meta_params / learnable / inner_adapt / description
                    what offline/'s MAML inner loop needs (its differentiable form)
+  HEAD_RANGE / start_values
+                   offline/'s meta keys: the head grid's edge, and a fitted start's entries
+  read_description(f, d, where)
+                   its fields of a checkpoint's network.rule, checked (bridge/checkpoint_file)
   run_session(...) its bit-exact emulation (sim/'s bit for bit model of the Lava graph)
   lava_module()    its Lava processes and graph parts (head_classes, wire), imported lazily
 Adding a rule: its folder plus one line in RULES below.
@@ -20,6 +24,7 @@ import importlib
 from metaloihi.base.errors import UserError
 
 RULES = {"soel": "metaloihi.rules.soel"}
+DEFAULT = "soel"                 # the rule of a config section or a bundle that names none
 
 
 def get(name: str):

@@ -197,12 +197,6 @@ def check_network(net: Network, x_shape: tuple[int, ...]) -> None:
                         "(expected input [batch, steps, *shape])")
 
 
-def _hwc_to_chw(a: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    b, t = a.shape[:2]
-    c, h, w = shape
-    return a.reshape(b, t, h, w, c).transpose(0, 1, 4, 2, 3).reshape(b, t, -1)
-
-
 def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all"
         ) -> dict[str, list[np.ndarray]]:
     """Run a feed-forward network on binary input spikes x [B, T, *in_shape].
@@ -214,7 +208,7 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
     """
     if layers not in ("all", "last"):
         raise UserError(f"layers must be 'all' or 'last', got {layers!r}")
-    from metaloihi.sim.kernels import conv_taps, layer_scan
+    from metaloihi.sim.kernels import hwc_to_chw, scan
 
     x = np.asarray(x)
     if x.ndim < 3:
@@ -224,42 +218,23 @@ def run(net: Network, x: np.ndarray, record_uv: bool = False, layers: str = "all
     rec: dict[str, list[np.ndarray]] = {"spikes": [], "u": [], "v": []}
     # binary spikes as uint8 without a copy where x is already a contiguous bool array
     s = np.ascontiguousarray(x if x.dtype == bool else x != 0).view(np.uint8).reshape(b, t, -1)
-    hwc = False                          # is s in (H, W, C) neuron order? (x is (C, H, W))
-    empty2, empty3 = np.zeros((1, 1), np.int16), np.zeros((1, 1, 1), np.int16)
+    hwc = None                           # the (C, H, W) shape s came from in (H, W, C) order
     for i, layer in enumerate(net):
-        spec, neuron, n = layer.spec, layer.neuron, layer.n_out
-        bias = np.broadcast_to(neuron.effective_bias, (n,)).astype(np.int32)
-        if isinstance(spec, ConvSpec):
-            c, h, w = spec.in_shape
-            oc, oh, ow = spec.out_shape
-            taps = conv_taps((h, w), (oh, ow), tuple(spec.kernel), tuple(spec.stride),
-                             tuple(spec.padding))
-            # int16 weights: half the cache footprint of int32, sums stay exact in int32
-            w_conv = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).reshape(
-                c, spec.kernel[0] * spec.kernel[1], oc)).astype(np.int16)
-            w_dense = empty2
-            bias = bias.reshape(oc, oh, ow).transpose(1, 2, 0).ravel()
-        else:
-            w_eff = dense_effective_weights(layer.weight, layer.num_weight_bits)
-            if hwc:                      # columns to the (H, W, C) order the input arrives in
-                prev = net[i - 1].spec.out_shape
-                w_eff = w_eff.reshape(spec.out_features, *prev).transpose(0, 2, 3, 1)
-            w_dense = np.ascontiguousarray(w_eff.reshape(spec.weight_shape).T).astype(np.int16)
-            w_conv, taps = empty3, (np.zeros(1, np.int64),) * 3
+        spec, neuron = layer.spec, layer.neuron
+        conv = isinstance(spec, ConvSpec)
+        w = layer.weight if conv else dense_effective_weights(layer.weight,
+                                                              layer.num_weight_bits)
         shift, bits = _shift_and_wrap(layer)
-        spikes = np.zeros((b, t, n), np.uint8)
-        u = np.zeros((b, t, n) if record_uv else (1, 1, 1), np.int64)
-        v = np.zeros_like(u)
-        layer_scan(s, not hwc, isinstance(spec, ConvSpec), w_dense, w_conv, *taps, shift, bits,
-                   L.DECAY_UNITY - neuron.du - L.DU_OFFSET, L.DECAY_UNITY - neuron.dv, bias,
-                   neuron.effective_vth, spikes, u, v, record_uv)
-        hwc = isinstance(spec, ConvSpec)
+        spikes, u, v = scan(spec, w, shift, bits, L.DECAY_UNITY - neuron.du - L.DU_OFFSET,
+                            L.DECAY_UNITY - neuron.dv, neuron.effective_bias,
+                            neuron.effective_vth, s, hwc, record_uv)
+        hwc = tuple(spec.out_shape) if conv else None
         s = spikes
         if layers == "last" and i < len(net) - 1:
             continue
         out = [spikes.view(bool)] + ([u, v] if record_uv else [])
-        if hwc:
-            out = [_hwc_to_chw(a, spec.out_shape) for a in out]
+        if conv:
+            out = [hwc_to_chw(a, spec.out_shape) for a in out]
         rec["spikes"].append(out[0])
         if record_uv:
             rec["u"].append(out[1])

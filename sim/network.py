@@ -13,6 +13,9 @@ here, each read from Lava's source:
   in float64 and wraps to 24 bits, as for spikes.
 - A recurrent dense layer is two Dense synapses into one LIF: the feed-forward one and one from the
   layer's own spikes, each delaying one step; each synapse picks its own sign mode.
+- A population may instead be sigma-delta (sim.sdnn.SigmaDelta: netx's SDNN neurons); its
+  messages are graded values for the next synapse, and an input Delta population takes the input
+  at its a_in.
 ``sim.network_run.run`` runs it; ``from_fixed`` wraps one of our own networks.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from metaloihi.base.errors import UserError
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import DenseSpec, SynapseSpec, check_chain
 from metaloihi.sim.fixed import FixedLayer, dense_effective_weights
+from metaloihi.sim.sdnn import SigmaDelta
 
 MAX_DELAY = 62            # netx clamps delays to 0..62 (DelayDense max_delay)
 
@@ -75,12 +79,12 @@ class Cuba:
 
 @dataclass(frozen=True)
 class NetLayer:
-    """One synapse (or two, recurrent) into one CUBA population."""
+    """One synapse (or two, recurrent) into one CUBA (or sigma-delta) population."""
     spec: SynapseSpec
     weight: np.ndarray                    # the integers Lava multiplies, torch layout: Dense
                                           # weights after its clip and truncation (see
                                           # fixed.dense_effective_weights), Conv's as given
-    neuron: Cuba
+    neuron: Cuba | SigmaDelta
     weight_exp: int = 0                   # Dense only (Lava's Conv ignores it)
     delay: np.ndarray | None = None       # Dense only: int [out, in] in 0..62 (DelayDense)
     weight_rec: np.ndarray | None = None  # recurrent Dense: effective int [out, out], same exp
@@ -123,10 +127,11 @@ class NetLayer:
 class SpikingNet:
     """Input, then layers in order. The input is either spikes (graded values with
     graded_input) into the first synapse, or, with an input population, the bias mantissa of
-    that population (exponent input_bias_exp), as lava-dl's netx feeds its input layer."""
+    that population (exponent input_bias_exp), as lava-dl's netx feeds its input layer; a
+    sigma-delta input population (a Delta) takes the input values at its a_in instead."""
     input_shape: tuple[int, ...]
     layers: tuple[NetLayer, ...]
-    input_neuron: Cuba | None = None
+    input_neuron: Cuba | SigmaDelta | None = None
     input_bias_exp: int = 6
     graded_input: bool = False
     source: str = ""

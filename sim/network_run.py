@@ -4,7 +4,14 @@ Each layer's synaptic sums for every step come at once from BLAS / torch convolu
 the integer bound of every sum is checked against the float format used), are shifted, wrapped
 and placed at the step they reach the neurons (one step of delay, plus the DelayDense delays);
 then one numba scan runs the LIF population over time (with its reset schedule and, for a
-recurrent layer, its own spikes fed back). Semantics: sim/network.py's docstring.
+recurrent layer, its own spikes fed back), or the sigma-delta one (sim/sdnn.py). Semantics:
+sim/network.py's docstring.
+
+A plain layer (``plain``: binary spikes into a CUBA population without reset, delays or
+recurrence, its sums exact in int32, a conv's below 2^24) takes the fused event-driven kernel
+our own networks use instead (sim/kernels.py's scan: synaptic sums, delay, wrap and LIF in one
+pass, work per input spike), consecutive fused convs passing spikes in (H, W, C) order; an
+input population's image held over the steps is one bias, not one per step.
 """
 from __future__ import annotations
 
@@ -15,9 +22,11 @@ import torch.nn.functional as F
 
 from metaloihi.base.errors import UserError
 from metaloihi.sim import loihi as L
+from metaloihi.sim import sdnn
 from metaloihi.sim.arch import ConvSpec
 from metaloihi.sim.fixed import wrap_signed
 from metaloihi.sim.network import Cuba, NetLayer, SpikingNet
+from metaloihi.sim.sdnn import SigmaDelta
 
 _CHUNK = 1 << 24          # output elements per synaptic-sum chunk (bounds the float buffers)
 
@@ -81,6 +90,10 @@ def arrivals(layer: NetLayer, s: np.ndarray, graded: bool) -> np.ndarray:
         acc = wrap_signed(_shift(acc, layer.weight_exp), L.CHANNEL_BITS)
         out[:, 1:] = acc.reshape(b, t, -1)[:, :-1]
         return out
+    wmax = int(np.abs(w).max(initial=0))
+    if graded and wmax * xmax >= 2 ** 31:
+        raise UserError(f"{layer.name}: graded inputs up to {xmax} times weights up to {wmax} "
+                        "overflow DelayDense's int32 products, which sim/ does not reproduce")
     for d in np.unique(layer.delay):       # DelayDense: one shifted sum per delay value
         d = int(d)
         if d + 1 >= t:
@@ -106,9 +119,10 @@ def _decay(x, factor):
 @nb.njit(parallel=True, cache=True)
 def lif_scan(a, fu, fv, bias, vth_eff, interval, offset, w_rec, rec_shift, spikes, u_rec, v_rec,
              record):
-    """CUBA LIF over time. a [B, T, n] arrivals; bias [Bb, Tb, n] (broadcast over size-1 axes);
-    interval 0: no reset; w_rec [n, n] (rows: presynaptic) or [0, 0]: no recurrence."""
-    nb_, nt, n = a.shape
+    """CUBA LIF over time. a [Ba, Ta, n] arrivals and bias [Bb, Tb, n] (each broadcast over
+    its size-1 axes); interval 0: no reset; w_rec [n, n] (rows: presynaptic) or [0, 0]: no
+    recurrence."""
+    nb_, nt, n = spikes.shape
     lim = np.int64(1) << 23
     rec = w_rec.shape[0] > 0
     for b in nb.prange(nb_):
@@ -116,13 +130,15 @@ def lif_scan(a, fu, fv, bias, vth_eff, interval, offset, w_rec, rec_shift, spike
         v = np.zeros(n, np.int64)
         fb = np.zeros(n, np.int64)            # the recurrent synapse's buffer (one step)
         bb = np.int64(b) if bias.shape[0] > 1 else np.int64(0)
+        ba = np.int64(b) if a.shape[0] > 1 else np.int64(0)
         for t in range(nt):
             if interval > 0 and (t + 1) % interval == offset % interval:
                 u[:] = 0
                 v[:] = 0
             tb = np.int64(t) if bias.shape[1] > 1 else np.int64(0)
+            ta = np.int64(t) if a.shape[1] > 1 else np.int64(0)
             for i in range(n):
-                ai = a[b, t, i]
+                ai = a[ba, ta, i]
                 if rec:
                     ai = _wrap(ai + fb[i], 32)    # two int32 messages summed by the port
                 d = _wrap(_decay(u[i], fu) + _wrap(ai << 6, 32), 32)
@@ -151,10 +167,12 @@ def lif_scan(a, fu, fv, bias, vth_eff, interval, offset, w_rec, rec_shift, spike
 
 
 def population(nrn: Cuba, a: np.ndarray, bias: np.ndarray, record_uv: bool,
-               w_rec: np.ndarray | None = None, rec_exp: int = 0):
-    """Run one population: arrivals a [B, T, n], bias [1 or B, 1 or T, 1 or n]; w_rec the
-    recurrent synapse's effective weights [post, pre]."""
-    b, t, n = a.shape
+               w_rec: np.ndarray | None = None, rec_exp: int = 0, batch_steps=None):
+    """Run one population: arrivals a [B, T, n] (or [1, 1, n] with batch_steps = (B, T): the
+    same every step), bias [1 or B, 1 or T, 1 or n]; w_rec the recurrent synapse's effective
+    weights [post, pre]."""
+    b, t = batch_steps or a.shape[:2]
+    n = a.shape[2]
     bias = np.ascontiguousarray(np.broadcast_to(bias, (*bias.shape[:2], n)), dtype=np.int64)
     spikes = np.zeros((b, t, n), np.uint8)
     u = np.zeros((b, t, n) if record_uv else (1, 1, 1), np.int64)
@@ -182,9 +200,11 @@ def _check_input(net: SpikingNet, x: np.ndarray) -> np.ndarray:
 
 def run(net: SpikingNet, x, record_uv: bool = False) -> dict[str, list[np.ndarray]]:
     """x [B, T, *input_shape]: spikes (nonzero = spike), graded values (net.graded_input), or
-    the input population's bias mantissa per step (net.input_neuron). Returns per population
-    (input population first, if any) "spikes" bool [B, T, n] and, with record_uv, "u" and "v"
-    int64 [B, T, n] after the step's update and reset, torch flatten order."""
+    the input population's bias mantissa per step (net.input_neuron; a sigma-delta input
+    population takes the values at its a_in). Returns per population (input population first, if
+    any) "spikes" bool [B, T, n] and, with record_uv, "u" and "v" int64 [B, T, n] after the
+    step's update and reset, torch flatten order. A sigma-delta population records its graded
+    messages (int64) as "spikes", sigma (a Delta: act) as "u" and residue as "v" (sim.sdnn)."""
     x = _check_input(net, x)
     rec: dict[str, list[np.ndarray]] = {"spikes": [], "u": [], "v": []}
 
@@ -195,22 +215,74 @@ def run(net: SpikingNet, x, record_uv: bool = False) -> dict[str, list[np.ndarra
             rec["v"].append(v)
 
     graded = net.graded_input
-    if net.input_neuron is not None:
-        mant = x.astype(np.int64)
+    if isinstance(net.input_neuron, SigmaDelta):        # a Delta: the input is its a_in
+        s, u, v = sdnn.population(net.input_neuron, x.astype(np.int64), record_uv)
+        keep(s, u, v)
+        graded = net.input_neuron.graded_out
+    elif net.input_neuron is not None:
+        b, t, n = x.shape
+        held = t > 1 and np.array_equal(x[:, 1:], x[:, :-1])    # an image held: one bias
+        mant = (x[:, :1] if held else x).astype(np.int64)
         if mant.size and (mant.min() < L.BIAS_MANT_MIN or mant.max() > L.BIAS_MANT_MAX):
             raise UserError(f"input bias mantissas must lie in [{L.BIAS_MANT_MIN}, "
                             f"{L.BIAS_MANT_MAX}] (13-bit), got {mant.min()}..{mant.max()}")
-        s, u, v = population(net.input_neuron, np.zeros(mant.shape, np.int64),
-                             wrap_signed(mant << net.input_bias_exp, 32), record_uv)
+        s, u, v = population(net.input_neuron, np.zeros((1, 1, n), np.int64),
+                             wrap_signed(mant << net.input_bias_exp, 32), record_uv,
+                             batch_steps=(b, t))
         keep(s, u, v)
         graded = False
     else:
         s = x if graded else (x != 0)
+    native = None                        # a fused conv's spikes in (H, W, C) order, its shape
     for layer in net.layers:
-        a = arrivals(layer, s.astype(np.int64) if graded else s.view(np.uint8), graded)
+        if not graded and plain(layer):  # binary spikes into a plain CUBA layer: fused kernel
+            s, native, u, v = _fused(layer, s, native, record_uv)
+            keep(s, u, v)
+            continue
+        native = None
+        a = arrivals(layer, s.astype(np.int64) if graded else (s != 0).view(np.uint8), graded)
+        if isinstance(layer.neuron, SigmaDelta):
+            s, u, v = sdnn.population(layer.neuron, a, record_uv)
+            keep(s, u, v)
+            graded = layer.neuron.graded_out
+            continue
         w_rec = layer.weight_rec
         bias = np.asarray(layer.neuron.bias, np.int64).reshape(1, 1, -1)
         s, u, v = population(layer.neuron, a, bias, record_uv, w_rec, layer.weight_exp)
         keep(s, u, v)
         graded = False
     return rec
+
+
+def plain(layer: NetLayer) -> bool:
+    """A layer that sim.kernels' fused event-driven scan runs exactly, given binary spikes: a
+    CUBA population without reset, no delays, no recurrence, int16 weights and int32 sums, and
+    for a conv, sums below 2^24 (where Lava's float32 convolution is exact)."""
+    from metaloihi.sim.kernels import fits
+    nrn, spec = layer.neuron, layer.spec
+    if not (isinstance(nrn, Cuba) and nrn.reset is None and layer.delay is None
+            and layer.weight_rec is None and fits(spec, layer.weight, nrn.bias)):
+        return False
+    return not isinstance(spec, ConvSpec) or \
+        spec.fan_in * int(np.abs(layer.weight).max(initial=0)) < 2 ** 24
+
+
+def _fused(layer: NetLayer, s: np.ndarray, native, record_uv: bool):
+    """One plain layer through sim.kernels.scan: binary s [B, T, n_in] (torch order), or the
+    previous fused conv's spikes `native` = (uint8 in (H, W, C) order, its (C, H, W) shape).
+    Returns spikes (bool, torch order), the native pair for the next layer, u, v."""
+    from metaloihi.sim.kernels import hwc_to_chw, scan
+    spec, nrn = layer.spec, layer.neuron
+    conv = isinstance(spec, ConvSpec)
+    if native is None:
+        s = s if s.dtype == bool else s != 0
+        native = (np.ascontiguousarray(s).view(np.uint8).reshape(*s.shape[:2], -1), None)
+    shift, bits = (0, L.CONV_ACC_BITS) if conv else (layer.weight_exp, L.CHANNEL_BITS)
+    out, u, v = scan(spec, layer.weight, shift, bits, nrn.u_factor, nrn.v_factor, nrn.bias,
+                     nrn.effective_vth, *native, record_uv)
+    if not conv:
+        return out.view(bool), None, u, v
+    shape = tuple(spec.out_shape)
+    if record_uv:
+        u, v = hwc_to_chw(u, shape), hwc_to_chw(v, shape)
+    return hwc_to_chw(out, shape).view(bool), (out, shape), u, v

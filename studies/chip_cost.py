@@ -17,6 +17,16 @@ T + 1 steps, the window of T steps then the learning step. Counted per sample:
                host -> chip; and the same ports as Lava's dense vectors (values per step).
 A learning shot is one presentation of a support sample with its label (the bundle shows the
 support set `passes` times); an inference is a query with learning off.
+
+A netx file (lava-dl's exporter, or `metaloihi import`) is costed the same way through the same
+description (sim/network.py's SpikingNet; a bundle's net goes through from_fixed): its resources,
+and per inference on a given input (or seeded random spikes) its activity measured in sim/
+(network_run) over T steps (no learning step), estimates, and sim/'s CPU time (measure_net).
+Counted for it besides: a netx input population's spikes (its neurons update every step, it
+has no synapses); a recurrent layer's own spikes x n (its second synapse, at the step they are
+sent); graded input values as one event each (studies/chip_resources.py says why); host <-> chip
+the input events (spikes or graded values; for an input population, the bias values written:
+the first step's non-zero ones and every change after) and the last population's spikes.
 """
 from __future__ import annotations
 
@@ -27,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from metaloihi.base.errors import UserError
-from metaloihi.studies.chip_resources import LayerResources, fanout, layer_resources
+from metaloihi.sim import loihi as L
+from metaloihi.studies.chip_resources import (LayerResources, as_dicts, as_net, fanout, fits,
+                                              layer_resources)
 from metaloihi.studies.loihi2_limits import CLP_SNN, CpuPower, Limits, OpCosts
 
 
@@ -55,6 +67,27 @@ class SampleActivity:
                 "host_chip_dense_values": self.msgs_dense, "samples": int(len(self.spikes))}
 
 
+def net_activity(net, x: np.ndarray, pops: list[np.ndarray], extra_steps: int = 0):
+    """Per-sample spikes [S, P], synaptic ops per step [S, T + extra_steps, P] and neuron
+    updates [P] of net (a SpikingNet) on input x [S, T, *in], given every population's spikes
+    pops[p] [S, T, ...] (P = netx input population, if any, then the layers)."""
+    S, T = x.shape[:2]
+    off = 1 if net.input_neuron is not None else 0
+    events = [(np.asarray(p).reshape(S, T, -1) != 0) for p in pops]
+    per_step = np.zeros((S, T + extra_steps, len(pops)), np.int64)
+    pre = events[0] if off else (np.asarray(x).reshape(S, T, -1) != 0)
+    for i, layer in enumerate(net.layers):
+        src = pre if i == 0 else events[off + i - 1]
+        # float64 sums are exact here (counts far below 2^53)
+        ops = src.astype(np.float64) @ fanout(layer.spec).astype(np.float64)
+        if layer.weight_rec is not None:              # its own spikes, fan-out n
+            ops = ops + events[off + i].sum(2) * layer.n_out
+        per_step[:, :T, off + i] = np.rint(ops).astype(np.int64)
+    spikes = np.stack([e.reshape(S, -1).sum(1) for e in events], 1)
+    sizes = ([int(np.prod(net.input_shape))] if off else []) + [l.n_out for l in net.layers]
+    return spikes, per_step, np.array([n * (T + extra_steps) for n in sizes])
+
+
 def sample_activity(bundle, x: np.ndarray, head_spikes: np.ndarray, labels: np.ndarray,
                     rule) -> SampleActivity:
     """Activity of samples x [S, T, *in] (bool) through bundle.net; head_spikes [S, T, n_out]
@@ -63,23 +96,19 @@ def sample_activity(bundle, x: np.ndarray, head_spikes: np.ndarray, labels: np.n
     from metaloihi.sim import fixed
     from metaloihi.rules.soel.chip import quantised_error
 
-    net = bundle.net
+    net = as_net(bundle.net)
     S, T = x.shape[:2]
     frozen = fixed.run(bundle.frozen, x, layers="all")["spikes"] if bundle.frozen else []
-    pre = [x.reshape(S, T, -1)] + list(frozen)                 # presynaptic spikes per layer
     post = list(frozen) + [np.asarray(head_spikes, bool)]
-    fo = [fanout(layer.spec) for layer in net]
-    per_step = np.zeros((S, T + 1, len(net)), np.int64)
-    for i, (p, f) in enumerate(zip(pre, fo)):
-        per_step[:, :T, i] = p.astype(np.int64) @ f            # the learning step sends none
-    spikes = np.stack([s.reshape(S, -1).sum(1) for s in post], 1)
-    n_in, n_out = net[-1].spec.in_features, net[-1].spec.out_features
+    spikes, per_step, updates = net_activity(net, x, post, extra_steps=1)  # + learning step
+    last_in = (list(frozen) or [x])[-1].reshape(S, T, -1)
+    n_in, n_out = net.layers[-1].spec.in_features, net.layers[-1].spec.out_features
     counts = post[-1].sum(1)
-    x1_on = pre[-1].reshape(S, T, -1).any(1).sum(1)
+    x1_on = last_in.any(1).sum(1)
     learning = np.asarray(labels) >= 0
     n = np.array([quantised_error(c, int(lab), rule) for c, lab in zip(counts, labels)])
     learn_nonzero = np.where(learning, x1_on * (n != 0).sum(1), 0)
-    frozen_out = pre[-1].reshape(S, -1).sum(1)
+    frozen_out = last_in.reshape(S, -1).sum(1)
     events = {"input spikes host->chip": x.reshape(S, -1).sum(1),
               "frozen output spikes chip->host": frozen_out,
               "gated spikes host->chip": frozen_out,
@@ -87,10 +116,32 @@ def sample_activity(bundle, x: np.ndarray, head_spikes: np.ndarray, labels: np.n
               "n host->chip (non-zero)": np.where(learning, (n != 0).sum(1), 0)}
     return SampleActivity(steps=T + 1, input_spikes=x.reshape(S, -1).sum(1), spikes=spikes,
                           synops=per_step.sum(1), synops_per_step=per_step,
-                          neuron_updates=np.array([layer.n_out * (T + 1) for layer in net]),
+                          neuron_updates=updates,
                           learn_all=n_in * n_out if learning.any() else 0,
                           learn_nonzero=learn_nonzero, msgs_events=events,
                           msgs_dense=(2 * n_in + 2 * n_out) * (T + 1))
+
+
+def inference_activity(net, x: np.ndarray, pops: list[np.ndarray]) -> SampleActivity:
+    """Activity of a netx network's inferences: x [S, T, *in] as sim.network_run.run takes it,
+    pops its per-population spikes."""
+    S, T = x.shape[:2]
+    spikes, per_step, updates = net_activity(net, x, pops)
+    flat = np.asarray(x).reshape(S, T, -1)
+    if net.input_neuron is not None:                  # values the host writes (bias, a_in)
+        inp = (flat[:, 0] != 0).sum(1) + (flat[:, 1:] != flat[:, :-1]).sum((1, 2))
+        key = "input values written host->chip"
+    else:
+        inp = (flat != 0).sum((1, 2))
+        key = "input events host->chip"
+    out = np.asarray(pops[-1]).reshape(S, -1)
+    n_in, n_out = flat.shape[2], out.shape[1] // T
+    return SampleActivity(steps=T, input_spikes=inp, spikes=spikes, synops=per_step.sum(1),
+                          synops_per_step=per_step, neuron_updates=updates, learn_all=0,
+                          learn_nonzero=np.zeros(S, np.int64),
+                          msgs_events={key: inp, "output spikes chip->host":
+                                       (out != 0).sum(1)},
+                          msgs_dense=(n_in + n_out) * T)
 
 
 def _range(act: SampleActivity, res: list[LayerResources], c: OpCosts) -> dict:
@@ -154,7 +205,7 @@ def measure(bundle_path: str | Path, dataset: str | None = None, split: str = "t
     from metaloihi.datasets.registry import load_dataset
     from metaloihi.datasets.tasks import encoded_task
     from metaloihi.onchip.session import adapt
-    from metaloihi.studies.chip_resources import as_dicts, fits, head_state
+    from metaloihi.studies.chip_resources import head_state
 
     lim, costs, cpu = lim or Limits(), costs or OpCosts(), cpu or CpuPower()
     if tasks < 1:
@@ -163,7 +214,7 @@ def measure(bundle_path: str | Path, dataset: str | None = None, split: str = "t
     if not path.is_file():
         raise UserError(f"bundle {str(path)!r} does not exist")
     b = read_bundle(path)
-    res = layer_resources(b.net, lim)
+    res = layer_resources(b.net, lim, head=True)
     n_out = b.net[-1].spec.out_features
     ways = n_out if ways is None else ways
     if ways != n_out:
@@ -222,6 +273,83 @@ def measure(bundle_path: str | Path, dataset: str | None = None, split: str = "t
                                                 for x in shot["latency_s"]],
                    "ratio_energy": [x / (CLP_SNN["energy_mJ"] * 1e-3)
                                     for x in shot["energy_J"]]},
+        "limits": {k: vars(f) for k, f in lim.rows()},
+        "op_costs": {k: vars(f) for k, f in costs.rows()},
+    }
+
+
+def random_input(net, steps: int, samples: int, density: float, seed: int
+                 ) -> tuple[np.ndarray, str]:
+    """A seeded input [samples, steps, *in] for a netx network, and what it is: spikes at
+    `density`; graded values (net.graded_input) 1..7 at `density`; for an input population, a
+    bias image held over the steps, mantissas uniform in 0..2 vth (capped at 13 bits), from
+    never firing to firing about every step (an SDNN input: values 0..255, held)."""
+    from metaloihi.sim.network import Cuba
+    rng = np.random.default_rng(seed)
+    shape = (samples, steps, *net.input_shape)
+    if net.input_neuron is not None and not isinstance(net.input_neuron, Cuba):
+        img = rng.integers(0, 256, (samples, 1, *net.input_shape))    # an SDNN input (Delta)
+        return np.repeat(img, steps, axis=1), (f"random input values 0..255 (seed {seed}) "
+                                               f"held {steps} steps at the input Delta")
+    if net.input_neuron is not None:
+        hi = min(2 * int(net.input_neuron.vth), L.BIAS_MANT_MAX)
+        img = rng.integers(0, hi + 1, (samples, 1, *net.input_shape))
+        return np.repeat(img, steps, axis=1), (f"random bias image (seed {seed}), mantissas "
+                                               f"0..{hi} held {steps} steps")
+    x = rng.random(shape) < density
+    if net.graded_input:
+        return x * rng.integers(1, 8, shape), (f"random graded values 1..7 at density "
+                                               f"{density:g} (seed {seed})")
+    return x, f"random spikes at density {density:g} (seed {seed})"
+
+
+def measure_net(path: str | Path, x: np.ndarray | None = None, steps: int = 20,
+                samples: int = 4, density: float = 0.2, seed: int = 0,
+                lim: Limits | None = None, costs: OpCosts | None = None,
+                cpu: CpuPower | None = None, input_name: str | None = None,
+                **netx_kw) -> dict:
+    """`metaloihi cost NET.net`: resources, activity per inference measured in sim/ on x [S, T,
+    *in] (or random_input), Loihi 2 estimates, sim/'s CPU time. netx_kw: read_netx's
+    reset_interval, reset_offset, input_message_bits."""
+    import os
+
+    from metaloihi.bridge.netx_read import read_netx
+    from metaloihi.sim.network_run import run
+
+    lim, costs, cpu = lim or Limits(), costs or OpCosts(), cpu or CpuPower()
+    net = read_netx(path, **netx_kw)
+    if x is None:
+        if steps < 1 or samples < 1 or not 0 <= density <= 1:
+            raise UserError(f"--steps {steps} and --samples {samples} must be >= 1, --density "
+                            f"{density} in 0..1")
+        x, what = random_input(net, steps, samples, density, seed)
+    else:
+        what = f"given input {input_name or 'array'}"
+    pops = run(net, x)["spikes"]
+    act = inference_activity(net, x, pops)
+    res = layer_resources(net, lim)
+    est = _range(act, res, costs)
+    run(net, x[:1])                                           # numba's kernels loaded
+    one = []
+    for s in x[:4]:
+        t0 = time.perf_counter()
+        run(net, s[None])
+        one.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    run(net, x)
+    batch = (time.perf_counter() - t0) / len(x)
+    watts = cpu.watts_per_core
+    t_one = float(np.median(one))
+    return {
+        "network": str(path), "kind": "netx", "input": what, "samples": int(len(x)),
+        "steps": int(x.shape[1]), "netx_options": netx_kw,
+        "populations": [name for name, _ in net.populations],
+        "resources": {"layers": as_dicts(res), "totals": fits(res, lim)},
+        "activity": {"inference": act.mean()}, "estimate": {"inference": est},
+        "cpu": {"sim_s": t_one, "sim_batch_s_per_input": batch,
+                "energy_sim_J": [t_one * w for w in watts], "watts_per_core": list(watts),
+                "model": _cpu_model(), "threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+                "source": cpu.source},
         "limits": {k: vars(f) for k, f in lim.rows()},
         "op_costs": {k: vars(f) for k, f in costs.rows()},
     }

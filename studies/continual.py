@@ -9,10 +9,9 @@ orders, beside two references on the same tasks and the same frozen features:
              soel.OnChip) on the same features and deployed head neuron, class by class
 
 Speed: the frozen network's output spikes are computed once per sample (the expensive part), and
-the head runs on them. The session's queries only run (learning frozen: the weights stay equal
-bit for bit, the learning engine's random streams still advance), so a query block is run as one
-batch (`head_batch`, equal to rules.soel.chip.head_window per sample) and the streams are advanced
-by as many samples.
+the head runs on them, with the chip's one learning step (rules/soel/chip.py: present, and
+present_frozen for a query block: learning frozen, the weights stay equal bit for bit, the
+learning engine's random streams advance by as many samples).
 
 Rule variants (`VARIANTS`) are values of the chip rule's label_only field (rules/soel:
 ChipRule): the error path sends the third factor n to every row ("chip", as exported) or to the
@@ -32,7 +31,7 @@ import torch
 from metaloihi.base.atomic import atomic_path
 from metaloihi.base.errors import UserError
 from metaloihi.bridge.bundle import Bundle, as_bundle
-from metaloihi.onchip.continual import check_head, soel_rule
+from metaloihi.onchip.continual import check_head, session_rule
 from metaloihi.rules.soel import float_form as soel
 from metaloihi.sim import fixed, float_lif
 from metaloihi.sim import loihi as L
@@ -48,32 +47,6 @@ STEPS_REPORTED = (5, 10, 20, 36, 50)
 VARIANTS = {"chip": False, "label_only": True}
 
 
-# --- the head on given frozen features -----------------------------------------------------------
-def head_batch(w: np.ndarray, weight_exp: int, neuron: L.LifFixed, pre: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """rules.soel.chip.head_window for a batch pre [B, T, n_in] at once: (counts [B, n_out],
-    v_last [B, n_out]); the same integers per sample (a test holds them equal)."""
-    B, T = pre.shape[:2]
-    n_out = w.shape[0]
-    state = fixed.LifState(np.zeros((B, n_out), np.int64), np.zeros((B, n_out), np.int64))
-    buf = np.zeros((B, n_out), np.int64)
-    counts = np.zeros((B, n_out), np.int64)
-    # float32 is exact here: |sum| <= n_in * 256 < 2^24 (checked)
-    if pre.shape[-1] * 256 >= 2 ** 24:
-        raise UserError(f"head_batch: {pre.shape[-1]} inputs; float32 sums would not be exact")
-    p = torch.as_tensor(pre if pre.dtype == np.float32 else pre.astype(np.float32))
-    acc_all = (p.reshape(B * T, -1) @ torch.from_numpy(w.astype(np.float32)).T
-               ).numpy().astype(np.int64).reshape(B, T, n_out)
-    for t in range(T):
-        a = buf
-        acc = acc_all[:, t]
-        acc = acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
-        buf = fixed.wrap_signed(acc, L.CHANNEL_BITS)
-        state, spk = fixed.lif_step(state, neuron, a)
-        counts += spk
-    return counts, state.v.copy()
-
-
 @dataclass
 class OrderRun:
     accuracy: np.ndarray          # [steps]
@@ -84,30 +57,21 @@ class OrderRun:
 def deployed_order(head, rule: sf.SoelRule, shots: list, queries: list, passes: int
                    ) -> OrderRun:
     """The continual session (onchip.continual's order) on frozen features: shots[c] / queries[c]
-    [N, T, n_in] bool; the third factor is the error path's (rule.label_only included)."""
+    [N, T, n_in] bool; the chip's step (rules.soel.chip.present) on each shot, the queries of the
+    classes seen so far as one batch (present_frozen); the third factor is the error path's
+    (rule.label_only included)."""
     C = len(shots)
-    P = rule.period
-    w = (np.asarray(head.weight, np.int64) >> 1) << 1          # Lava's first-step truncation
-    xr, yr, wr = sf._Stream(rule.rng_seed), sf._Stream(rule.rng_seed + 2), \
-        sf._Stream(sf.WEIGHT_RNG_SEED)
-    pad = np.zeros((1, shots[0].shape[-1]), bool)
-    qx = np.concatenate(queries).astype(np.float32)      # once per order for head_batch
+    state = sf.new_state(head.weight, rule)
+    qx = np.concatenate(queries)
     qy = np.repeat(np.arange(C), [len(q) for q in queries])
     acc, per = np.full(C, np.nan), np.full((C, C), np.nan)
     for k in range(C):
         for pre in list(shots[k]) * passes:
-            out, _ = sf.head_window(w, head.weight_exp, head.neuron, pre)
-            n = sf.quantised_error(out.sum(0), k, rule)
-            r_x, r_y = xr.advance(2 * P), yr.advance(2 * P)
-            x1 = sf.pre_trace_at_epoch_end(np.concatenate([pre, pad]), r_x, P)
-            w = sf.learn(w, x1, n, rule, wr.advance(), r_y)
+            sf.present(state, head, pre, k)
         m = int(np.sum(qy <= k))
-        counts, v = head_batch(w, head.weight_exp, head.neuron, qx[:m])
-        xr.advance(2 * P * m)                # the queries' epochs: streams advance, n = 0
-        yr.advance(2 * P * m)
-        wr.advance(m)
-        _score(predict_np(counts[:, :k + 1], v[:, :k + 1]), qy[:m], k, acc, per)
-    return OrderRun(acc, per, w)
+        out, v = sf.present_frozen(state, head, qx[:m])
+        _score(predict_np(out.sum(1)[:, :k + 1], v[:, :k + 1]), qy[:m], k, acc, per)
+    return OrderRun(acc, per, state.w)
 
 
 def _score(pred, y, k, acc, per) -> None:
@@ -140,7 +104,7 @@ def float_order(head, scale: float, rule: sf.SoelRule, shots: list, queries: lis
     float; queries run with sim/float_lif (the same LIF as soel.head_run_np)."""
     C = len(shots)
     chip = soel.OnChip(scale)
-    w = ((np.asarray(head.weight, np.int64) >> 1) << 1) / scale
+    w = sf.truncate(head.weight) / scale
     nrn = L.lif_to_float(head.neuron, scale * 2.0 ** head.weight_exp)
     targets = soel.SoelTargets(rule.target_on, rule.target_off)
     qx = np.concatenate(queries)
@@ -224,7 +188,7 @@ def continual_study(bundle: Bundle | str | Path, dataset, classes: int = 36, ord
     t_feat = time.perf_counter() - t0
     head = b.net[-1]
     T = pool.features[0].shape[1]
-    rule = soel_rule(b, T)
+    rule = session_rule(b, T)
     passes = b.head.passes if passes is None else int(passes)
     rows = {f"deployed_{v}": [] for v in variants}
     if references:

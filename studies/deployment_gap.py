@@ -150,24 +150,18 @@ def float_head_session(w0: np.ndarray, pre_s: np.ndarray, ys: np.ndarray, pre_q:
     """The float head learning from the shots pre_s [S, T, n_in] (in order) with rules/soel/float_form.py's
     rule (soel.adapt_np; chip: its on-chip limits), then classifying pre_q [Q, T, n_in]
     (soel.head_run_np, sim.readout.predict_np). engine = (rule, scale): instead, the updates
-    as the chip's learning engine computes them (rules.soel.chip.learn on the mantissas
-    w * scale, with its random streams), only the head's LIF staying float: a ladder step."""
+    as the chip's learning engine computes them (rules.soel.chip.learn_step on the mantissas
+    w * scale, on the chip's grid, with its random streams), only the head's LIF staying float:
+    a ladder step."""
     if engine is None:
         w = soel.adapt_np(w0, pre_s, ys, neuron, theta, eta, targets, passes=passes, chip=chip)
     else:
         rule, scale = engine
-        m = np.round(np.asarray(w0, np.float64) * scale).astype(np.int64)
-        P = rule.period
-        xr, yr, wr = sf._Stream(rule.rng_seed), sf._Stream(rule.rng_seed + 2), \
-            sf._Stream(sf.WEIGHT_RNG_SEED)
-        pad = np.zeros((1, pre_s.shape[-1]), bool)
+        state = sf.new_state(np.round(np.asarray(w0, np.float64) * scale), rule)
         for x, y in zip(np.concatenate([pre_s] * passes), np.concatenate([ys] * passes)):
-            counts, _ = soel.head_run_np(m / scale, x, neuron)
-            n = sf.quantised_error(counts.astype(np.int64), int(y), rule)
-            r_x, r_y = xr.advance(2 * P), yr.advance(2 * P)
-            x1 = sf.pre_trace_at_epoch_end(np.concatenate([np.asarray(x, bool), pad]), r_x, P)
-            m = sf.learn(m, x1, n, rule, wr.advance(), r_y)
-        w = m / scale
+            counts, _ = soel.head_run_np(state.w / scale, x, neuron)
+            sf.learn_step(state, x, counts, int(y))
+        w = state.w / scale
     cv = [soel.head_run_np(w, q, neuron) for q in pre_q]
     counts = np.array([c for c, _ in cv]).reshape(len(pre_q), w.shape[0])
     v = np.array([v for _, v in cv]).reshape(len(pre_q), w.shape[0])
@@ -205,7 +199,7 @@ def ladder_task(dep: Deployment, xs, ys, xq, float_feats: np.ndarray | None = No
     head = dep.bundle.net[-1]
     scale = dep.scale
     chip = soel.OnChip(scale)
-    w_dep = ((head.weight >> 1) << 1) / scale           # Lava's first-step truncation (even: id)
+    w_dep = sf.truncate(head.weight) / scale           # Lava's first-step truncation
     nrn_dep = L.lif_to_float(head.neuron, scale * 2.0 ** head.weight_exp)
     targets = soel.SoelTargets(dep.head.target_on, dep.head.target_off)
     theta, eta = dep.head.theta, dep.head.eta

@@ -61,6 +61,10 @@ class Limits:
     fan_out_axons_per_core: Figure = _f(
         4096, "output axons", "NOT PUBLISHED for Loihi 2: assumed Loihi 1's 4096 output axons "
         "per core (NENGO MAX_OUT_AXONS)", False)
+    delay_bits: Figure = _f(
+        6, "bits per synapse", "NOT PUBLISHED: Loihi 2's synaptic delay encoding; a synapse with "
+        "a delay stores it beside its weight, counted as the 6 bits of the range lava-dl's netx "
+        "and Lava's DelayDense allow (0..62)", False)
     weight_bits: Figure = _f(8, "bits", "BRIEF: weights of 1-8 bits, signed or unsigned; the "
                              "bundle's mantissas are 8-bit (Lava Dense num_weight_bits <= 8)")
     trace_bits: Figure = _f(7, "bits", "Lava 0.10 learning engine W_TRACE = 7 (x1, y1..y3 "

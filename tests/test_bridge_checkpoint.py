@@ -62,7 +62,7 @@ def _legacy(folder: Path, gestures, name: str = "old.pt", fitted: bool = False,
     meta = train.initial_meta(s)
     meta["soel.log_eta"] = torch.tensor(3e-3).log()
     meta[maml.THETA0 + f"layers.{len(s.specs) - 1}.weight"].zero_()     # a silent-start head
-    meta[maml.HEAD_RANGE] = torch.tensor(0.02)
+    meta["soel.head_range"] = torch.tensor(0.02)     # as files hold it
     state = {"meta": meta, "config": config.to_dict(cfg), "iteration": 5,
              "split": {"train": [1, 2], "val": [3], "test": [4]}}
     if fitted:
@@ -95,7 +95,7 @@ def _old_from_checkpoint(path, gestures):
                        passes=int(fitted.get("passes", head.passes)))
     meta = {"split": state.get("split", {}), "iteration": int(state.get("iteration", 0)),
             "dataset": cfg.data.dataset, "encoding": model.encoding(cfg.model).to_dict(),
-            "head_range": learnt.get(maml.HEAD_RANGE)}
+            "head_range": learnt.get("soel.head_range")}
     return s.specs, theta0, s.neurons, head, meta
 
 

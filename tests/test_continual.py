@@ -1,6 +1,6 @@
 """Continual on-chip learning (onchip/continual.py, bridge/widen.py, studies/continual.py): classes
 taught one at a time into the rows of a wide head; untaught rows stay exactly zero and silent,
-accuracy is over the classes seen so far, the study's fast path is the session bit for bit, and
+accuracy is over the classes seen so far, the study's order is the session bit for bit, and
 Lava equals sim/ on a whole 10-class order."""
 from dataclasses import replace
 
@@ -10,7 +10,7 @@ import pytest
 from metaloihi.base.errors import UserError
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.bridge.widen import widen, write_widened
-from metaloihi.onchip.continual import continual, same_continual, score, soel_rule
+from metaloihi.onchip.continual import continual, same_continual, score, session_rule
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.rules.soel import chip as sf
@@ -113,27 +113,21 @@ def test_refuses_heads_that_cannot_hold_the_classes(tiny):
         continual(off, shots, queries)
 
 
-def test_study_fast_path_is_the_session_bit_for_bit(tiny):
+def test_study_order_is_the_session_bit_for_bit(tiny):
+    """The study's class order (deployed_order: the chip's step per shot, each query block as
+    one batch) is onchip.continual's session on the same features, and the session on given
+    features is the session on the samples."""
     _, wide, shots, queries = tiny
     head = wide.net[-1]
     feat = lambda xs: [fixed.run(wide.frozen, x, layers="last")["spikes"][-1] for x in xs]
     fs, fq = feat(shots), feat(queries)
     ses = continual(wide, fs, fq, features=True, passes=2)
     assert same_continual(ses, continual(wide, shots, queries, passes=2))
-    run = study.deployed_order(head, soel_rule(wide, T), fs, fq, passes=2)
+    run = study.deployed_order(head, session_rule(wide, T), fs, fq, passes=2)
     np.testing.assert_array_equal(run.weights, ses.weights_per_shot[-1])
     np.testing.assert_array_equal(run.accuracy, ses.accuracy)
     np.testing.assert_array_equal(run.per_class, ses.per_class)
-    # head_batch == head_window per sample, on odd weights too (learnt weights keep their LSB)
-    pre = np.concatenate(fq)
-    w = np.random.default_rng(2).integers(-60, 120, (N_MAX, N_HID))
-    assert (w % 2).any()
-    for exp in (0, -1, 1):
-        counts, v = study.head_batch(w, exp, head.neuron, pre)
-        for i, p in enumerate(pre):
-            out, v1 = sf.head_window(w, exp, head.neuron, p)
-            assert counts[i].tolist() == out.sum(0).tolist() and v[i].tolist() == v1.tolist()
-        assert counts.sum() > 0
+    assert run.weights[:CLASSES].any(1).all() and 0 < run.accuracy[-1] < 1
 
 
 @pytest.mark.lava

@@ -151,14 +151,9 @@ def test_all_zero_dense_weights_are_refused_like_netx(tmp_path):
 
 
 @lava
-def test_sdnn_and_pool_from_slayer_are_refused_and_netx_refuses_what_we_refuse(tmp_path):
+def test_pool_from_slayer_is_refused_and_netx_refuses_what_we_refuse(tmp_path):
+    """(SDNN files are read: tests/test_netx_sdnn.py.)"""
     s = nf.slayer()
-    sd = {"threshold": 0.1, "activation": __import__("torch").nn.functional.relu}
-    path = nf.export(tmp_path / "sd.net", [s.block.sigma_delta.Input(sd),
-                                           s.block.sigma_delta.Dense(sd, 6, 4)], (6,))
-    with pytest.raises(UserError) as err:
-        read_netx(path)
-    assert "layer 0 (input): neuron type 'SDNN' not supported" in _one_line(err)
     pool = nf.export(tmp_path / "pool.net", [s.block.cuba.Pool(nf.neuron(), 2)], (2, 4, 4))
     with pytest.raises(UserError, match=r"layer 0 \(pool\): not supported"):
         read_netx(pool)

@@ -9,6 +9,7 @@ import torch
 
 from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, config, evaluate, maml, pretrain, train
+from metaloihi.rules import soel
 
 TINY = """
 [data]
@@ -128,9 +129,9 @@ def test_rule_start_fits_eta_and_gives_a_silent_head_a_grid(tmp_path, gestures):
     meta = train.stage2_meta(s, theta)
     head = "theta0.layers.2.weight"
     assert float(meta[head].abs().max()) == 0.0                  # head_start = "zero"
-    assert maml.HEAD_RANGE in meta and float(meta[maml.HEAD_RANGE]) > 0
-    assert maml.HEAD_RANGE not in maml.learnable(meta, cfg.maml)  # a grid, not a parameter
-    eta = float(meta["soel.log_eta"].exp())
+    assert soel.HEAD_RANGE in meta and float(meta[soel.HEAD_RANGE]) > 0
+    assert soel.HEAD_RANGE not in maml.learnable(meta, cfg.maml)  # a grid, not a parameter
+    eta = float(meta[soel.LOG_ETA].exp())
     assert eta != pytest.approx(cfg.rule.eta)                     # fitted, not the default
 
 
@@ -145,7 +146,7 @@ def test_two_stage_recipe_end_to_end_and_resume(tmp_path, gestures):
     assert res["stage1"]["iterations"] == 40
     assert (out / "stage1.pt").exists() and (out / "best.pt").exists()
     best = checkpoint.load(out / "best.pt")
-    assert maml.HEAD_RANGE in best["meta"]
+    assert soel.HEAD_RANGE in best["meta"]
     first2 = next(r for r in recs if r.get("stage") == 2 and "meta_val_acc" in r)
     assert first2["iteration"] == 0                               # the start is a candidate
     # resume continues stage 2 from last.pt without redoing stage 1

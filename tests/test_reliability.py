@@ -710,9 +710,9 @@ def test_nmnist_empty_and_backwards_files_are_refused_with_the_offset(tmp_path):
     with pytest.raises(UserError, match=r"e.bin: empty file \(0 bytes\), no events"):
         read_nmnist_bin(empty)
     back = tmp_path / "b.bin"
-    back.write_bytes(_nmnist_bytes([1, 2, 3, 4], [1, 1, 1, 1], [0, 500, 400, 600]))
-    with pytest.raises(UserError, match=r"b.bin: event 2 \(byte offset 10\) has timestamp 400 "
-                                        r"us, before the previous event's 500 us"):
+    back.write_bytes(_nmnist_bytes([1, 2, 3, 4], [1, 1, 1, 1], [0, 50000, 400, 60000]))
+    with pytest.raises(UserError, match=r"b.bin: event 2 \(byte offset 10\) has timestamp t = "
+                                        r"400 us, 49600 us before event 1's 50000 us"):
         read_nmnist_bin(back)
     out = tmp_path / "o.bin"
     out.write_bytes(_nmnist_bytes([1, 40], [1, 1], [0, 5]))

@@ -53,12 +53,14 @@ def seed_option(default: int, help: str):
     return typer.Option(default, "--seed", min=0, max=SEED_MAX, help=help)
 
 
-# --- numbers that must be positive and finite (a zero or an inf makes a figure meaningless) ----
-def positive_finite(value):
-    """A float option's callback: None, or a finite number > 0 (one-line usage error)."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"{value!r} must be a finite number > 0")
-    return value
+# --- numbers with a physical range (a zero, a denormal or an inf makes a figure meaningless) ---
+def finite_in(lo: float, hi: float):
+    """A float option's callback: None, or a finite number in [lo, hi] (one-line usage error)."""
+    def check(value):
+        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+            raise typer.BadParameter(f"{value!r} must be a finite number in [{lo:g}, {hi:g}]")
+        return value
+    return check
 
 
 # --- what a command reads and writes (base/paths.py checks it before the command runs) ---------

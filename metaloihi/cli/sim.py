@@ -12,11 +12,13 @@ import typer
 
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import app
+from metaloihi.cli.options import io_paths
 
 RECORDABLE = ("s", "u", "v")
 
 
-def _input(path: Path, net, steps: int | None) -> np.ndarray:
+def load_input(path: Path, net, steps: int | None) -> np.ndarray:
+    """The .npy input of NET as `metaloihi sim --input` (and `cost --input`) take it."""
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -51,17 +53,23 @@ def _save(out: Path, net, rec: dict, record: tuple[str, ...]) -> None:
 
 
 @app.command("sim")
+@io_paths(inputs=("net_file", "input_"), outputs=("out",))
 def sim(
     net_file: Path = typer.Argument(..., metavar="NET", help="netx file (.net/.h5)."),
     input_: Path = typer.Option(..., "--input", help="Input .npy [batch, steps, *input_shape]: "
                                 "spikes (nonzero), graded values (--input-bits > 0), or, where "
-                                "the input layer has a neuron, its bias mantissa per step."),
+                                "the input layer has a neuron, its bias mantissa per step (an "
+                                "SDNN input layer: the integers its Delta encodes, at its a_in)."),
     steps: Optional[int] = typer.Option(None, min=1, help="Steps to run (default: the input's)."),
     out: Optional[Path] = typer.Option(None, help="Write the trace here (.npz): per population "
                                        "i, arrays i_s, i_u, i_v of shape [batch, steps, *shape] "
                                        "in torch's (C, H, W) order (Lava's Monitor gives "
                                        "[steps, W, H, C] per sample), after each step's update "
-                                       "and reset; 'populations' names them."),
+                                       "and reset; 'populations' names them. An SDNN "
+                                       "(sigma-delta) layer records i_s = its graded message "
+                                       "(int, Lava's s_out), i_u = sigma (the input Delta: act, "
+                                       "the input << 12) and i_v = residue (a sigma_output "
+                                       "layer: 0)."),
     record: str = typer.Option("s,u,v", help="What to write: any of s, u, v."),
     backend: str = typer.Option("sim", help="sim (bit-exact, batched) or lava (netx on Lava's "
                                 "CPU simulator, one sample at a time)."),
@@ -82,7 +90,7 @@ def sim(
     kw = dict(reset_interval=reset_interval, reset_offset=reset_offset,
               input_message_bits=input_bits)
     net = read_netx(net_file, **kw)
-    x = _input(input_, net, steps)
+    x = load_input(input_, net, steps)
     uv = "u" in keys or "v" in keys or compare
     results, seconds = {}, {}
     if compare:

@@ -1,5 +1,5 @@
-"""The report's "Loihi 2 cost" section: per bundle the page lists, its Loihi 2 resources
-(studies/chip_resources.py, computed here: no simulation) and, where `metaloihi cost --json`
+"""The report's "Loihi 2 cost" section: per bundle (or netx file) the page lists, its Loihi 2
+resources (studies/chip_resources.py, computed here: no simulation) and, where `metaloihi cost --json`
 wrote `<bundle stem>.cost.json` beside it, the measured activity and the energy / latency
 estimates."""
 from __future__ import annotations
@@ -26,9 +26,26 @@ def _rng(v, unit: str) -> str:
     return f"{_si(v[0], unit)} – {_si(v[1], unit)}"
 
 
+def _measured_net(r: dict, path: Path) -> str:
+    """A netx file's `metaloihi cost --json`: one inference."""
+    e, cpu, a = r["estimate"]["inference"], r["cpu"], r["activity"]["inference"]
+    rows = [("time steps", a["steps"]), ("spikes (all populations)", f"{sum(a['spikes']):,.0f}"),
+            ("synaptic ops", f"{sum(a['synops']):,.0f}"),
+            ("neuron updates", f"{sum(a['neuron_updates']):,}"),
+            ("Loihi 2 energy (estimate)", _rng(e["energy_J"], "J")),
+            ("Loihi 2 latency (estimate)", _rng(e["latency_s"], "s")),
+            ("CPU sim/ (measured, one input)", _si(cpu["sim_s"], "s")),
+            ("CPU energy (TDP estimate)", _rng(cpu["energy_sim_J"], "J"))]
+    note = f"Measured on {r['samples']} input(s): {esc(r['input'])}."
+    return (table(["per inference", "inference"], rows) + f"<p>{note} From "
+            f"{esc(path.name)}.</p>")
+
+
 def _measured(path: Path) -> str:
     try:
         r = json.loads(path.read_text())
+        if r.get("kind") == "netx":
+            return _measured_net(r, path)
         e, cpu, an = r["estimate"], r["cpu"], r["anchor"]
         inf, sh = r["activity"]["inference"], r["activity"]["learning_shot"]
         rows = [("time steps", inf["steps"], sh["steps"]),
@@ -58,7 +75,8 @@ def _measured(path: Path) -> str:
 
 
 def cost_section(bundles: list) -> str:
-    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.bridge.bundle import is_bundle, read_bundle
+    from metaloihi.bridge.netx_read import read_netx
     from metaloihi.studies.chip_resources import fits, layer_resources
 
     head = '<section id="cost"><h2>Loihi 2 cost</h2>'
@@ -69,9 +87,11 @@ def cost_section(bundles: list) -> str:
              "<code>metaloihi cost BUNDLE --json BUNDLE_STEM.cost.json</code>.</p>"]
     for p in bundles:
         p = Path(p)
-        res = layer_resources(read_bundle(p).net)
+        ours = is_bundle(p)
+        res = layer_resources(read_bundle(p).net if ours else read_netx(p), head=ours)
         tot = fits(res)
-        rows = [(r.index, r.kind, f"{r.neurons:,}", f"{r.synapses:,}", f"{r.synapses_shared:,}",
+        rows = [(r.index, r.kind if ours else r.name, f"{r.neurons:,}", f"{r.synapses:,}",
+                 f"{r.synapses_shared:,}",
                  f"{r.memory_bytes / 1024:.1f} KiB", r.cores, r.cores_shared, r.limited_by)
                 for r in res]
         rows.append(("all", "", f"{tot['neurons']:,}", f"{tot['synapses']:,}",

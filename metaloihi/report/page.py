@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from metaloihi import __version__
-from metaloihi.base.atomic import file_sha256, write_bytes
+from metaloihi.base.atomic import file_sha256, regular_input, write_bytes
 from metaloihi.base.errors import UserError
 from metaloihi.report.ablation import ablation_section, read_ablation
 from metaloihi.report.bundles import bundle_summary
@@ -21,6 +21,8 @@ from metaloihi.report.figures import curves_figure, run_label
 from metaloihi.report.markup import NOT_MEASURED, dataset_name, esc, fmt, pct, table
 from metaloihi.report.paper_table import PAPER_CITATION, accuracy_section
 from metaloihi.report.readers import Inputs, as_fraction, read_eval, read_gap, read_log, read_speed
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _curves_section(logs: dict[str, list[dict]], files: dict[str, Path], png: str | None) -> str:
@@ -121,7 +123,7 @@ def _soel_section(logs: dict[str, list[dict]], bundles: list[dict]) -> str:
                          f"{fmt(th[-1]['soel.threshold'])}",
                          f"{fmt(th[0].get('soel.eta'))} → {fmt(th[-1].get('soel.eta'))}",
                          "—", "—", f"iterations {th[0]['iteration']}..{th[-1]['iteration']}"))
-    for b in bundles:
+    for b in (b for b in bundles if b["kind"] == "bundle"):     # netx files have no head
         rows.append((f"bundle: {b['file']}", fmt(b["theta"]), fmt(b["eta"]), fmt(b["eta_mant"]),
                      f"{b['target_on']} / {b['target_off']}", b["rule"]))
     if not rows:
@@ -142,6 +144,15 @@ def _bundles_section(bundles: list[dict]) -> str:
                 "</p></section>")
     parts = ['<section id="bundles"><h2>Bundles: layers and quantisation</h2>']
     for b in bundles:
+        if b["kind"] == "netx":
+            meta = [("file", b["path"]), ("kind", "netx network (lava-dl's format): no "
+                                                  "learning head"),
+                    ("input", f"{b['input']}, {b['input_shape']}")]
+            parts.append(f"<h3>{esc(b['file'])}</h3>" + table(["field", "value"], meta, "kv"))
+            parts.append(table(["#", "population", "in", "out", "weight", "weight range",
+                                "zeros", "weight_exp", "scale", "du", "dv", "vth"],
+                               [tuple(layer.values()) for layer in b["layers"]]))
+            continue
         enc = b["encoding"]
         meta = [("file", b["path"]), ("source", b["source"] or "—"),
                 ("data set", dataset_name(b["dataset"])),
@@ -211,8 +222,9 @@ def build_report(out_dir: str | Path, inputs: Inputs,
     continual = [(Path(p), read_continual(p)) for p in inputs.continual]
     ablation = [(Path(p), read_ablation(p)) for p in inputs.ablation]
     for p in inputs.figures:
-        if not Path(p).is_file():
-            raise UserError(f"figure {str(p)!r} does not exist")
+        with open(regular_input(p, "figure"), "rb") as fh:
+            if fh.read(8) != PNG_MAGIC:
+                raise UserError(f"figure {str(p)!r} is not a PNG file")
     out_dir.mkdir(parents=True, exist_ok=True)
     png = None
     if labels:

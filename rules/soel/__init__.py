@@ -198,6 +198,16 @@ def provenance(rule: LearntRule, scale: float) -> dict:
             "scale": float(scale), "eta_mant": float(rule.eta) * float(scale)}
 
 
+def read_description(f, d: dict, where: str) -> dict:
+    """This rule's fields of a checkpoint's network.rule, checked (f: bridge.checkpoint_file's
+    field reader: f.num(d, where, key, positive=), f.int_(d, where, key, low))."""
+    return {"theta": float(f.num(d, where, "theta", positive=True)),
+            "eta": float(f.num(d, where, "eta", positive=True)),
+            "target_on": f.int_(d, where, "target_on"),
+            "target_off": f.int_(d, where, "target_off"),
+            "passes": f.int_(d, where, "passes", 1), "rng_seed": f.int_(d, where, "rng_seed")}
+
+
 def learnt_rule(desc: dict) -> LearntRule:
     """A checkpoint's network.rule (offline/describe.py wrote it from `description`)."""
     return LearntRule(theta=float(desc["theta"]), eta=float(desc["eta"]),
@@ -206,9 +216,20 @@ def learnt_rule(desc: dict) -> LearntRule:
 
 
 # --- offline/'s inner loop ----------------------------------------------------------------------
+# meta keys (checkpoints' meta and training logs hold them by these names)
+LOG_THRESHOLD, LOG_ETA = "soel.log_threshold", "soel.log_eta"
+HEAD_RANGE = "soel.head_range"   # the float |w| at the head grid's edge (fitted, not learnt)
+
+
 def meta_params(cfg: Config, scalar) -> dict:
     """The rule's meta-parameters (log space); scalar(value) makes a 0-d tensor."""
-    return {"soel.log_threshold": scalar(cfg.theta).log(), "soel.log_eta": scalar(cfg.eta).log()}
+    return {LOG_THRESHOLD: scalar(cfg.theta).log(), LOG_ETA: scalar(cfg.eta).log()}
+
+
+def start_values(eta: float, head_range: float, scalar) -> dict:
+    """Stage 2's fitted start (offline/rule_start.py: eta and the head grid's edge) as meta
+    entries."""
+    return {LOG_ETA: scalar(eta).log(), HEAD_RANGE: scalar(head_range)}
 
 
 def learnable(meta: dict, cfg: Config) -> list[str]:
@@ -221,8 +242,8 @@ def inner_adapt(w, h_support, y_support, neuron, meta: dict, cfg: Config, *, pas
     deployed head's mantissa units per float unit (the chip's limits when cfg.on_chip)."""
     from metaloihi.rules.soel import float_form as ff
     chip = ff.OnChip(head_scale) if cfg.on_chip else None
-    return ff.adapt(w, h_support, y_support, neuron, meta["soel.log_threshold"].exp(),
-                    meta["soel.log_eta"].exp(), ff.SoelTargets(cfg.target_on, cfg.target_off),
+    return ff.adapt(w, h_support, y_support, neuron, meta[LOG_THRESHOLD].exp(),
+                    meta[LOG_ETA].exp(), ff.SoelTargets(cfg.target_on, cfg.target_off),
                     passes=passes, trunc=trunc, quantize=quantize, chip=chip)
 
 

@@ -32,6 +32,11 @@ The learning engine, as Lava's fixed-point model computes it at the end of an ep
             make the impulse generators irrelevant (stochastic_round adds r < 0 = never).
 The head's weights are truncated to even once, on Lava's first step (mixed sign mode, 8 bits);
 learnt weights keep their LSB.
+
+One learning step, one home (below): `new_state` (the weights truncated, Lava's generators),
+`present` (a sample's window, then its learning step), `present_frozen` (queries, one batch),
+`learn_step` (the step after a window computed elsewhere: the deployment gap's float head).
+The session (`run_session`), the continual study and the deployment gap fold over them.
 """
 from __future__ import annotations
 
@@ -106,7 +111,7 @@ def quantised_error(counts: np.ndarray, label: int, rule: SoelRule) -> np.ndarra
 
 
 # --- the learning engine ----------------------------------------------------------------------
-class _Stream:
+class Stream:
     """One of Lava's numpy generators, read the way Lava reads it (one draw at construction,
     one per advance), in bulk."""
 
@@ -227,49 +232,100 @@ class SessionTrace:
     v_last: np.ndarray           # int [samples, n_out], head membrane at the window's last step
 
 
+# --- the learning step: one home ---------------------------------------------------------------
+def truncate(w: np.ndarray) -> np.ndarray:
+    """The head's weights as Lava holds them from its first step on: mixed sign mode with 8
+    bits drops the LSB (to the even value below, as int64); learnt weights keep their LSB."""
+    return (np.asarray(w, np.int64) >> 1) << 1
+
+
+@dataclass
+class ChipState:
+    """What the chip carries from one sample to the next: the head's weights (mantissas, torch
+    order) and the learning engine's generators, advanced as Lava advances them (every sample is
+    one epoch of rule.period steps: the trace generators twice per step, the weights' once)."""
+    w: np.ndarray
+    rule: SoelRule
+    x_decay: Stream              # x1's decay: default_rng(rng_seed)
+    y_decay: Stream              # y2/y3's decay: default_rng(rng_seed + 2)
+    w_round: Stream              # the weights' stochastic rounding: default_rng(2)
+
+
+def new_state(weight: np.ndarray, rule: SoelRule) -> ChipState:
+    """The state at a session's start: `weight` truncated (Lava's first step), fresh generators."""
+    return ChipState(truncate(weight), rule, Stream(rule.rng_seed), Stream(rule.rng_seed + 2),
+                     Stream(WEIGHT_RNG_SEED))
+
+
+def learn_step(state: ChipState, pre: np.ndarray, counts: np.ndarray, label: int
+               ) -> np.ndarray:
+    """Step T of a learning sample's period, after its window: the error path's n from the
+    head's spike counts and the label, x1 from the window's pre spikes pre [T, n_in] (the
+    learning step itself blocks the input), the weight update; state.w and the generators
+    advance in place. Returns n."""
+    rule = state.rule
+    P = rule.period
+    n = quantised_error(counts, label, rule)
+    r_x, r_y = state.x_decay.advance(2 * P), state.y_decay.advance(2 * P)
+    pre = np.asarray(pre, bool)
+    x1 = pre_trace_at_epoch_end(np.concatenate([pre, np.zeros((1, pre.shape[-1]), bool)]),
+                                r_x, P)
+    state.w = learn(state.w, x1, n, rule, state.w_round.advance(), r_y)
+    return n
+
+
+def present(state: ChipState, head: FixedLayer, pre: np.ndarray, label: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sample's period on the head (pre [T, n_in]: the frozen network's output spikes):
+    the window on the current weights, then the learning step with label >= 0; label < 0 (a
+    query) only runs it. -> (spikes [T, n_out], v_last [n_out], n [n_out])."""
+    if label < 0:
+        out, v_last = present_frozen(state, head, np.asarray(pre)[None])
+        return out[0], v_last[0], np.zeros(len(v_last[0]), np.int64)
+    out, v_last = head_window(state.w, head.weight_exp, head.neuron, pre)
+    return out, v_last, learn_step(state, pre, out.sum(0), label)
+
+
+def present_frozen(state: ChipState, head: FixedLayer, pre: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Samples pre [B, T, n_in] that do not learn (queries), as one batch: with n = 0 the
+    weights stay equal bit for bit, so this is `present` with label -1 on each in turn (the
+    generators advance by B epochs). -> (spikes [B, T, n_out], v_last [B, n_out])."""
+    out, v_last = head_window(state.w, head.weight_exp, head.neuron, pre)
+    B, P = len(out), state.rule.period
+    state.x_decay.advance(2 * P * B), state.y_decay.advance(2 * P * B)
+    state.w_round.advance(B)
+    return out, v_last
+
+
 def run_session(frozen: Network, head: FixedLayer, rule: SoelRule, x: np.ndarray,
                 labels: np.ndarray) -> SessionTrace:
     """Samples x [S, T, *in_shape] in order, label[s] >= 0 to learn from sample s, -1 to only
-    run it (learning frozen: n = 0, weights unchanged bit for bit, generators still advance)."""
+    run it (learning frozen: n = 0, weights unchanged bit for bit, generators still advance):
+    `present` over the samples, each run of queries as one batch (present_frozen)."""
     x = np.asarray(x)
-    T, P = rule.window, rule.period
+    T = rule.window
     if x.shape[1] != T:
         raise UserError(f"samples have {x.shape[1]} steps, the rule's window is {T}")
     pre_all = fixed.run(frozen, x, layers="last")["spikes"][-1] if frozen else \
         x.reshape(len(x), T, -1).astype(bool)
-    w = (np.asarray(head.weight, np.int64) >> 1) << 1        # Lava's first-step truncation
-    xr_decay, yr_decay, wr = _Stream(rule.rng_seed), _Stream(rule.rng_seed + 2), \
-        _Stream(WEIGHT_RNG_SEED)
+    state = new_state(head.weight, rule)
     labels = np.asarray(labels, np.int64)
     spikes, counts, ws, ns, vs = [], [], [], [], []
-    pad = np.zeros((1, pre_all.shape[-1]), bool)
     k = 0
     while k < len(labels):
-        if labels[k] < 0:
-            # a run of samples that do not learn: n = 0 leaves the weights unchanged bit for
-            # bit, so the run is one batch; the generators advance as sample by sample
+        if labels[k] < 0:                # a run of queries: one batch
             end = k + int(np.argmax(np.append(labels[k:] >= 0, True)))
-            out, v_last = head_window(w, head.weight_exp, head.neuron, pre_all[k:end])
-            xr_decay.advance(2 * P * (end - k)), yr_decay.advance(2 * P * (end - k))
-            wr.advance(end - k)
-            spikes += list(out)
-            counts += list(out.sum(1))
-            ws += [w.copy() for _ in range(end - k)]
-            ns += [np.zeros(w.shape[0], np.int64)] * (end - k)
-            vs += list(v_last)
-            k = end
-            continue
-        pre = pre_all[k]
-        out, v_last = head_window(w, head.weight_exp, head.neuron, pre)
-        c = out.sum(0)
-        n = quantised_error(c, int(labels[k]), rule)
-        r_x, r_y = xr_decay.advance(2 * P), yr_decay.advance(2 * P)
-        x1 = pre_trace_at_epoch_end(np.concatenate([pre, pad]), r_x, P)
-        w = learn(w, x1, n, rule, wr.advance(), r_y)
-        spikes.append(out)
-        counts.append(c)
-        ws.append(w.copy())
-        ns.append(n)
-        vs.append(v_last)
-        k += 1
+            out, v_last = present_frozen(state, head, pre_all[k:end])
+            ns += [np.zeros(len(state.w), np.int64)] * (end - k)
+        else:
+            end = k + 1
+            out, v_last, n = present(state, head, pre_all[k], int(labels[k]))
+            out, v_last = out[None], v_last[None]
+            ns.append(n)
+        spikes += list(out)
+        counts += list(out.sum(1))
+        vs += list(v_last)
+        ws += [state.w.copy() for _ in range(end - k)]
+        k = end
     return SessionTrace(np.array(spikes), np.array(counts), ws, np.array(ns), np.array(vs))

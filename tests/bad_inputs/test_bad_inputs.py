@@ -336,6 +336,72 @@ def _huge_weight(c: Ctx):
         f["layer/1"].create_dataset("weight", shape=(100000, 100000, 2, 5), dtype="i1")
 
 
+def _plain_netx(c: Ctx):
+    """Setup: the bundle without our group (a plain netx file, plain.net) and an input .npy of
+    the wrong shape (x.npy)."""
+    shutil.copy(c.bundle, c.tmp / "plain.net")
+    with h5py.File(c.tmp / "plain.net", "r+") as f:
+        del f["metaloihi"]
+    np.save(c.tmp / "x.npy", np.zeros((1, 3, 8, 8), bool))
+
+
+def _asl_folder(**variables):
+    """Setup: {tmp}/asl, ASL-DVS's 24 letter folders of one valid 4-event .mat each; the first
+    file read, asl/a/a_0.mat, holds the given variables instead."""
+    def setup(c: Ctx):
+        import scipy.io
+        good = {"ts": np.array([[0.0], [10.0], [20.0], [30.0]]), "x": np.full((4, 1), 5.0),
+                "y": np.full((4, 1), 6.0), "pol": np.ones((4, 1))}
+        for letter in "abcdefghiklmnopqrstuvwxy":
+            (c.tmp / "asl" / letter).mkdir(parents=True)
+            scipy.io.savemat(str(c.tmp / "asl" / letter / f"{letter}_0.mat"),
+                             {**good, **(variables if letter == "a" else {})})
+    return setup
+
+
+def _gesture_recording(labels: str, x7: int | None = None):
+    """Setup: {tmp}/g/user01_led.aedat, 50 events in [0, 100) ms on the 128x128 sensor (event 7
+    moved to x = x7 if given), and its _labels.csv with the given data lines."""
+    def setup(c: Ctx):
+        from helpers import event_files as ef
+        ev = ef.events(np.random.default_rng(0), 50, 128, 128, 100_000)
+        if x7 is not None:
+            ev["x"][7] = x7
+        ef.write_aedat31(c.tmp / "g" / "user01_led.aedat", ev)
+        _write("g/user01_led_labels.csv", "class,startTime_usec,endTime_usec\n" + labels)(c)
+    return setup
+
+
+def _omniglot_character(rows: str):
+    """Setup: {tmp}/no, one N-Omniglot character (50 events in 100 ms) and its csv rows."""
+    def setup(c: Ctx):
+        from helpers import event_files as ef
+        d = "no/dvs_background_1/Greek/character01"
+        ef.write_aedat4(c.tmp / d / "0001_01.aedat4",
+                        ef.events(np.random.default_rng(0), 50, 346, 260, 100_000))
+        _write(f"{d}/0001_01.csv", "index,start,end\n" + rows)(c)
+    return setup
+
+
+def _tonic_events(**columns) -> np.ndarray:
+    """Three tonic-style events (x, y, t, p) with the given columns."""
+    ev = np.zeros(3, [("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+    ev["t"] = [0, 10, 20]
+    for k, v in columns.items():
+        ev[k] = v
+    return ev
+
+
+def _aedat2_events(rel: str, **columns):
+    """Setup: an AEDAT 2.0 (DVS128) recording of _tonic_events(**columns)."""
+    def setup(c: Ctx):
+        from helpers import event_files as ef
+        ev = _tonic_events(**columns)
+        ef.write_aedat2(c.tmp / rel, {"x": ev["x"], "y": ev["y"], "p": ev["p"] > 0,
+                                      "t": ev["t"]})
+    return setup
+
+
 @dataclass
 class Case:
     name: str
@@ -593,7 +659,7 @@ CASES = [
       ("a.aedat", "truncated packet", "needs 80 bytes"),
       _write("a.aedat", _aedat31(_packet_header(capacity=10, number=10) + bytes(16)))),
     C("AEDAT 3.1 that is not AEDAT (API)", _reader("read_aedat31", "a.aedat"),
-      ("a.aedat", "not an AEDAT 3.x file"), _write("a.aedat", "hello")),
+      ("a.aedat", "not an AEDAT 3.1 file"), _write("a.aedat", "hello")),
     C("AEDAT 4 of garbage (API)", _reader("read_aedat4", "a.aedat4"),
       ("a.aedat4", "not an AEDAT 4.0 file"), _write("a.aedat4", bytes(64))),
     C("AEDAT 4 truncated header (API)", _reader("read_aedat4", "a.aedat4"),
@@ -770,6 +836,73 @@ CASES = [
       absent=("o.h5",)),
     C("checkpoint all-zero frozen layer", "export --checkpoint {ckpt} --out {tmp}/o.h5",
       ("layers.0.weight", "all zero"), _weight0(torch.zeros_like), absent=("o.h5",)),
+    # --- event files with impossible values (datasets/event_checks.py) ---
+    C("ASL-DVS .mat with a text variable",
+      "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat", "variable 'x' holds text (<U3)", "expected numbers"),
+      _asl_folder(x="abc"), absent=("s.png",)),
+    C("ASL-DVS .mat with a cell array", "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat", "variable 'pol' holds objects"),
+      _asl_folder(pol=np.array([[1.0], "on"], dtype=object)), absent=("s.png",)),
+    C("ASL-DVS .mat with variables of unequal length",
+      "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat", "variables x, y, pol, ts have lengths [4, 4, 4, 3]"),
+      _asl_folder(ts=np.array([[0.0], [1.0], [2.0]])), absent=("s.png",)),
+    C("ASL-DVS event at x = 1e6", "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat: event 1 at pixel (1000000, 6)", "outside the 240x180 sensor (ASL-DVS"),
+      _asl_folder(x=np.array([[5.0], [1e6], [5.0], [5.0]])), absent=("s.png",)),
+    C("ASL-DVS NaN timestamp", "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat: event 2: ts = nan", "whole microseconds"),
+      _asl_folder(ts=np.array([[0.0], [10.0], [np.nan], [30.0]])), absent=("s.png",)),
+    C("ASL-DVS timestamps stepping back", "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat: event 2 has timestamp ts = 10 us", "49990 us before event 1's 50000"),
+      _asl_folder(ts=np.array([[0.0], [50000.0], [10.0], [60000.0]])), absent=("s.png",)),
+    C("ASL-DVS polarity 2", "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
+      ("asl/a/a_0.mat: event 0: pol = 2", "polarity is 0/1"),
+      _asl_folder(pol=np.full((4, 1), 2.0)), absent=("s.png",)),
+    C("DVS-Gesture label ending before it starts",
+      "data show dvs_gesture --root {tmp}/g --out {tmp}/s.png",
+      ("user01_led_labels.csv: line 2: endTime_usec = 500 <= startTime_usec = 1000",),
+      _gesture_recording("1,1000,500\n"), absent=("s.png",)),
+    C("DVS-Gesture label outside the recording",
+      "data show dvs_gesture --root {tmp}/g --out {tmp}/s.png",
+      ("user01_led_labels.csv: line 3: [startTime_usec = 200000, endTime_usec = 300000) us",
+       "outside the recording"),
+      _gesture_recording("1,0,50000\n2,200000,300000\n"), absent=("s.png",)),
+    C("DVS-Gesture label time inf", "data show dvs_gesture --root {tmp}/g --out {tmp}/s.png",
+      ("user01_led_labels.csv: line 2: 'inf' is not a whole number",),
+      _gesture_recording("1,0,inf\n"), absent=("s.png",)),
+    C("DVS-Gesture event outside the 128x128 sensor",
+      "data show dvs_gesture --root {tmp}/g --out {tmp}/s.png",
+      ("user01_led.aedat: event 7 at pixel (200,", "outside the 128x128 sensor (DVS128"),
+      _gesture_recording("1,0,50000\n", x7=200), absent=("s.png",)),
+    C("N-Omniglot sample ending before it starts",
+      "data show nomniglot --root {tmp}/no --out {tmp}/s.png",
+      ("0001_01.csv: line 2: end = 5 <= start = 10",), _omniglot_character("0,10,5\n"),
+      absent=("s.png",)),
+    C("events: an .npz with polarity 3", OWN_CHECK,
+      ("own/cat/a.npz [events]: event 1: p = 3", "polarity is 0/1"),
+      _both(_own_classes(3), _npz("own/cat/a.npz", arrays={"events": _tonic_events(p=[0, 3, 1])})),
+      absent=("own/events.toml",)),
+    C("events: an .npz with negative times", OWN_CHECK,
+      ("own/cat/a.npz [events]: event 0: t = -20",),
+      _both(_own_classes(3), _npz("own/cat/a.npz",
+                                  arrays={"events": _tonic_events(t=[-20, -10, 0])})),
+      absent=("own/events.toml",)),
+    C("events: an AEDAT 2.0 clock stepping back", OWN_CHECK,
+      ("own/cat/a.aedat: event 2 has timestamp t = 100 us", "49900 us before event 1's 50000"),
+      _both(_own_classes(3), _aedat2_events("own/cat/a.aedat", t=[0, 50_000, 100])),
+      absent=("own/events.toml",)),
+    C("cost --synapse-memory-kib 5e-324", "cost {bundle} --synapse-memory-kib 5e-324",
+      ("--synapse-memory-kib", "5e-324", "[1, 1e+06]")),
+    C("cost --synapse-memory-kib inf", "cost {bundle} --synapse-memory-kib inf",
+      ("--synapse-memory-kib", "inf")),
+    C("cost --loihi2-gain inf", "cost {bundle} --loihi2-gain inf", ("--loihi2-gain", "inf")),
+    C("cost --json onto its bundle", "cost {bundle} --json {bundle}",
+      ("--json", "is also the input NET")),
+    C("cost --seed -1", "cost {bundle} --seed -1", ("'--seed'", "'-1'")),
+    C("sim --out onto its input", "sim {bundle} --input {tmp}/x.npy --out {tmp}/x.npy",
+      ("--out", "is also the input --input"), _write("x.npy", "x")),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
@@ -788,6 +921,16 @@ CASES = [
       ("--per-class", "'0'"), absent=("s.png",)),
     C("deploy --steps 0", "deploy {bundle} --steps 0", ("--steps", "'0'")),
     C("deploy --rate 2", "deploy {bundle} --rate 2", ("--rate", "'2'")),
+    # --- cost on a netx file ------------------------------------------------------------------
+    C("cost: netx file of random bytes", "cost {tmp}/r.net --json {tmp}/c.json",
+      ("r.net", "not an HDF5 file"), _write("r.net", np.random.default_rng(2).bytes(4096)),
+      absent=("c.json",)),
+    C("cost: netx input of the wrong shape",
+      "cost {tmp}/plain.net --input {tmp}/x.npy --json {tmp}/c.json",
+      ("x.npy", "input of shape (1, 3, 8, 8)", "expected [batch, steps, 2, 8, 8]"),
+      _plain_netx, absent=("c.json",)),
+    C("cost: --input given with a bundle", "cost {bundle} --input {tmp}/x.npy",
+      ("--input is for netx files",)),
 ]
 
 

@@ -1,7 +1,8 @@
 """netx files made by lava-dl's own exporter: small random slayer networks (slayer.block.cuba
-blocks), run once forward (slayer learns its shapes there) and written block by block with
-each block's export_hdf5, the way lava-dl's tutorials export trained networks. Used by
-tests/test_netx_import.py and benchmarks/netx_vs_lava.py."""
+and slayer.block.sigma_delta blocks), run once forward (slayer learns its shapes there) and
+written block by block with each block's export_hdf5, the way lava-dl's tutorials export trained
+networks. Used by tests/test_netx_import.py, tests/test_netx_sdnn.py and
+benchmarks/netx_vs_lava.py."""
 from __future__ import annotations
 
 import contextlib
@@ -26,9 +27,10 @@ def neuron(threshold=0.4, current_decay=0.25, voltage_decay=0.05, **kw) -> dict:
 
 
 def export(path: str | Path, blocks: list, in_shape: tuple[int, ...], seed: int = 0,
-           delays: dict[int, int] | None = None) -> Path:
+           delays: dict[int, int] | None = None, before_export=None) -> Path:
     """Run the blocks once on a random input [1, *in_shape, 4] (slayer fixes shapes then), set
-    random integer axonal delays (0..max) on the blocks listed in `delays`, export to `path`."""
+    random integer axonal delays (0..max) on the blocks listed in `delays`, call
+    before_export(), export to `path`."""
     import torch
     torch.manual_seed(seed)
     x = torch.rand(1, *in_shape, 4)
@@ -38,6 +40,8 @@ def export(path: str | Path, blocks: list, in_shape: tuple[int, ...], seed: int 
     for k, hi in (delays or {}).items():
         d = blocks[k].delay.delay
         d.data = torch.randint(0, hi + 1, d.shape).float()
+    if before_export is not None:
+        before_export()
     with h5py.File(path, "w") as f:
         g = f.create_group("layer")
         for i, b in enumerate(blocks):
@@ -97,4 +101,64 @@ def rng_input(shape, steps, seed=0, kind="spikes", density=0.3, batch=1) -> np.n
     x = rng.random((batch, steps, *shape)) < density
     if kind == "graded":
         return x * rng.integers(1, 8, x.shape)
+    return x
+
+
+
+def sd_neuron(threshold=0.1, bias=False) -> dict:
+    """slayer sigma-delta ReLU neuron parameters; bias: a MeanOnlyBatchNorm, whose running mean
+    exports (negated, quantised) as the layer's bias."""
+    s = slayer()
+    import torch
+    p = dict(threshold=threshold, activation=torch.nn.functional.relu)
+    return dict(p, norm=s.neuron.norm.MeanOnlyBatchNorm) if bias else p
+
+
+def sdnn_net(path, seed=0, conv=True, bias=True, threshold=0.1, input_neuron=True,
+             weight_scale=2, delay=False, bias_size=0.05, in_shape=None) -> Path:
+    """lava-dl's sigma-delta blocks, PilotNet SDNN's kinds in miniature. conv: Input (a Delta
+    encoder, or none: graded input) -> conv (stride 2, padding 1) -> conv -> flatten -> dense
+    (optionally with axonal delays) -> dense -> Output (a Sigma); else Input -> the dense part.
+    bias: the first conv and dense get random biases of about +-bias_size (slayer units)."""
+    s = slayer()
+    import torch
+    torch.manual_seed(seed)
+    sd = s.block.sigma_delta
+    p, pb = sd_neuron(threshold), sd_neuron(threshold, bias=bias)
+    in_shape = in_shape or ((2, 6, 7) if conv else (20,))
+    blocks = [sd.Input(p) if input_neuron else _input(s, None)]   # sd.Input needs a neuron
+    n = int(np.prod(in_shape))
+    if conv:
+        blocks += [sd.Conv(pb, in_shape[0], 4, 3, stride=2, padding=1, weight_scale=weight_scale),
+                   sd.Conv(p, 4, 5, (3, 2), padding=(1, 0), weight_scale=weight_scale),
+                   sd.Flatten()]
+        x = torch.zeros(1, *in_shape, 1)
+        with torch.no_grad():
+            for b in blocks[1:]:
+                x = b(x)
+        n = x.shape[1]
+    blocks += [sd.Dense(pb, n, 12, weight_scale=weight_scale, delay=delay),
+               sd.Dense(p, 12, 8, weight_scale=weight_scale),
+               sd.Output(p, 8, 3, weight_scale=weight_scale)]
+
+    def set_bias():
+        g = torch.Generator().manual_seed(seed)
+        for b in blocks:
+            norm = getattr(getattr(b, "neuron", None), "norm", None)
+            if norm is not None:
+                m = norm.running_mean
+                norm.running_mean = (torch.rand(m.shape, generator=g) * 2 - 1) * bias_size
+    return export(path, blocks, in_shape, seed, delays={len(blocks) - 3: 4} if delay else None,
+                  before_export=set_bias)
+
+
+def rng_frames(shape, steps, seed=0, hi=256, batch=1) -> np.ndarray:
+    """x [batch, steps, *shape]: a slowly changing integer 'video' in [0, hi), what a Delta
+    input layer takes at its a_in (most values repeat from step to step)."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((batch, steps, *shape), np.int64)
+    x[:, 0] = rng.integers(0, hi, (batch, *shape))
+    for t in range(1, steps):
+        change = rng.random((batch, *shape)) < 0.3
+        x[:, t] = np.where(change, rng.integers(0, hi, (batch, *shape)), x[:, t - 1])
     return x
