@@ -21,7 +21,31 @@ from pathlib import Path
 
 GRACE_S = 10.0
 POLL_S = 0.5
+# a Lava run in which no process (workers, host minus this thread) used any CPU for this long
+# is stuck: e.g. a worker that could not allocate under `ulimit -v` left the others waiting
+STALL_S = float(os.environ.get("METALOIHI_STALL_S", "60"))
+STALL_CPU_S = 0.02
 PROC = Path("/proc")
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def memory_limit() -> str:
+    """The address-space limit (ulimit -v) in words, when one is set ("" otherwise): the usual
+    reason a MemoryError, a dead or a stalled worker comes long before the machine is full."""
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f" (address-space limit `ulimit -v` {soft // 1024} KiB = {soft / 2 ** 30:.1f} GiB)"
+
+
+def cpu_seconds(path: Path) -> float:
+    """utime + stime of a /proc stat file (a process's or one thread's), 0 if it is gone."""
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def lava_active() -> bool:
@@ -85,12 +109,19 @@ INTERRUPTED = threading.Event()     # set by signals_interrupt (its .name: the s
 INTERRUPTED.name = ""
 
 
+def _memory_hint() -> str:
+    limit = memory_limit()
+    return (f"; under the {limit.strip(' ()')} a Lava worker that cannot allocate memory dies "
+            "or stalls: raise the limit") if limit else ""
+
+
 class Watchdog:
     def __init__(self, grace: float = GRACE_S, poll: float = POLL_S, active=lava_active):
         self.grace, self.poll, self.active = grace, poll, active
         self.segments: set[str] = set()
         self.lava_pids: set[int] = set()     # descendants seen mapping /dev/shm: Lava's
         self._dead_since: dict[int, float] = {}
+        self._cpu: tuple[float, float] | None = None     # (CPU seconds seen, when it last grew)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,7 +154,24 @@ class Watchdog:
                 self.abort(f"aborted ({INTERRUPTED.name}); the Lava run is stopped", "")
             if now - since >= self.grace:
                 self.abort(f"a Lava worker process (pid {pid}) {_why(pid)}, and the others "
-                           f"would wait for it forever; stopped the run after {self.grace:g} s")
+                           f"would wait for it forever; stopped the run after {self.grace:g} s"
+                           + _memory_hint())
+        self._check_progress(me, now)
+
+    def _check_progress(self, me: int, now: float) -> None:
+        """Abort a Lava run in which nothing has used CPU for STALL_S seconds."""
+        alive = [p for p in self.lava_pids if state(p) not in (None, "Z")]
+        if not alive:                   # no run under way (or a dead worker: handled above)
+            self._cpu = None
+            return
+        used = sum(cpu_seconds(PROC / str(p) / "stat") for p in alive)
+        used += cpu_seconds(PROC / str(me) / "stat") - cpu_seconds(
+            PROC / str(me) / "task" / str(threading.get_native_id()) / "stat")
+        if self._cpu is None or abs(used - self._cpu[0]) > STALL_CPU_S:
+            self._cpu = (used, now)
+        elif now - self._cpu[1] >= STALL_S:
+            self.abort(f"the Lava run made no progress for {STALL_S:g} s (every process asleep)"
+                       + (_memory_hint() or "; a worker may have failed to start"))
 
     def _scan(self, me: int) -> None:
         """Record the segments this process and its descendants map, and which are Lava's."""

@@ -46,3 +46,34 @@ def test_a_signal_to_the_group_during_a_lava_run_is_one_line_and_leaves_nothing(
     assert not (_shm() - before), "shared memory left behind"
     left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"processes left in the session: {left.stdout}"
+
+
+def test_a_lava_run_under_a_memory_limit_ends_in_one_line_naming_it(tmp_path):
+    """`ulimit -v 4 GiB`: Lava's workers cannot allocate; the run used to sleep forever. The
+    watchdog ends it (a dead worker, or no CPU used for METALOIHI_STALL_S) in one line that
+    names the limit, and leaves no shared memory."""
+    import resource
+    from metaloihi.base.lava_support import lava_available
+    if not lava_available():
+        pytest.skip("needs Lava")
+    from metaloihi.bridge.export import export_bundle, random_float_network
+    specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(2, 4), seed=1)
+    bundle, _ = export_bundle(tmp_path / "b.h5", specs, params, neurons)
+    before = _shm()
+    limit = 4 << 30
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+           "METALOIHI_STALL_S": "15"}
+    proc = subprocess.Popen([sys.executable, "-m", "metaloihi", "deploy", str(bundle),
+                             "--backend", "lava", "--steps", "3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
+                            preexec_fn=cap)
+    _, err = bounded.finish(proc, 240, "deploy --backend lava under ulimit -v")
+    lines = err.strip().splitlines()
+    if proc.returncode == 0:
+        pytest.skip("Lava ran within 4 GiB of address space here")
+    assert proc.returncode == 1 and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("error: ") and "ulimit -v" in lines[0], lines[0]
+    assert not (_shm() - before), "shared memory left behind"

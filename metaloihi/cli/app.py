@@ -58,16 +58,6 @@ def _usage_message(err) -> str:
     return msg
 
 
-def _memory_limit() -> str:
-    """The address-space limit (ulimit -v) in words, when one is set: the usual reason a
-    MemoryError hits long before the machine's memory is used up."""
-    import resource
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY:
-        return ""
-    return f" (address-space limit `ulimit -v` {soft // 1024} KiB = {soft / 2 ** 30:.1f} GiB)"
-
-
 # the file system refusing a write: the user's disk, folder or permissions, not a bug
 _FS_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG,
               errno.ENAMETOOLONG}
@@ -127,7 +117,8 @@ def _guarded(fn, interrupted) -> int:
         interrupted()
         return 1
     except MemoryError:
-        typer.echo(f"error: out of memory{_memory_limit()}; use a smaller meta_batch, "
+        from metaloihi.watchdog import memory_limit
+        typer.echo(f"error: out of memory{memory_limit()}; use a smaller meta_batch, "
                    "val_tasks or data set, or raise the limit", err=True)
         return 1
     except NoArgsIsHelpError as err:    # a bare `metaloihi` or group: the help, exit 1
