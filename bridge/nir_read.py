@@ -121,7 +121,13 @@ def read_graph(path: str | Path):
     fail = _Fail(path)
     _prescan(path, fail)
     try:
-        return nir.read(str(path))
+        try:
+            return nir.read(str(path))
+        except ValueError as err:
+            graph = _without_sample_batch(nir, path, err)
+            if graph is None:
+                raise
+            return graph
     except ValueError as err:           # nir's own type inference: name the receiving node
         m = re.search(r"type mismatch: (\S+)\.output: (.*) -> (\S+)\.input: (.*)", str(err))
         if not m:
@@ -133,6 +139,30 @@ def read_graph(path: str | Path):
     except (KeyError, TypeError, AssertionError, OSError) as err:
         raise UserError(f"{path}: NIR cannot read it ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else 'no message'})") from None
+
+
+def _without_sample_batch(nir, path: Path, err: ValueError):
+    """The graph with the leading 1 of its Input's and Output's shapes dropped, when that 1 is
+    what fails the type check: nirtorch-based exporters (Norse's to_nir) record the sample
+    data's batch of one there ([1, 16] feeding an Affine that takes [16]). Accepted only when
+    the types then all agree; None otherwise (nir's own error is reported)."""
+    m = re.search(r"type mismatch: (\S+)\.output: (.*) -> (\S+)\.input: (.*)", str(err))
+    if not m:
+        return None
+    given, wanted = ([int(v) for v in re.findall(r"-?\d+", t)] for t in (m[2], m[4]))
+    if given != [1] + wanted and wanted != [1] + given:
+        return None
+    graph = nir.read(str(path), type_check=False)
+    for node in graph.nodes.values():
+        if isinstance(node, (nir.Input, nir.Output)):
+            shape = np.asarray(node.input_type.get("input", []))
+            if shape.ndim == 1 and len(shape) >= 2 and shape[0] == 1:
+                node.input_type, node.output_type = {"input": shape[1:]}, {"output": shape[1:]}
+    try:
+        graph.check_types()
+    except ValueError:
+        return None
+    return graph
 
 
 def _arrays(node) -> dict[str, np.ndarray]:

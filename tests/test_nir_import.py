@@ -227,3 +227,24 @@ def test_lava_runs_the_imported_netx_file_as_sim_does(make, tmp_path):
     desc, rec, counts, _ = nir_gap.run_deployed(imp.path, x)
     lv = nir_gap.compare_lava(imp.path, desc, rec, x)
     assert lv["identical"] and sum(int(c.sum()) for c in counts) > 0
+
+
+def test_a_batch_of_one_in_the_input_and_output_shapes_is_dropped(tmp_path):
+    """nirtorch-based exporters (Norse 1.1's to_nir) write the sample data's batch of one into
+    the Input's and Output's shapes ([1, 6] feeding an Affine that takes [6]); nir.read refuses
+    the graph, the import reads it as [6]. Any other mismatch stays an error."""
+    w = np.random.default_rng(0).normal(size=(3, 6))
+    lif = nir.LIF(tau=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3),
+                  v_threshold=np.ones(3))
+    def graph(shape_in, shape_out):
+        return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array(shape_in)),
+                                   "fc": nir.Affine(weight=w, bias=np.zeros(3)), "lif": lif,
+                                   "output": nir.Output(output_type=np.array(shape_out))},
+                            edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+                            type_check=False)
+    nir.write(str(tmp_path / "b.nir"), graph([1, 6], [1, 3]))
+    fnet = read_nir(tmp_path / "b.nir", dt=1e-3)
+    assert fnet.input_shape == (6,) and fnet.specs[0].weight_shape == (3, 6)
+    nir.write(str(tmp_path / "bad.nir"), graph([2, 6], [1, 3]))
+    with pytest.raises(UserError, match="shape mismatch"):
+        read_nir(tmp_path / "bad.nir", dt=1e-3)
