@@ -206,6 +206,7 @@ def write_bundle(path: str | Path, net: Network, head: HeadParams | None = None,
         raise UserError(f"{len(net)} layers but {len(scales)} scales")
     head = head or HeadParams(soel.to_chip(soel.LearntRule(), scales[-1]))   # the default rule
     meta = {**default_meta(), **(meta or {})}
+    check_bundle_target(path)
     arrays = [a for layer in net for a in (layer.weight, layer.neuron.effective_bias)]
     with atomic_path(path, "bundle", hdf5_bytes(arrays)) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -273,6 +274,14 @@ def read_bundle(path: str | Path) -> Bundle:
 def _rule(a):
     name = a["name"]
     return rules.get(name.decode() if isinstance(name, bytes) else str(name)).from_attrs(a)
+
+
+def check_bundle_target(path: str | Path) -> None:
+    """A bundle replaces only a bundle: an existing checkpoint or other file at `path` is a
+    UserError (call it before the work that makes the bundle)."""
+    if Path(path).is_file() and not is_bundle(path):
+        raise UserError(f"{str(path)!r} exists and is not a bundle; a bundle replaces only a "
+                        "bundle: remove it or give another path")
 
 
 def is_bundle(path: str | Path) -> bool:

@@ -63,6 +63,9 @@ def load_input(path: str | Path) -> np.ndarray:
     if x.ndim < 3 or x.shape[0] < 1 or x.shape[1] < 1:
         raise UserError(f"--input {str(path)!r}: shape {x.shape}; expected spikes "
                         "[N, steps, *input shape]")
+    if x.dtype.kind not in "biuf":
+        raise UserError(f"--input {str(path)!r}: dtype {x.dtype}; expected numbers (spikes: "
+                        "non-zero = spike)")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise UserError(f"--input {str(path)!r} contains {x[~np.isfinite(x)].ravel()[0]}")
     return x != 0

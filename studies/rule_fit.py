@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metaloihi.base.errors import UserError
-from metaloihi.bridge.bundle import as_bundle, write_bundle
+from metaloihi.bridge.bundle import as_bundle, check_bundle_target, write_bundle
 from metaloihi.rules.soel import at_step
 from metaloihi.datasets.encoding import Encoding, encode
 from metaloihi.datasets.tasks import sample_task, support_order
@@ -115,6 +115,8 @@ def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
     else on the absolute grid. Returns the stored dict and the rows."""
     from metaloihi.datasets.registry import load_dataset
     b = as_bundle(path)
+    if out is not None:
+        check_bundle_target(out)
     rule, meta = b.head.rule, b.meta
     split = split or (meta.get("splits") or {}).get("val", "val")
     if split in {"test", (meta.get("splits") or {}).get("test", "test")}:

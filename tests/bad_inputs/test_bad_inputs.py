@@ -903,6 +903,13 @@ CASES = [
     C("cost --seed -1", "cost {bundle} --seed -1", ("'--seed'", "'-1'")),
     C("sim --out onto its input", "sim {bundle} --input {tmp}/x.npy --out {tmp}/x.npy",
       ("--out", "is also the input --input"), _write("x.npy", "x")),
+    C("fit-soel --out over a checkpoint", "fit-soel {bundle} --out {tmp}/c.pt --tasks 2",
+      ("c.pt", "exists and is not a bundle"), _write("c.pt", "not a bundle")),
+    C("deploy --input of strings", "deploy {bundle} --input {tmp}/s.npy --backend sim",
+      ("s.npy", "dtype <U1", "expected numbers"),
+      lambda c: np.save(c.tmp / "s.npy", np.full((2, 3, 2, 8, 8), "a"))),
+    C("export an input smaller than the kernel", "export --random --input-shape 2,3,3 "
+      "--out {tmp}/o.h5", ("kernel 5", "3x3 input"), absent=("o.h5",)),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
