@@ -44,7 +44,8 @@ def test_a_signal_to_the_group_during_a_lava_run_is_one_line_and_leaves_nothing(
     assert proc.returncode == 1 and len(lines) == 1, err[-3000:]
     assert lines[0].startswith("aborted") and "Traceback" not in err
     assert not (_shm() - before), "shared memory left behind"
-    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
+    left = bounded.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True,
+                       timeout=30)
     assert left.stdout.strip() == "", f"processes left in the session: {left.stdout}"
 
 

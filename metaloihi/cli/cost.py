@@ -192,7 +192,8 @@ def cost(
     samples: int = typer.Option(4, min=1, help="netx file, random input: inputs measured."),
     density: float = typer.Option(0.2, min=0.0, max=1.0, help="netx file, random input: "
                                   "spike probability per input and step."),
-    reset_interval: Optional[int] = typer.Option(None, min=1, help="netx's reset_interval."),
+    reset_interval: Optional[int] = typer.Option(None, min=1, help="netx's reset_interval "
+                                                 "(default: none, no reset)."),
     reset_offset: int = typer.Option(0, min=0, help="netx's reset_offset."),
     input_bits: int = typer.Option(0, min=0, help="netx's input_message_bits (0: spikes)."),
 ) -> None:

@@ -75,7 +75,8 @@ def sim(
                                 "CPU simulator, one sample at a time)."),
     compare: bool = typer.Option(False, help="Run both; print per population whether every "
                                  "array is identical, and the speed ratio."),
-    reset_interval: Optional[int] = typer.Option(None, min=1, help="netx's reset_interval."),
+    reset_interval: Optional[int] = typer.Option(None, min=1, help="netx's reset_interval "
+                                                 "(default: none, no reset)."),
     reset_offset: int = typer.Option(0, min=0, help="netx's reset_offset."),
     input_bits: int = typer.Option(0, min=0, help="netx's input_message_bits (0: spikes)."),
 ) -> None:
