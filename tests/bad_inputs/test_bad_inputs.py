@@ -910,6 +910,9 @@ CASES = [
       lambda c: np.save(c.tmp / "s.npy", np.full((2, 3, 2, 8, 8), "a"))),
     C("export an input smaller than the kernel", "export --random --input-shape 2,3,3 "
       "--out {tmp}/o.h5", ("kernel 5", "3x3 input"), absent=("o.h5",)),
+    C("evaluate a gestures checkpoint on digits",
+      f"evaluate {ROOT / 'checkpoints' / 'demo' / 'theta0.pt'} --dataset digits --tasks 4",
+      ("input shape", "does not match the network's (256,)")),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
