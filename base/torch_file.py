@@ -15,6 +15,19 @@ REQUIRED = ("meta", "config")    # what every reader needs (export, evaluate, re
 # reads it
 NETWORK_KEY = "network"
 NETWORK_FORMAT = "metaloihi.network/1"
+# meta's prefix of theta0's tensors (sim/float_lif.py's parameter keys under it): offline/maml.py
+# writes them, bridge/checkpoint_file.py reads them
+THETA0 = "theta0."
+
+
+def theta0_key(key: str) -> str:
+    """meta's key of theta0's parameter `key` (a sim.float_lif key)."""
+    return THETA0 + key
+
+
+def theta0_params(meta: dict) -> dict:
+    """theta0's entries of a checkpoint's meta, under their sim.float_lif keys."""
+    return {k[len(THETA0):]: v for k, v in meta.items() if k.startswith(THETA0)}
 
 
 def _why(err: Exception) -> str:

@@ -41,15 +41,14 @@ import torch
 from metaloihi import rules
 from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import (NETWORK_FORMAT, NETWORK_KEY, check_finite,
-                                       load_checkpoint_file)
+                                       load_checkpoint_file, theta0_params)
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.rules.soel import legacy
-from metaloihi.sim.arch import ConvSpec, DenseSpec, check_chain
+from metaloihi.sim.arch import SPEC_FIELDS, DenseSpec, check_chain, spec_from_dict
 from metaloihi.sim.float_lif import weight_key
 from metaloihi.sim.loihi import LifFloat
 
 KEY, FORMAT = NETWORK_KEY, NETWORK_FORMAT
-THETA0 = "theta0."                    # meta's prefix of theta0's tensors
 UPGRADE = "metaloihi upgrade-checkpoint"
 
 
@@ -119,16 +118,15 @@ class _Fields:
 
 
 def _spec(f: _Fields, d, name: str):
-    """A spec from its dict (sim.arch.spec_to_dict's), each field checked and named."""
+    """A spec from its dict (sim.arch.spec_to_dict's), each field of sim.arch.SPEC_FIELDS
+    checked and named, then read by sim.arch.spec_from_dict."""
     kind = f.get(d, name, "type")
-    if kind == "conv":
-        return ConvSpec(in_shape=f.ints(d, name, "in_shape", 3),
-                        out_channels=f.int_(d, name, "out_channels", 1),
-                        kernel=f.ints(d, name, "kernel", 2), stride=f.ints(d, name, "stride", 2),
-                        padding=f.ints(d, name, "padding", 2, low=0))
-    if kind == "dense":
-        return DenseSpec(f.int_(d, name, "in_features", 1), f.int_(d, name, "out_features", 1))
-    f.fail(f"{name}.type", kind, "'conv' or 'dense'")
+    if not isinstance(kind, str) or kind not in SPEC_FIELDS:
+        f.fail(f"{name}.type", kind, "'conv' or 'dense'")
+    checked = {key: f.int_(d, name, key, low) if count is None else
+               f.ints(d, name, key, count, low=low)
+               for key, (count, low) in SPEC_FIELDS[kind].items()}
+    return spec_from_dict({"type": kind, **checked})
 
 
 def _neuron(f: _Fields, d, name: str) -> LifFloat:
@@ -171,8 +169,7 @@ def _rule(f: _Fields, desc: dict) -> dict:
 def _theta0(f: _Fields, path: Path, state: dict, desc: dict, specs: list) -> dict:
     given = f.get(desc, "network", "theta0")
     if given is None:
-        theta, where = ({k[len(THETA0):]: v for k, v in state["meta"].items()
-                         if k.startswith(THETA0)}, "meta theta0.")
+        theta, where = theta0_params(state["meta"]), "meta theta0."
     elif isinstance(given, dict):
         theta, where = given, "network.theta0."
         _finite(path, where, theta)

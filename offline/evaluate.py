@@ -21,10 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metaloihi.base.torch_file import theta0_key
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.offline import checkpoint, maml, model, pretrain as stage1
 from metaloihi.offline.config import from_dict, to_dict
 from metaloihi.offline.describe import made_by
+from metaloihi.sim.float_lif import head_key
 from metaloihi.sim.readout import ci95
 from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0,
                                      param_groups, setup, stage2_meta)
@@ -55,12 +57,12 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
     base = stage2_meta(s, calibrated, fit_rule=False)    # initial_meta without recalibrating
     gen = torch.Generator().manual_seed(seed)
     params = {k: v.detach().clone() for k, v in calibrated.items()}
-    head = model.init_params(specs, gen, s.dtype)[f"layers.{len(specs) - 1}.weight"]
+    key = head_key(specs)
+    head = model.init_params(specs, gen, s.dtype)[key]
     head = head.to(s.device)
     # the temporary wide head at the RMS of the calibrated one (its std is 0 where the
     # calibrated head is uniform: that froze the whole baseline at its random start)
-    params[f"layers.{len(specs) - 1}.weight"] = head * float(
-        calibrated[f"layers.{len(specs) - 1}.weight"].pow(2).mean().sqrt() / head.std())
+    params[key] = head * float(calibrated[key].pow(2).mean().sqrt() / head.std())
     for v in params.values():
         v.requires_grad_(True)
     opt = torch.optim.Adam(param_groups(params, list(params), s.cfg.train), lr=lr)
@@ -81,8 +83,7 @@ def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: 
         if losses is not None:
             losses.append(float(loss))
     theta0 = {k: v.detach() for k, v in params.items()}
-    theta0[f"layers.{len(specs) - 1}.weight"] = maml.theta0_of(base)[
-        f"layers.{len(specs) - 1}.weight"]
+    theta0[key] = maml.theta0_of(base)[key]
     return theta0, steps, time.monotonic() - start
 
 
@@ -147,7 +148,7 @@ def evaluate(paths: list[str | Path], tasks: int = 600, shots: tuple[int, ...] =
                   if not k.startswith(maml.THETA0)}
         rand = {**initial_meta(first), **learnt}
         pre_theta, steps, secs = pretrain(first, pretrain_iterations, minutes=pretrain_minutes)
-        pre = {**{maml.THETA0 + k: v for k, v in pre_theta.items()}, **learnt}
+        pre = {**{theta0_key(k): v for k, v in pre_theta.items()}, **learnt}
         for name, meta in (("random init + same inner loop", rand),
                            (f"pretrained (non-meta, {steps} steps of 16, {secs / 60:.1f} min) "
                             "+ same inner loop", pre)):

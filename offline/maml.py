@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from metaloihi.base.errors import UserError
+from metaloihi.base.torch_file import THETA0, theta0_key, theta0_params
 from metaloihi.offline import model
 from metaloihi.offline.quant import grid_scale, quantize, threshold_update
 from metaloihi import rules
-from metaloihi.sim.float_lif import weight_key
+from metaloihi.sim.float_lif import key_layer, weight_key
 from metaloihi.sim.loihi import GRID_MAX
-
-THETA0 = "theta0."
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def adapted_layers(n_layers: int, cfg: MamlConfig) -> list[int]:
 
 def init_meta(theta0: dict, n_layers: int, cfg: MamlConfig) -> dict[str, torch.Tensor]:
     like = next(iter(theta0.values()))
-    meta = {THETA0 + k: v.detach().clone() for k, v in theta0.items()}
+    meta = {theta0_key(k): v.detach().clone() for k, v in theta0.items()}
     scalar = partial(torch.tensor, dtype=like.dtype, device=like.device)
     if cfg.inner_rule == "sgd":
         for i in adapted_layers(n_layers, cfg):
@@ -128,8 +127,8 @@ def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
     """Keys the outer optimiser updates."""
     keys = [k for k in meta if k.startswith(THETA0)]
     if not cfg.learn_head_init:
-        head = max(int(k.split(".")[2]) for k in keys)
-        keys = [k for k in keys if k != THETA0 + weight_key(head)]
+        head = max(key_layer(k)[0] for k in theta0_params(meta))
+        keys = [k for k in keys if k != theta0_key(weight_key(head))]
     if cfg.learn_inner_lr:
         keys += [k for k in meta if k.startswith("log_inner_lr.")]
     keys += rules.get(cfg.rule.name).learnable(meta, cfg.rule)
@@ -138,7 +137,7 @@ def learnable(meta: dict, cfg: MamlConfig) -> list[str]:
 
 def theta0_of(meta: dict, cfg: MamlConfig | None = None) -> dict[str, torch.Tensor]:
     """theta0 as a float_lif params dict (Q_outer applied when cfg asks for it)."""
-    theta = {k[len(THETA0):]: v for k, v in meta.items() if k.startswith(THETA0)}
+    theta = theta0_params(meta)
     if cfg is not None and cfg.q_outer_bits is not None:
         theta = {k: quantize(v, cfg.q_outer_bits, cfg.q_outer_stochastic)
                  if k.endswith(".weight") else v for k, v in theta.items()}

@@ -104,9 +104,9 @@ def sub_params(params: dict, first: int, stop: int) -> dict:
     """The entries of layers first..stop-1, renumbered from 0 (a sub-network's dict)."""
     out = {}
     for key, val in params.items():
-        parts = key.split(".")
-        if parts[0] == "layers" and first <= int(parts[1]) < stop:
-            out[".".join(["layers", str(int(parts[1]) - first), *parts[2:]])] = val
+        at = float_lif.key_layer(key)
+        if at is not None and first <= at[0] < stop:
+            out[float_lif.param_key(at[0] - first, at[1])] = val
     return out
 
 

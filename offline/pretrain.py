@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from metaloihi.base.errors import UserError
-from metaloihi.offline import model
+from metaloihi.offline import model, seeds
 from metaloihi.sim import float_lif
 from metaloihi.sim.prototype import prototype_accuracy
 
@@ -152,7 +152,7 @@ def pretrain_body(s, theta0: dict, pc: PretrainConfig, log_path: Path | None = N
         raise UserError(f"pretrain.samples_per_class = {pc.samples_per_class} but a meta-train "
                         f"class has {min(len(p) for p in per_class)} samples")
     specs, neurons = s.specs, s.neurons
-    head_key = float_lif.weight_key(len(specs) - 1)
+    head_key = float_lif.head_key(specs)
     body = {k: v.detach().clone().requires_grad_(True) for k, v in theta0.items()
             if k != head_key}
     n_feat = model.n_features(specs, len(specs) - 1)
@@ -162,7 +162,7 @@ def pretrain_body(s, theta0: dict, pc: PretrainConfig, log_path: Path | None = N
     groups = [{"params": [v], "lr": pc.lr * float(v.detach().pow(2).mean().sqrt())}
               for v in body.values()] + [{"params": [readout], "lr": pc.lr}]
     opt = torch.optim.Adam(groups)
-    rng = np.random.default_rng([seed, 1])
+    rng = np.random.default_rng(seeds.stage1_samples(seed))
     half = pc.samples_per_class // 2
     best, best_val, best_it, val = None, -1.0, 0, float("nan")
     bar = None

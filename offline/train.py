@@ -2,10 +2,10 @@
 (Just over 400 lines: both stages, resume and validation share one run state.)
 
 Reproducible and resumable: the tasks of iteration i come from np.random.default_rng([seed, i])
-and stochastic rounding from torch.manual_seed(seed * 1_000_003 + i), so a resumed run draws the
-same tasks as an uninterrupted one. Same seed, same device, same thread count -> same result
-(CPU kernels are deterministic; on GPU also set torch.use_deterministic_algorithms(True) and
-CUBLAS_WORKSPACE_CONFIG=:4096:8). Under torchrun (WORLD_SIZE > 1) every process draws the same
+and stochastic rounding from torch.manual_seed(seed * 1_000_003 + i) (every stream:
+offline/seeds.py), so a resumed run draws the same tasks as an uninterrupted one. Same seed,
+same device, same thread count -> same result (CPU kernels are deterministic; on GPU also set
+torch.use_deterministic_algorithms(True) and CUBLAS_WORKSPACE_CONFIG=:4096:8). Under torchrun (WORLD_SIZE > 1) every process draws the same
 meta-batch, takes tasks rank::world, and the meta-gradients are summed with all_reduce (gloo on
 CPU, nccl on GPU); rank 0 alone validates, logs and writes checkpoints.
 """
@@ -25,7 +25,8 @@ import torch
 from metaloihi import rules
 from metaloihi.datasets.tasks import sample_task
 from metaloihi.base.errors import UserError
-from metaloihi.offline import checkpoint, maml, model, pretrain
+from metaloihi.base.torch_file import theta0_key
+from metaloihi.offline import checkpoint, maml, model, pretrain, seeds
 from metaloihi.offline.rule_start import fit_rule_start
 from metaloihi.offline.config import Config, to_dict
 from metaloihi.offline.describe import made_by, network_description
@@ -99,7 +100,7 @@ def initial_theta0(s: Setup) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(s.cfg.train.seed)
     theta0 = model.init_params(s.specs, gen, s.dtype, s.cfg.model.uniform_head)
     theta0 = {k: v.to(s.device) for k, v in theta0.items()}   # drawn on the CPU: same values
-    sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, (s.cfg.train.seed, 2 ** 31))
+    sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, seeds.calibration(s.cfg.train.seed))
     x = torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)])
     return model.calibrate(s.specs, theta0, s.neurons, x, s.cfg.model.init_rate,
                            s.cfg.model.head_init_rate)
@@ -119,12 +120,12 @@ def stage2_meta(s: Setup, theta0: dict, log=None, record: dict | None = None,
     and soel.head_range, and in `record`: eta, head_range, float accuracy on the fit tasks)."""
     mc = s.cfg.maml
     theta0 = dict(theta0)
-    head = model.float_lif.weight_key(len(s.specs) - 1)
+    head = model.float_lif.head_key(s.specs)
     if mc.head_start == "zero":
         theta0[head] = torch.zeros_like(theta0[head])
     meta = maml.init_meta(theta0, len(s.specs), mc)
     if mc.inner_rule != "sgd" and getattr(mc.rule, "fit_start", False) and fit_rule:
-        batch = task_batch(s, s.cfg.data.train_split, 16, (s.cfg.train.seed, 2 ** 31 + 1))
+        batch = task_batch(s, s.cfg.data.train_split, 16, seeds.rule_start(s.cfg.train.seed))
         eta, rng, acc = fit_rule_start(s.specs, s.neurons, theta0, batch, mc, log=log)
         like = next(iter(meta.values()))
         meta.update(rules.get(mc.rule.name).start_values(
@@ -151,7 +152,7 @@ def evaluate_split(s: Setup, meta: dict, split: str, n_tasks: int, seed: int,
     """Per-task query accuracies after adaptation on n_tasks tasks of a split (fixed seed)."""
     accs = []
     for lo in range(0, n_tasks, chunk):
-        batch = task_batch(s, split, min(chunk, n_tasks - lo), (seed, 10_000_000 + lo),
+        batch = task_batch(s, split, min(chunk, n_tasks - lo), seeds.evaluation(seed, lo),
                            shots=shots)
         _, acc = maml.adapt_and_score(meta, batch, s.specs, s.neurons, cfg or s.cfg.maml)
         accs.append(acc.cpu().numpy())
@@ -330,9 +331,9 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                 s, theta0, cfg.pretrain, log_path=log_path if rank == 0 else None,
                 progress=progress and rank == 0, seed=tc.seed,
                 evaluate=prototype_val(s, cfg.data.val_split, cfg.pretrain.val_tasks,
-                                       tc.seed + 1))
+                                       seeds.validation(tc.seed)))
             if rank == 0:
-                body = {maml.THETA0 + k: v.detach().clone() for k, v in theta0.items()}
+                body = {theta0_key(k): v.detach().clone() for k, v in theta0.items()}
                 checkpoint.save(stage1_path, {"meta": body, "config": to_dict(cfg), "stage": 1,
                                               "summary": stage1,
                                               "made_by": made_by(to_dict(cfg), None),
@@ -392,7 +393,7 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
     if fresh and rank == 0 and tc.iterations > 0:
         # the start is a candidate too: meta-training must beat what stage 1 hands it
         val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
-                                       seed=tc.seed + 1).mean())
+                                       seed=seeds.validation(tc.seed)).mean())
         best_val, best_it = val_acc, 0
         save(best_path, 0)
         with open(log_path, "a") as fh:
@@ -400,8 +401,9 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                                  "elapsed_s": time.perf_counter() - t_start,
                                  **maml.learnt_values(meta)}) + "\n")
     for it in range(start + 1, tc.iterations + 1):
-        batch = task_batch(s, cfg.data.train_split, tc.meta_batch, (tc.seed, it))
-        torch.manual_seed(tc.seed * 1_000_003 + it)
+        batch = task_batch(s, cfg.data.train_split, tc.meta_batch,
+                           seeds.meta_batch(tc.seed, it))
+        torch.manual_seed(seeds.rounding(tc.seed, it))
         grads, loss, acc = distributed_meta_gradient(meta, batch, s, rank, world)
         for k in keys:
             meta[k].grad = grads[k].detach()
@@ -426,7 +428,7 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                "cpu_s": time.process_time() - cpu0}
         if it % tc.val_every == 0 or it == tc.iterations:
             val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
-                                           seed=tc.seed + 1).mean())
+                                           seed=seeds.validation(tc.seed)).mean())
             rec["meta_val_acc"] = val_acc
             if val_acc > best_val:
                 best_val, best_it = val_acc, it

@@ -114,18 +114,35 @@ def paper_arch(input_shape: tuple[int, int, int] = (2, 32, 32), ways: int = 5,
     return specs
 
 
+# A synapse spec as plain values (a checkpoint's network.specs): per "type", its fields in order,
+# each (how many integers, None: one; the lowest allowed). spec_to_dict writes them,
+# spec_from_dict reads them back; bridge/checkpoint_file.py checks each field first, naming it.
+SPEC_FIELDS: dict[str, dict[str, tuple[int | None, int]]] = {
+    "conv": {"in_shape": (3, 1), "out_channels": (None, 1), "kernel": (2, 1),
+             "stride": (2, 1), "padding": (2, 0)},
+    "dense": {"in_features": (None, 1), "out_features": (None, 1)},
+}
+_SPEC_TYPES = {"conv": ConvSpec, "dense": DenseSpec}
+
+
 def spec_to_dict(spec) -> dict:
-    """A synapse spec as plain values (a checkpoint's network.specs; bridge/checkpoint_file.py
-    reads them back, checking each field)."""
-    if isinstance(spec, ConvSpec):
-        if not spec.plain:
-            raise UserError(f"a checkpoint cannot describe conv dilation {spec.dilation} or "
-                            f"groups {spec.groups} (netx imports only)")
-        return {"type": "conv", "in_shape": [int(v) for v in spec.in_shape],
-                "out_channels": int(spec.out_channels),
-                "kernel": [int(v) for v in spec.kernel], "stride": [int(v) for v in spec.stride],
-                "padding": [int(v) for v in spec.padding]}
-    if isinstance(spec, DenseSpec):
-        return {"type": "dense", "in_features": int(spec.in_features),
-                "out_features": int(spec.out_features)}
-    raise TypeError(f"not a synapse spec: {spec!r}")
+    """A synapse spec as plain values (SPEC_FIELDS; spec_from_dict reads them back)."""
+    kind = next((k for k, cls in _SPEC_TYPES.items() if isinstance(spec, cls)), None)
+    if kind is None:
+        raise TypeError(f"not a synapse spec: {spec!r}")
+    if kind == "conv" and not spec.plain:
+        raise UserError(f"a checkpoint cannot describe conv dilation {spec.dilation} or "
+                        f"groups {spec.groups} (netx imports only)")
+    out = {"type": kind}
+    for key, (count, _) in SPEC_FIELDS[kind].items():
+        val = getattr(spec, key)
+        out[key] = int(val) if count is None else [int(v) for v in val]
+    return out
+
+
+def spec_from_dict(d: dict) -> SynapseSpec:
+    """The synapse spec of spec_to_dict's dict (fields as SPEC_FIELDS; a reader of untrusted
+    files checks them first: bridge/checkpoint_file.py)."""
+    kind = d["type"]
+    return _SPEC_TYPES[kind](**{key: d[key] if count is None else tuple(d[key])
+                                for key, (count, _) in SPEC_FIELDS[kind].items()})

@@ -32,12 +32,29 @@ CONV_CHUNK = 2048   # frames per CPU convolution call (synapse)
 RUN_CHUNK = 64      # samples per CPU run (run)
 
 
-def weight_key(i: int) -> str:
-    return f"layers.{i}.weight"
-
-
-def neuron_key(i: int, field: str) -> str:
+def param_key(i: int, field: str) -> str:
+    """The key of layer i's entry `field` (weight, or a neuron field: du, dv, vth, bias)."""
     return f"layers.{i}.{field}"
+
+
+neuron_key = param_key
+
+
+def weight_key(i: int) -> str:
+    return param_key(i, "weight")
+
+
+def head_key(specs) -> str:
+    """The key of the head's (the last layer's) weight."""
+    return weight_key(len(specs) - 1)
+
+
+def key_layer(key: str) -> tuple[int, str] | None:
+    """(layer index, field) of a ``layers.{i}.{field}`` key; None for any other key."""
+    parts = key.split(".")
+    if parts[0] != "layers":
+        return None
+    return int(parts[1]), ".".join(parts[2:])
 
 
 @dataclass(frozen=True)

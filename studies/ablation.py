@@ -230,9 +230,9 @@ def body_bundle(out: str | Path, specs: list, theta0: dict, neurons: list, refer
     out identical to the reference bundle's (UserError otherwise)."""
     import torch
     from metaloihi.bridge.export import export_bundle
-    from metaloihi.sim.float_lif import weight_key
+    from metaloihi.sim.float_lif import head_key
     params = {k: (v.detach().double() if torch.is_tensor(v) else v) for k, v in theta0.items()}
-    head = weight_key(len(specs) - 1)
+    head = head_key(specs)
     params[head] = torch.zeros_like(params[head])
     keep = ("dataset", "splits", "encoding", "split")
     meta = {**default_meta(source=None, split=reference.meta.get("split")),

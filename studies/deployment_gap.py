@@ -64,7 +64,7 @@ class Deployment:
 
     @property
     def head_weight(self) -> np.ndarray:
-        return self.theta0[float_lif.weight_key(len(self.specs) - 1)].numpy()
+        return self.theta0[float_lif.head_key(self.specs)].numpy()
 
     def head_neuron(self) -> L.LifFloat:
         i = len(self.specs) - 1
