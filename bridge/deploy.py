@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metaloihi.base.atomic import regular_input
 from metaloihi.base.errors import UserError
 from metaloihi.base.lava_support import require_lava
 from metaloihi.bridge.bundle import Bundle, as_bundle
@@ -45,11 +46,10 @@ def smoke_input(b: Bundle, samples: int, steps: int, rate: float, seed: int) -> 
     return np.random.default_rng(seed).random((samples, steps, *shape)) < rate
 
 
-def load_input(path: str | Path) -> np.ndarray:
-    """Samples from a .npy file: binary spikes [N, steps, *input shape] (non-zero = spike)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--input {str(path)!r} does not exist")
+def read_npy(path: str | Path) -> np.ndarray:
+    """The array of an --input .npy file, refused in one line unless it is a regular .npy file
+    of finite numbers (no pickles)."""
+    path = regular_input(path, "--input")
     with open(path, "rb") as fh:
         magic = fh.read(6)
     if magic != b"\x93NUMPY":
@@ -60,14 +60,20 @@ def load_input(path: str | Path) -> np.ndarray:
     except Exception as err:  # noqa: BLE001 - any numpy failure is a bad file
         raise UserError(f"--input {str(path)!r} is not a readable .npy array "
                         f"({type(err).__name__}: {err})") from None
-    if x.ndim < 3 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise UserError(f"--input {str(path)!r}: shape {x.shape}; expected spikes "
-                        "[N, steps, *input shape]")
     if x.dtype.kind not in "biuf":
         raise UserError(f"--input {str(path)!r}: dtype {x.dtype}; expected numbers (spikes: "
                         "non-zero = spike)")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise UserError(f"--input {str(path)!r} contains {x[~np.isfinite(x)].ravel()[0]}")
+    return x
+
+
+def load_input(path: str | Path) -> np.ndarray:
+    """Samples from a .npy file: binary spikes [N, steps, *input shape] (non-zero = spike)."""
+    x = read_npy(path)
+    if x.ndim < 3 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise UserError(f"--input {str(path)!r}: shape {x.shape}; expected spikes "
+                        "[N, steps, *input shape]")
     return x != 0
 
 

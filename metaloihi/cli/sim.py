@@ -19,10 +19,8 @@ RECORDABLE = ("s", "u", "v")
 
 def load_input(path: Path, net, steps: int | None) -> np.ndarray:
     """The .npy input of NET as `metaloihi sim --input` (and `cost --input`) take it."""
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: not a .npy array ({err})") from None
+    from metaloihi.bridge.deploy import read_npy
+    x = read_npy(path)
     shape = net.input_shape
     if x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:   # [batch, *shape]: held
         x = np.repeat(x[:, None], steps or 1, axis=1)

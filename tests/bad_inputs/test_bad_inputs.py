@@ -913,6 +913,10 @@ CASES = [
     C("evaluate a gestures checkpoint on digits",
       f"evaluate {ROOT / 'checkpoints' / 'demo' / 'theta0.pt'} --dataset digits --tasks 4",
       ("input shape", "does not match the network's (256,)")),
+    C("sim --input of strings", "sim {bundle} --input {tmp}/s.npy",
+      ("s.npy", "dtype <U1", "expected numbers"),
+      lambda c: np.save(c.tmp / "s.npy", np.full((2, 3, 2, 8, 8), "a"))),
+    C("sim --input a FIFO", "sim {bundle} --input {tmp}/fifo", ("fifo", "FIFO"), _fifo("fifo")),
     # --- command-line typos -------------------------------------------------------------------
     C("unknown command", "trian", ("No such command 'trian'", "Did you mean 'train'")),
     C("unknown subcommand", "bundle valdate x.h5", ("No such command 'valdate'",)),
