@@ -161,6 +161,16 @@ def draw(pool: Pool, classes: int, shots: int, queries: int, rng: np.random.Gene
     return order, xs, xq
 
 
+def check_splits(b: Bundle, splits) -> None:
+    """Continual learning measures classes unseen in meta-training: one or more splits, never
+    the bundle's training split (UserError naming them)."""
+    seen = (b.meta.get("splits") or {}).get("train", "train")
+    if not splits or seen in splits:
+        raise UserError(f"--splits {','.join(splits)!r}: give class splits unseen in "
+                        f"meta-training, comma-separated (e.g. test,val; not the training "
+                        f"split {seen!r})")
+
+
 def continual_study(bundle: Bundle | str | Path, dataset, classes: int = 36, orders: int = 100,
                     shots: int = 1, queries: int = 10, seed: int = 0,
                     splits=("test", "val"), variants=("chip",), passes: int | None = None,
@@ -173,6 +183,7 @@ def continual_study(bundle: Bundle | str | Path, dataset, classes: int = 36, ord
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"rule variants {unknown}; expected some of {sorted(VARIANTS)}")
+    check_splits(b, splits)
     t0 = time.perf_counter()
     bar = tqdm(total=None, desc="frozen features", unit="class", disable=not progress,
                dynamic_ncols=True)

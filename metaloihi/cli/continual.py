@@ -58,10 +58,7 @@ def continual(
     from metaloihi.studies import continual as study
     b = read_bundle(bundle)
     parts = tuple(s.strip() for s in splits.split(",") if s.strip())
-    seen = (b.meta.get("splits") or {}).get("train", "train")
-    if not parts or seen in parts:
-        raise UserError(f"--splits {splits!r}: give class splits unseen in meta-training, "
-                        f"comma-separated (e.g. test,val; not the training split {seen!r})")
+    study.check_splits(b, parts)
     n_out = b.net[-1].spec.out_features
     if n_out < classes:
         b = widen(b, classes)
