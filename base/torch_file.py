@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metaloihi.base.atomic import regular_input
+from metaloihi.base.bounds import refuse
 from metaloihi.base.errors import UserError
 
 CHECKPOINT_FORMAT = "metaloihi.maml/1"
@@ -68,19 +69,19 @@ def load_checkpoint_file(path: str | Path) -> dict:
 
 
 def check_finite(path: str | Path, named, consequence: str) -> None:
-    """Refuse NaN/inf in any floating (or complex) tensor of `named` ((name, value) pairs): one
-    UserError naming the file, the tensor, the value and its index, then `consequence`. A value
+    """The one NaN/inf check of checkpoints (training, evaluation and export read through it):
+    NaN/inf in any floating (or complex) tensor of `named` ((name, value) pairs) is one
+    UserError naming the file, the tensor, the index and the value, then `consequence`. A value
     that is not a tensor is refused too (a checkpoint's parameters are tensors)."""
     import torch
     for key, val in named:
+        where = f"checkpoint {str(path)!r}: {key}"
         if not isinstance(val, torch.Tensor):
-            raise UserError(f"checkpoint {str(path)!r}: {key} is a {type(val).__name__}, "
-                            "expected a tensor")
+            refuse(where, val, "a tensor")
         if not (val.is_floating_point() or val.is_complex()):
             continue
         bad = ~torch.isfinite(val.detach())
         if bad.any():
             at = [int(i) for i in torch.nonzero(bad)[0]] if bad.dim() else []
-            raise UserError(f"checkpoint {str(path)!r}: {key} holds "
-                            f"{float(val.detach()[bad].flatten()[0].real)} at {at} (a diverged "
-                            f"run?); {consequence}")
+            refuse(f"{where}{at if at else ''}", float(val.detach()[bad].flatten()[0].real),
+                   f"a finite number (a diverged run?); {consequence}")

@@ -38,15 +38,12 @@ from metaloihi.base.paths import check_io
 from metaloihi.bridge.bundle import NETX_BIAS_EXP, HeadParams, default_meta, read_bundle, \
     write_bundle
 from metaloihi.bridge.netx_read import read_netx
-from metaloihi.rules import soel
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.sim.fixed import FixedLayer
 from metaloihi.sim.network import NetLayer
 
-# the silent head's defaults in the chip's units (fit-soel then searches around them):
-STEP = 0.25            # SOEL weight step, mantissa units per n x: the middle of fit-soel's grid
-THETA, TARGET_ON, PASSES = 1.0, 8, 8
+# the silent head's rule in the chip's units: its card's silent_rule (and SILENT_STEP)
 VTH_PER_INPUT = 127    # head threshold = n_in x half the grid's edge (mantissa units)
 # meta keys of a source bundle that describe its old head's rule, not the new one
 OLD_HEAD_META = ("rule_fit", "rule_float", "soel_fit", "head_range")
@@ -162,12 +159,13 @@ def _same_integers(a: NetLayer, b: NetLayer) -> bool:
 
 
 def attach_head(net: str | Path, layer: int, ways: int, out: str | Path, rule: str = "soel",
-                seed: int = 0, vth: int | None = None, step: float = STEP,
+                seed: int = 0, vth: int | None = None, step: float | None = None,
                 labels: tuple[str, ...] = (), meta: dict | None = None) -> Attached:
     """Write `out`: the network at `net` frozen up to file layer `layer`, with a silent dense
-    head of `ways` neurons learning by `rule` on chip. vth: the head's threshold mantissa
-    (None: VTH_PER_INPUT x its inputs, at most 17 bits); step: the rule's weight step in
-    mantissa units per n x (the nearest the chip has); seed: the learning engine's rng_seed.
+    head of `ways` neurons learning by `rule` on chip (its card's silent_rule). vth: the head's
+    threshold mantissa (None: VTH_PER_INPUT x its inputs, at most 17 bits); step: the rule's
+    weight step in mantissa units per n x (the nearest the chip has; None: the card's
+    SILENT_STEP); seed: the learning engine's rng_seed.
     meta: added to the learner's metadata (e.g. dataset, encoding for a netx file)."""
     src = regular_input(net, "network")
     out = Path(out)
@@ -176,8 +174,10 @@ def attach_head(net: str | Path, layer: int, ways: int, out: str | Path, rule: s
         raise UserError(f"--ways {ways}: expected >= 1 output neuron")
     if rule not in rules.RULES:
         raise UserError(f"--rule {rule!r}: this version has {', '.join(rules.names())}")
-    if rule != soel.NAME:
-        raise UserError(f"--rule {rule!r}: attach-head knows SOEL's silent-start defaults only")
+    card = rules.get(rule)
+    if not hasattr(card, "silent_rule"):
+        raise UserError(f"--rule {rule!r}: its card (rules/{rule}) has no silent_rule, the "
+                        "silent-start head attach-head writes")
     if labels and len(labels) != ways:
         raise UserError(f"{len(labels)} labels for {ways} output neurons")
     kinds, is_bundle = _kinds(src)
@@ -195,14 +195,10 @@ def attach_head(net: str | Path, layer: int, ways: int, out: str | Path, rule: s
     vth = min(L.VTH_MAX, VTH_PER_INPUT * n_in) if vth is None else int(vth)
     if not 1 <= vth <= L.VTH_MAX:
         raise UserError(f"--vth {vth}: expected a threshold mantissa in 1..{L.VTH_MAX} (17 bits)")
-    if not soel.STEP_MIN <= float(step) <= soel.STEP_MAX:
-        raise UserError(f"--step {step}: the chip's SOEL steps are {soel.STEP_MIN:g} .. "
-                        f"{soel.STEP_MAX:g} mantissa units per n x")
+    chip = card.silent_rule(card.SILENT_STEP if step is None else step, int(seed))
     last = body[-1].neuron
     head = FixedLayer(DenseSpec(n_in, ways), np.zeros((ways, n_in), np.int64),
                       L.LifFixed(du=last.du, dv=last.dv, vth=vth, bias_mant=0, bias_exp=0))
-    chip = soel.at_step(soel.ChipRule(mant=1, exp=0, theta=THETA, target_on=TARGET_ON,
-                                      passes=PASSES, rng_seed=int(seed)), float(step))
     # scales: mantissa units per float unit; the head's float threshold is 1 (export's
     # convention), a netx body has no float network (1.0)
     scales = (list(source.scales[:len(body)]) if source else [1.0] * len(body)) + [float(vth)]

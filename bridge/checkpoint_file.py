@@ -30,7 +30,6 @@ Every field is checked here; a bad one is a UserError naming the file and the fi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import fields
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +38,8 @@ import numpy as np
 import torch
 
 from metaloihi import rules
+from metaloihi.base import bounds
+from metaloihi.base.bounds import Bound
 from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import (NETWORK_FORMAT, NETWORK_KEY, check_finite,
                                        load_checkpoint_file, theta0_params)
@@ -67,14 +68,17 @@ def _finite(path: Path, where: str, tensors: dict) -> None:
 
 
 class _Fields:
-    """Typed access to the description's fields; each failure names the file and the field."""
+    """Typed access to the description's fields; each failure names the file, the field and
+    its value in base/bounds.py's words."""
 
     def __init__(self, path: Path):
         self.path = path
 
+    def where(self, name: str) -> str:
+        return f"checkpoint {str(self.path)!r}: {name}"
+
     def fail(self, name: str, val, expected: str):
-        raise UserError(f"checkpoint {str(self.path)!r}: {name} is {val!r}, expected "
-                        f"{expected}")
+        bounds.refuse(self.where(name), val, expected)
 
     def get(self, d: dict, name: str, key: str):
         if not isinstance(d, dict):
@@ -85,17 +89,15 @@ class _Fields:
         return d[key]
 
     def int_(self, d: dict, name: str, key: str, low: int = 0) -> int:
-        v = self.get(d, name, key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            self.fail(f"{name}.{key}", v, f"an integer >= {low}")
-        return v
+        where = self.where(f"{name}.{key}")
+        return bounds.check(where, bounds.check_type(where, self.get(d, name, key), int),
+                            Bound(low))
 
-    def num(self, d: dict, name: str, key: str, positive: bool = False) -> float:
-        v = self.get(d, name, key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or (positive and v <= 0):
-            self.fail(f"{name}.{key}", v, "a finite number" + (" > 0" if positive else ""))
-        return v
+    def num(self, d: dict, name: str, key: str, positive: bool = False,
+            bound: Bound | None = None) -> float:
+        where = self.where(f"{name}.{key}")
+        v = bounds.check_type(where, self.get(d, name, key), float)
+        return bounds.check(where, v, bound or (POSITIVE if positive else None))
 
     def str_(self, d: dict, name: str, key: str) -> str:
         v = self.get(d, name, key)
@@ -105,16 +107,21 @@ class _Fields:
 
     def ints(self, d: dict, name: str, key: str, n: int, low: int = 1) -> tuple:
         v = self.get(d, name, key)
-        if not isinstance(v, (list, tuple)) or len(v) != n or any(
-                isinstance(x, bool) or not isinstance(x, int) or x < low for x in v):
-            self.fail(f"{name}.{key}", v, f"{n} integers >= {low}")
-        return tuple(v)
+        if not isinstance(v, (list, tuple)) or len(v) != n or not all(
+                bounds.fits(x, int) for x in v):
+            self.fail(f"{name}.{key}", v, f"{n} integers")
+        return tuple(bounds.check_each(self.where(f"{name}.{key}"), v, Bound(low)))
 
     def list_(self, d: dict, name: str, key: str, n: int | None = None) -> list:
         v = self.get(d, name, key)
         if not isinstance(v, list) or not v or (n is not None and len(v) != n):
             self.fail(f"{name}.{key}", v, "a non-empty list" + (f" of {n}" if n else ""))
         return v
+
+
+POSITIVE = Bound(0, lo_open=True)
+DECAY = Bound(0, 1, what="a decay")        # the fraction of the state lost per step
+THRESHOLD = Bound(0, lo_open=True, what="a threshold")
 
 
 def _spec(f: _Fields, d, name: str):
@@ -136,19 +143,13 @@ def _neuron(f: _Fields, d, name: str) -> LifFloat:
     extra = sorted(set(d) - set(known))
     if extra:
         f.fail(f"{name}.{extra[0]}", d[extra[0]], f"no such field (LifFloat has {known})")
-    vals = {k: f.num(d, name, k) for k in known if k != "bias"}
-    for k in ("du", "dv"):               # decays are fractions of the state lost per step
-        if not 0 <= vals[k] <= 1:
-            f.fail(f"{name}.{k}", vals[k], "a decay in [0, 1]")
-    if vals["vth"] <= 0:
-        f.fail(f"{name}.vth", vals["vth"], "a threshold > 0")
+    limits = {"du": DECAY, "dv": DECAY, "vth": THRESHOLD}
+    vals = {k: f.num(d, name, k, bound=limits.get(k)) for k in known if k != "bias"}
     bias = f.get(d, name, "bias")
     if isinstance(bias, list):
-        arr = np.asarray(bias, np.float64) if all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) for b in bias) else None
-        if arr is None or not np.isfinite(arr).all():
+        if not all(bounds.fits(b, float) for b in bias):
             f.fail(f"{name}.bias", bias, "a finite number or a list of them")
-        bias = arr
+        bias = np.asarray(bias, np.float64)
     else:
         bias = f.num(d, name, "bias")
     return LifFloat(**vals, bias=bias)

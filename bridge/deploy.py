@@ -77,6 +77,27 @@ def load_input(path: str | Path) -> np.ndarray:
     return x != 0
 
 
+def load_net_input(path: str | Path, net, steps: int | None) -> np.ndarray:
+    """The .npy input of a netx network `net` (sim.network.SpikingNet) as `metaloihi sim
+    --input` and `cost --input` take it: [batch, steps, *input shape], or [batch, *input
+    shape] held for `steps`; cut or extended to `steps` where given."""
+    x = read_npy(path)
+    shape = net.input_shape
+    if x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:   # [batch, *shape]: held
+        x = np.repeat(x[:, None], steps or 1, axis=1)
+    if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != shape:
+        raise UserError(f"{path}: input of shape {x.shape}; expected [batch, steps, "
+                        f"{', '.join(map(str, shape))}] (or [batch, {', '.join(map(str, shape))}]"
+                        " held for --steps)")
+    if steps is not None and steps != x.shape[1]:
+        if steps < x.shape[1]:
+            x = x[:, :steps]
+        else:      # beyond the input: silence, or the last bias held for an input neuron
+            last = x[:, -1:] if net.input_neuron is not None else np.zeros_like(x[:, -1:])
+            x = np.concatenate([x, np.repeat(last, steps - x.shape[1], axis=1)], axis=1)
+    return x
+
+
 def run_deployed(bundle: Bundle | str | Path, x: np.ndarray, target: str = "lava"
                  ) -> DeployResult:
     """Samples x [S, T, *in_shape] (binary) through the bundle's network, learning off, on

@@ -15,6 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from metaloihi.base import bounds
+from metaloihi.base.bounds import Bound
 from metaloihi.base.errors import UserError
 from metaloihi import rules
 from metaloihi.rules.soel import legacy
@@ -29,19 +31,20 @@ DATASETS = EMBEDDED + REAL + OWN
 MAX_VALUES = 120_000_000       # synapses per Loihi 2 chip (studies/loihi2_limits.py, BRIEF)
 
 
-def _shown(value) -> str:
-    """A bad value for a one-line message: decoded, short."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_shown = bounds.shown
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 class _Checker:
+    """The bundle's fields: HDF5 access, dtypes and size caps here; every number and range
+    check through base/bounds.py (one wording: `bundle '<path>': <field> = <value> ...`)."""
     shown = staticmethod(_shown)
 
     def __init__(self, path: Path):
         self.path = path
+
+    def where(self, where: str) -> str:
+        return f"bundle {str(self.path)!r}: {where}"
 
     def fail(self, where: str, what: str):
         raise UserError(f"bundle {str(self.path)!r}: {where}: {what}")
@@ -71,39 +74,27 @@ class _Checker:
 
     def fits_int64(self, a: np.ndarray, where: str) -> None:
         """Unsigned values past int64's range would wrap when read (2**64 - 2 reads as -2)."""
-        if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
+        if a.dtype.kind == "u" and a.size and int(a.max()) > INT64_MAX:
             idx = [int(i) for i in np.unravel_index(int(np.argmax(a)), a.shape)]
-            self.fail(where, f"value {int(a.max())} at {idx} ({a.dtype}) is out of range: "
-                             "no Loihi 2 field holds it")
+            bounds.check(self.where(f"{where}{idx}"), int(a.max()),
+                         Bound(hi=INT64_MAX, what="a value a Loihi 2 field holds"))
 
-    def number(self, value, where: str) -> float:
-        """One finite real number (an attribute a consumer reads with float())."""
+    def number(self, value, where: str, bound: Bound | None = None) -> float:
+        """One finite real number (an attribute a consumer reads with float()), inside bound
+        where given."""
         v = np.asarray(value)
         if v.size != 1 or v.dtype.kind not in "iuf":
-            self.fail(where, f"must be one number, got {_shown(value)}")
+            bounds.refuse(self.where(where), value, "one number")
         x = float(v.ravel()[0])
-        if not math.isfinite(x):
-            self.fail(where, f"{x} must be finite")
-        return x
+        bounds.check_type(self.where(where), x, float)
+        return bounds.check(self.where(where), x, bound)
 
-    def in_range(self, a, lo: int, hi: int, where: str, what: str) -> None:
-        a = np.asarray(a)
-        if a.ndim == 0:         # argwhere finds nothing in a 0-d array
-            if not lo <= int(a) <= hi:
-                self.fail(where, f"{what}={int(a)} is out of range [{lo}, {hi}]")
-            return
-        bad = np.argwhere((a < lo) | (a > hi))
-        if bad.size:
-            idx = tuple(int(i) for i in bad[0])
-            self.fail(where, f"{what}={int(a[idx])} at {list(idx)} is out of range [{lo}, {hi}]")
+    def in_range(self, a, lo: int, hi: int, where: str, what: str = "") -> None:
+        bounds.check_array(self.where(where), a, Bound(lo, hi, integral=True, what=what))
 
     def grid(self, w: np.ndarray, where: str) -> None:
-        self.in_range(w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX, where, "weight mantissa (8-bit)")
-        bad = np.argwhere((w % L.GRID_STEP != 0) | (np.abs(w) > L.GRID_MAX))
-        if bad.size:
-            idx = tuple(int(i) for i in bad[0])
-            self.fail(where, f"weight mantissa {int(w[idx])} at {list(idx)} is off the deployable "
-                             f"grid (even values in [-{L.GRID_MAX}, {L.GRID_MAX}])")
+        self.in_range(w, L.WEIGHT_MANT_MIN, L.WEIGHT_MANT_MAX, where, "an 8-bit weight mantissa")
+        bounds.check_array(self.where(where), w, GRID)
 
     def text(self, g: h5py.Group, name: str, where: str) -> str:
         """A type name stored as lava-dl writes it, a 1-element byte string array (what the
@@ -117,9 +108,16 @@ class _Checker:
     def scalar(self, value, where: str, lo: int, hi: int) -> int:
         v = np.asarray(value)
         if v.size != 1 or v.dtype.kind not in "iu":
-            self.fail(where, f"must be one integer, got {_shown(value)}")
-        self.in_range(int(v.ravel()[0]), lo, hi, where, where.rsplit("/", 1)[-1])
-        return int(v.ravel()[0])
+            bounds.refuse(self.where(where), value, "one integer")
+        return bounds.check(self.where(where), int(v.ravel()[0]),
+                            Bound(lo, hi, integral=True))
+
+
+# the deployable grid: even mantissas, symmetric (what bridge/quantize.py writes)
+GRID = Bound(-L.GRID_MAX, L.GRID_MAX, step=L.GRID_STEP, what="a deployable weight mantissa")
+SCALE = Bound(0, math.inf, lo_open=True, hi_open=True, what="a scale")
+POSITIVE = Bound(0, lo_open=True)
+SIZE = Bound(1, integral=True, what="a size")
 
 
 def _conv_out(c: _Checker, where: str, shape, w, stride, padding):
@@ -145,7 +143,7 @@ def _neuron(c: _Checker, g: h5py.Group, where: str, shape: tuple) -> None:
     if b.shape != want:
         c.fail(f"{where}/bias", f"shape {b.shape} does not match the layer's {want} "
                                 "(per neuron, Lava's (W, H, C) order)")
-    c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias", "bias mantissa (13-bit)")
+    c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias", "a 13-bit bias mantissa")
 
 
 def _layers(c: _Checker, f: h5py.File) -> tuple[tuple, list[str]]:
@@ -155,9 +153,10 @@ def _layers(c: _Checker, f: h5py.File) -> tuple[tuple, list[str]]:
         c.fail("layer", f"layer names must be 0..{len(keys) - 1}, got {keys}")
     if c.text(c.get(layers, "0", "layer"), "type", "layer/0") != "input":
         c.fail("layer/0/type", "the first layer must be of type 'input'")
-    shape = tuple(c.ints(layers["0"], "shape", "layer/0", ndim=1))
-    if len(shape) not in (1, 3) or min(shape) <= 0:
-        c.fail("layer/0/shape", f"input shape {shape} must be (N,) or (C, H, W), positive")
+    shape = tuple(int(n) for n in c.ints(layers["0"], "shape", "layer/0", ndim=1))
+    if len(shape) not in (1, 3):
+        bounds.refuse(c.where("layer/0/shape"), shape, "an input shape (N,) or (C, H, W)")
+    bounds.check_array(c.where("layer/0/shape"), shape, SIZE)
     kinds = []
     for k in range(1, len(keys)):
         where, g = f"layer/{k}", layers[str(k)]
@@ -178,10 +177,10 @@ def _layers(c: _Checker, f: h5py.File) -> tuple[tuple, list[str]]:
                 c.fail(f"{where}/weight", f"shape {w.shape} does not take input {shape}")
             stride = c.ints(g, "stride", where, ndim=1)
             padding = c.ints(g, "padding", where, ndim=1)
-            if len(stride) != 2 or stride.min() < 1:
-                c.fail(f"{where}/stride", f"{stride.tolist()} must be two integers >= 1")
-            if len(padding) != 2 or padding.min() < 0:
-                c.fail(f"{where}/padding", f"{padding.tolist()} must be two integers >= 0")
+            for key, a, low in (("stride", stride, 1), ("padding", padding, 0)):
+                if len(a) != 2:
+                    bounds.refuse(c.where(f"{where}/{key}"), a, "two integers")
+                bounds.check_array(c.where(f"{where}/{key}"), a, Bound(low, integral=True))
             if np.any(c.ints(g, "dilation", where) != 1) or np.any(c.ints(g, "groups", where) != 1):
                 c.fail(where, "dilation and groups must be 1 (sim/ models neither)")
             out = _conv_out(c, where, shape, w, stride, padding)
@@ -220,7 +219,8 @@ def _head(c: _Checker, h: h5py.Group, n_in: int, fmt: str) -> tuple[int, int]:
     b = c.ints(h, "bias_mant", where, ndim=1)
     if b.shape != (w.shape[0],):
         c.fail(f"{where}/bias_mant", f"shape {b.shape}, expected ({w.shape[0]},)")
-    c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias_mant", "bias mantissa (13-bit)")
+    c.in_range(b, L.BIAS_MANT_MIN, L.BIAS_MANT_MAX, f"{where}/bias_mant",
+               "a 13-bit bias mantissa")
     if fmt == FORMAT_V1:                # an older file's float rule (rules/soel/legacy.py)
         _attrs(c, h.attrs, where, _TARGETS)
         legacy.check_v1(c, h, where)
@@ -312,10 +312,9 @@ def _meta_fields(c: _Checker, values: dict) -> None:
     for k, v in splits.items():
         if not isinstance(v, str):
             c.fail(f"metaloihi/meta/splits/{k}", f"{_shown(v)} must be a split's name")
-    head_range = values.get("head_range")
-    if head_range is not None and (isinstance(head_range, bool) or not isinstance(
-            head_range, (int, float)) or not math.isfinite(head_range) or head_range <= 0):
-        c.fail("metaloihi/meta/head_range", f"{_shown(head_range)} must be a number > 0 or null")
+    head_range, where = values.get("head_range"), c.where("metaloihi/meta/head_range")
+    if head_range is not None:
+        bounds.check(where, bounds.check_type(where, head_range, float | None), POSITIVE)
     for key in ("made_by", "rule_fit", "rule_float"):
         if values.get(key) is not None and not isinstance(values[key], dict):
             c.fail(f"metaloihi/meta/{key}", f"{_shown(values[key])} must be a table")
@@ -352,12 +351,11 @@ def _validate(c: _Checker, path: Path) -> str:
         n_out, n_head = _head(c, c.get(ours, "head", "metaloihi"), int(np.prod(shape)), fmt)
         n_layers = len([k for k in kinds if k != "flatten"]) + 1
         scales = np.asarray(c.get(ours, "scales", "metaloihi")[()])
-        if scales.dtype.kind not in "iuf":
-            c.fail("metaloihi/scales", f"must be numbers, got {_shown(scales)}")
+        if scales.dtype.kind not in "iuf" or scales.shape != (n_layers,):
+            bounds.refuse(c.where("metaloihi/scales"), scales, f"{n_layers} numbers (one per "
+                                                              "layer, head included)")
+        bounds.check_array(c.where("metaloihi/scales"), scales.astype(np.float64), SCALE)
         scales = scales.astype(np.float64)
-        if scales.shape != (n_layers,) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-            c.fail("metaloihi/scales", f"{scales.tolist()} must be {n_layers} finite positive "
-                                       "numbers (one per layer, head included)")
         if fmt == FORMAT_V1:
             legacy.check_v1_on_chip(c, ours["head"].attrs, float(scales[-1]))
         created = _meta(c, c.get(ours, "meta", "metaloihi"))

@@ -24,7 +24,6 @@ import torch
 
 from metaloihi import __version__
 from metaloihi.base.atomic import atomic_path
-from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import CHECKPOINT_FORMAT as FORMAT
 from metaloihi.base.torch_file import (REQUIRED, check_finite,  # noqa: F401 (readers)
                                        load_checkpoint_file)
@@ -58,11 +57,7 @@ def _tensors(state: dict):
 def load(path: str | Path) -> dict:
     path = Path(path)
     state = load_checkpoint_file(path)
-    bad = [k for k, v in state["meta"].items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise UserError(f"checkpoint {str(path)!r}: meta {bad[0]!r} is a "
-                        f"{type(state['meta'][bad[0]]).__name__}, expected a tensor")
-    # one check at load time for every consumer (evaluate, train --init / --resume): a
-    # diverged run's NaN/inf never flows on silently
+    # one check at load time for every consumer (evaluate, train --init / --resume): a meta
+    # entry that is not a tensor, or a diverged run's NaN/inf, never flows on silently
     check_finite(path, _tensors(state), "a checkpoint with NaN/inf values is refused")
     return state

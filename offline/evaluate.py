@@ -13,23 +13,20 @@ several (`metaloihi evaluate a.pt b.pt`); each row is labelled by its config.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from metaloihi.base.torch_file import theta0_key
-from metaloihi.datasets.tasks import sample_task
-from metaloihi.offline import checkpoint, maml, model, pretrain as stage1
+from metaloihi.offline import checkpoint, maml, pretrain as stage1
 from metaloihi.offline.config import from_dict, to_dict
 from metaloihi.offline.describe import made_by
 from metaloihi.sim.float_lif import head_key
 from metaloihi.sim.readout import ci95
-from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0,
-                                     param_groups, setup, stage2_meta)
+from metaloihi.offline.train import (evaluate_split, initial_meta, initial_theta0, setup,
+                                     stage2_meta)
 
 
 def label(cfg, state: dict | None = None) -> str:
@@ -42,49 +39,24 @@ def label(cfg, state: dict | None = None) -> str:
     return f"theta0 {made['label']}, adapted as in {inner}, {cfg.data.dataset}, adapt={m.adapt}"
 
 
-def pretrain(s, iterations: int = 300, batch: int = 16, lr: float = 1e-2, seed: int = 0,
+def pretrain(s, iterations: int = 300, batch: int = 16, seed: int = 0,
              minutes: float | None = None, losses: list | None = None
              ) -> tuple[dict[str, torch.Tensor], int, float]:
-    """Conventional (non-meta) training of the same network on all meta-train classes with a
-    head as wide as their number (Adam, steps relative to each layer's scale as in training),
-    for `iterations` Adam steps or, given `minutes`, for that long (an equal-time budget with
-    a meta-training run; `losses`, a list, collects the loss of every step). Returns (theta0 with the body trained and the fresh calibrated N-way
-    head of initial_meta, Adam steps taken, seconds spent)."""
-    classes = [int(c) for c in s.dataset.split_classes(s.cfg.data.train_split)]
-    wide = replace(s.cfg.data, ways=len(classes))
-    specs, neurons = model.build(s.dataset.frame_shape, wide.ways, s.cfg.model)
+    """Conventional (non-meta) training of the same network on all meta-train classes:
+    offline.pretrain.pretrain with baseline_recipe (cross-entropy alone through the network's
+    head widened to the classes, Adam steps as meta-training takes them), for `iterations`
+    steps of `batch` samples or, given `minutes`, for that long (an equal-time budget with a
+    meta-training run; `losses`, a list, collects the loss of every step). Returns (theta0 with
+    the body trained and the fresh calibrated N-way head of initial_meta, Adam steps taken,
+    seconds spent)."""
     calibrated = initial_theta0(s)
     base = stage2_meta(s, calibrated, fit_rule=False)    # initial_meta without recalibrating
-    gen = torch.Generator().manual_seed(seed)
-    params = {k: v.detach().clone() for k, v in calibrated.items()}
-    key = head_key(specs)
-    head = model.init_params(specs, gen, s.dtype)[key]
-    head = head.to(s.device)
-    # the temporary wide head at the RMS of the calibrated one (its std is 0 where the
-    # calibrated head is uniform: that froze the whole baseline at its random start)
-    params[key] = head * float(calibrated[key].pow(2).mean().sqrt() / head.std())
-    for v in params.values():
-        v.requires_grad_(True)
-    opt = torch.optim.Adam(param_groups(params, list(params), s.cfg.train), lr=lr)
-    rng = np.random.default_rng(seed)
-    start, steps = time.monotonic(), 0
-    while (steps < iterations if minutes is None
-           else time.monotonic() - start < 60 * minutes):
-        steps += 1
-        t = sample_task(s.dataset, s.cfg.data.train_split, len(classes), 1, 0, rng)
-        pick = rng.choice(len(classes), batch, replace=False)
-        x = model.encode(t.support_x[pick], s.cfg.model).to(s.device, s.dtype)
-        y = torch.as_tensor([classes.index(int(t.classes[i])) for i in pick], device=s.device)
-        logits = model.forward(specs, params, neurons, x, trunc=s.cfg.maml.trunc)
-        loss = F.cross_entropy(s.cfg.maml.loss_scale * logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if losses is not None:
-            losses.append(float(loss))
-    theta0 = {k: v.detach() for k, v in params.items()}
-    theta0[key] = maml.theta0_of(base)[key]
-    return theta0, steps, time.monotonic() - start
+    body, summary = stage1.pretrain(
+        s, calibrated, stage1.baseline_recipe(s.cfg, iterations, batch, seed, minutes),
+        on_record=None if losses is None else (lambda rec: losses.append(rec["loss"])))
+    key = head_key(s.specs)
+    return ({**body, key: maml.theta0_of(base)[key]}, summary["iterations"],
+            summary.get("wall_s", 0.0))
 
 
 def prototype_rows(s, split: str, shots: tuple[int, ...], tasks: int, seed: int, name: str,

@@ -27,6 +27,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from metaloihi.base.bounds import bounded, check_fields, refuse
 from metaloihi.base.errors import UserError
 from metaloihi.base.torch_file import THETA0, theta0_key, theta0_params
 from metaloihi.offline import model
@@ -38,19 +39,24 @@ from metaloihi.sim.loihi import GRID_MAX
 
 @dataclass(frozen=True)
 class MamlConfig:
-    inner_steps: int = 1              # N of eq. 1 (SOEL: passes over the shots)
-    inner_lr: float = 3e-4            # initial alpha (per adapted layer, learnt if learn_inner_lr)
+    inner_steps: int = bounded(1, 0, 1000)      # N of eq. 1 (SOEL: passes over the shots)
+    inner_lr: float = bounded(3e-4, 0.0, 1e3)   # initial alpha (per adapted layer, learnt if
+                                                # learn_inner_lr)
     learn_inner_lr: bool = True
     adapt: str = "head"               # "head" (as on chip) | "all" | comma list of layer indices
-    trunc: int | None = 30            # truncated BPTT: graph over the last `trunc` steps
+    trunc: int | None = bounded(30, 1)          # truncated BPTT: graph over the last `trunc`
+                                                # steps (none: all)
     first_order: bool = False         # FOMAML
-    update_threshold: float = 0.0     # eq. 6: fraction of the update-magnitude range (0: off)
-    q_inner_bits: int | None = None   # Q_{C,S} after each inner update (None: float)
+    update_threshold: float = bounded(0.0, 0.0, 1.0)   # eq. 6: fraction of the update-magnitude
+                                                       # range (0: off)
+    q_inner_bits: int | None = bounded(None, 2, 8)   # Q_{C,S} after each inner update (None:
+                                                     # float)
     q_inner_stochastic: bool = False
-    q_outer_bits: int | None = None   # Q_{C,S} of theta0 before use
+    q_outer_bits: int | None = bounded(None, 2, 8)   # Q_{C,S} of theta0 before use
     q_outer_stochastic: bool = False
     inner_rule: str = "sgd"           # "sgd", or the chip's rule ([rule]'s name): rules/
-    loss_scale: float = 1.0           # cross-entropy on loss_scale * logits (a temperature)
+    loss_scale: float = bounded(1.0, 1e-9)   # cross-entropy on loss_scale * logits (a
+                                             # temperature)
     learn_head_init: bool = True      # false: theta0's head stays at its calibrated start
                                       # (the "zero trick": the outer loop cannot shrink it)
     head_start: str = "theta0"        # "theta0": the calibrated head; "zero": a silent head
@@ -60,14 +66,11 @@ class MamlConfig:
 
     def __post_init__(self):
         if self.inner_rule not in ("sgd", self.rule.name):
-            raise UserError(f"inner_rule={self.inner_rule!r}; expected 'sgd' or the [rule] "
-                            f"section's rule {self.rule.name!r}")
-        if self.inner_steps < 0:
-            raise UserError(f"inner_steps={self.inner_steps}; expected >= 0")
-        if self.trunc is not None and self.trunc < 1:
-            raise UserError(f"trunc={self.trunc}; expected >= 1 or none")
+            refuse("config key maml.inner_rule", self.inner_rule,
+                   f"'sgd' or the [rule] section's rule {self.rule.name!r}")
+        check_fields(self, "config key maml.")
         if self.head_start not in ("theta0", "zero"):
-            raise UserError(f"head_start={self.head_start!r}; expected 'theta0' or 'zero'")
+            refuse("config key maml.head_start", self.head_start, "'theta0' or 'zero'")
 
 
 def adapted_layers(n_layers: int, cfg: MamlConfig) -> list[int]:

@@ -14,6 +14,7 @@ from math import prod
 import numpy as np
 import torch
 
+from metaloihi.base.bounds import bounded
 from metaloihi.datasets.encoding import Encoding
 from metaloihi.datasets.encoding import encode as encode_frames
 from metaloihi.sim import float_lif
@@ -26,16 +27,18 @@ from metaloihi.sim.readout import logits
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture, neuron and input-encoding settings (one section of a training config)."""
-    channels: tuple[int, ...] = (32, 64, 128)    # table 2
-    kernel: int = 5
-    pool: int = 1          # spatial sum-pool of the input frames before binarising
-    time_pool: int = 1     # merge this many frame bins into one step (OR), e.g. 100 -> 50
-    steps: int | None = None   # keep the last `steps` steps after time pooling (None: all)
-    du: float = 0.2        # current decay per step (tau_syn = 5 steps of 1 ms)
-    dv: float = 0.1        # voltage decay per step (tau_mem = 10 steps)
-    vth: float = 1.0
-    init_rate: float = 0.05   # hidden firing rate the initial weights are calibrated to
-    head_init_rate: float = 0.05
+    channels: tuple[int, ...] = bounded((32, 64, 128), 1, 4096)    # table 2
+    kernel: int = bounded(5, 1, 63)
+    pool: int = bounded(1, 1)        # spatial sum-pool of the input frames before binarising
+    time_pool: int = bounded(1, 1)   # merge this many frame bins into one step (OR), 100 -> 50
+    steps: int | None = bounded(None, 1)   # keep the last `steps` steps after time pooling
+                                           # (None: all)
+    du: float = bounded(0.2, 0.0, 1.0)     # current decay per step (tau_syn = 5 steps of 1 ms)
+    dv: float = bounded(0.1, 0.0, 1.0)     # voltage decay per step (tau_mem = 10 steps)
+    vth: float = bounded(1.0, 1e-9)
+    init_rate: float = bounded(0.05, 1e-9, 1.0)   # hidden firing rate the initial weights are
+                                                  # calibrated to
+    head_init_rate: float = bounded(0.05, 1e-9, 1.0)
     uniform_head: bool = False  # head weights start all equal: no class preference before the
                                 # inner loop (random head weights outweigh a one-shot update)
 

@@ -1,5 +1,7 @@
-"""Where stage 2 starts the on-chip rule: SOEL's eta, and with it the head's grid, fitted to the
-stage-1 body on meta-TRAIN tasks (float rule, the chip's passes and targets).
+"""Where stage 2 starts the on-chip rule: its step (SOEL's eta), and with it the head's grid,
+fitted to the stage-1 body on meta-TRAIN tasks (float rule, the chip's passes and targets). The
+rule's part comes from its card (rules/<name>/__init__.py): start_unit, start_adapt, and
+start_values for the meta entries (offline/train.py's stage2_meta).
 
 Why: eta's useful range moves with the body. A shot imprinted into a silent head's row drives
 that row by about eta * n * |x|^2 (x: the shot's penultimate spike counts), so the step that
@@ -15,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from metaloihi import rules
 from metaloihi.offline import model
-from metaloihi.rules.soel import float_form as soel
 from metaloihi.sim.float_lif import weight_key
 
 HEADROOM = 1.5          # head grid edge / largest learnt |w| on the fit tasks
@@ -32,7 +34,7 @@ def fit_rule_start(specs, neurons, theta: dict, batch: tuple, cfg, log=None
     key = weight_key(head)
     w0 = theta[key].detach()
     rule = cfg.rule
-    targets = soel.SoelTargets(rule.target_on, rule.target_off)
+    card = rules.get(rule.name)
     sx, sy, qx, qy = batch
     with torch.no_grad():
         feats = [(model.features(specs, theta, neurons, torch.cat([sx[t], qx[t]]), head, None),
@@ -41,11 +43,11 @@ def fit_rule_start(specs, neurons, theta: dict, batch: tuple, cfg, log=None
         base = 1.0 / (5.0 * max(norm, 1e-6))
         best = None
         for f in ETA_FACTORS:
-            eta = base * f * rule.theta
+            eta = base * f * card.start_unit(rule)
             accs, wmax = [], 0.0
             for t, (h, n) in enumerate(feats):
-                w = soel.adapt(w0, h[:n], sy[t], neurons[head], rule.theta, eta,
-                               targets, passes=max(cfg.inner_steps, 1))
+                w = card.start_adapt(w0, h[:n], sy[t], neurons[head], rule, eta,
+                                     passes=max(cfg.inner_steps, 1))
                 wmax = max(wmax, float(w.abs().max()))
                 logits = model.forward_from(specs, {**theta, key: w}, neurons, h[n:], head,
                                             None)

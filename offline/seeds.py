@@ -3,6 +3,7 @@ streams are numpy spawn keys (np.random.default_rng(list(key)), as offline.train
 takes them); the others are integers for torch.manual_seed or np.random.default_rng. The values
 are the ones training has always used: changing one changes every result drawn from it.
 
+  theta0(seed)            the torch generator of a random theta0 (model.init_params): seed
   meta_batch(seed, it)    the tasks of outer iteration it (1, 2, ...): (seed, it)
   calibration(seed)       the tasks that calibrate a random theta0's firing rates: (seed, 2**31)
   rule_start(seed)        the tasks stage 2's rule-start fit runs on: (seed, 2**31 + 1)
@@ -12,6 +13,10 @@ are the ones training has always used: changing one changes every result drawn f
                           seed * 1_000_003 + it (fits 64 bits for seeds below 2**32:
                           offline/config.py's SEED_MAX)
   stage1_samples(seed)    stage 1's sample draws: [seed, 1]
+  stage1_readout(seed)    the torch generator of stage 1's temporary readout: seed
+  baseline_head(seed)     evaluate's cross-entropy baseline (its own seed, 0 from `metaloihi
+  baseline_samples(seed)  evaluate`): the torch generator of its wide head, and the numpy
+                          generator of its batches: both seed
 Iterations stay below 2**31, so no iteration's key meets the calibration or rule-start key.
 """
 from __future__ import annotations
@@ -20,6 +25,10 @@ _CALIBRATION = 2 ** 31
 _RULE_START = 2 ** 31 + 1
 _EVALUATION = 10_000_000
 _ROUNDING_STRIDE = 1_000_003
+
+
+def theta0(seed: int) -> int:
+    return seed
 
 
 def meta_batch(seed: int, it: int) -> tuple[int, int]:
@@ -48,3 +57,15 @@ def rounding(seed: int, it: int) -> int:
 
 def stage1_samples(seed: int) -> list[int]:
     return [seed, 1]
+
+
+def stage1_readout(seed: int) -> int:
+    return seed
+
+
+def baseline_head(seed: int) -> int:
+    return seed
+
+
+def baseline_samples(seed: int) -> int:
+    return seed

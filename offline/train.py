@@ -1,13 +1,15 @@
 """Meta-training (`metaloihi train`): Adam on the meta-parameters over meta-batches of tasks.
-(Just over 400 lines: both stages, resume and validation share one run state.)
+(About 500 lines: both stages, resume and validation share one run state, _Run; _train runs
+its stages in order: _open_run, _stage1, _rule_start, _optimiser, _resume, _stage2.)
 
 Reproducible and resumable: the tasks of iteration i come from np.random.default_rng([seed, i])
 and stochastic rounding from torch.manual_seed(seed * 1_000_003 + i) (every stream:
 offline/seeds.py), so a resumed run draws the same tasks as an uninterrupted one. Same seed,
 same device, same thread count -> same result (CPU kernels are deterministic; on GPU also set
-torch.use_deterministic_algorithms(True) and CUBLAS_WORKSPACE_CONFIG=:4096:8). Under torchrun (WORLD_SIZE > 1) every process draws the same
-meta-batch, takes tasks rank::world, and the meta-gradients are summed with all_reduce (gloo on
-CPU, nccl on GPU); rank 0 alone validates, logs and writes checkpoints.
+torch.use_deterministic_algorithms(True) and CUBLAS_WORKSPACE_CONFIG=:4096:8). Under torchrun
+(WORLD_SIZE > 1) every process draws the same meta-batch, takes tasks rank::world, and the
+meta-gradients are summed with all_reduce (gloo on CPU, nccl on GPU); rank 0 alone validates,
+logs and writes checkpoints.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -97,7 +99,7 @@ def task_batch(s: Setup, split: str, n: int, seed: tuple, shots: int | None = No
 
 def initial_theta0(s: Setup) -> dict[str, torch.Tensor]:
     """Random theta0, calibrated on training samples to the configured firing rates."""
-    gen = torch.Generator().manual_seed(s.cfg.train.seed)
+    gen = torch.Generator().manual_seed(seeds.theta0(s.cfg.train.seed))
     theta0 = model.init_params(s.specs, gen, s.dtype, s.cfg.model.uniform_head)
     theta0 = {k: v.to(s.device) for k, v in theta0.items()}   # drawn on the CPU: same values
     sx, _, qx, _ = task_batch(s, s.cfg.data.train_split, 2, seeds.calibration(s.cfg.train.seed))
@@ -160,17 +162,10 @@ def evaluate_split(s: Setup, meta: dict, split: str, n_tasks: int, seed: int,
 
 
 def param_groups(meta: dict, keys: list[str], tc) -> list[dict]:
-    """Adam groups. With train.relative_lr each weight tensor's step is outer_lr times its
-    initial RMS: Adam's step does not scale with the gradient, and calibrated layers differ in
-    weight scale by 10x, so one absolute rate is too large for some layers (they fall silent)
-    and too small for others. Log-space scalars (inner_lr, SOEL) take outer_lr as is."""
-    groups = []
-    for k in keys:
-        scale = 1.0
-        if tc.relative_lr and meta[k].numel() > 1:
-            scale = float(meta[k].detach().pow(2).mean().sqrt())
-        groups.append({"params": [meta[k]], "lr": tc.outer_lr * scale, "name": k})
-    return groups
+    """Adam groups of meta-training (pretrain.adam_groups): with train.relative_lr each weight
+    tensor's step is outer_lr times its initial RMS; log-space scalars (inner_lr, the rule's)
+    take outer_lr as is."""
+    return pretrain.adam_groups(meta, keys, tc.outer_lr, 2 if tc.relative_lr else None)
 
 
 def _dist() -> tuple[int, int]:
@@ -303,153 +298,242 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         return _train(cfg, out, resume, progress, dataset, init, stop)
 
 
-def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
-           init: str | Path | None, stop) -> dict:
+@dataclass
+class _Run:
+    """One training run's state, which its stages share (rank 0 alone writes files)."""
+    cfg: Config
+    s: Setup
+    out: Path
+    rank: int
+    world: int
+    fresh: bool                  # not continuing from last.pt
+    stop: object                 # run_folder.GracefulStop: a signal asks for a checkpoint
+    t_start: float
+    last: Path                   # the run folder's files
+    best: Path
+    log_path: Path
+    stage1_path: Path
+    split: dict | None = None    # the class ids of each split, recorded in the checkpoints
+    meta: dict | None = None
+    keys: list | None = None     # the learnt meta-parameters
+    opt: torch.optim.Optimizer | None = None
+    init_from: dict = field(default_factory=dict)
+    start: int = 0               # the last iteration done before this process
+    best_val: float = -1.0
+    best_it: int = -1
+
+
+def _append(path: Path, rec: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def _open_run(cfg: Config, out: str | Path, resume: bool, dataset, stop) -> _Run:
+    """Threads, the process group, the setup; a fresh run's folder made and its log cleared."""
     t_start = time.perf_counter()
-    tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     rank, world = _dist()
-    if tc.meta_batch < world:
-        raise UserError(f"train.meta_batch={tc.meta_batch} is smaller than the {world} processes")
+    if cfg.train.meta_batch < world:
+        raise UserError(f"train.meta_batch={cfg.train.meta_batch} is smaller than the {world} "
+                        "processes")
     s = setup(cfg, dataset)
     out = Path(out)
-    last, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
-    stage1_path = out / "stage1.pt"
-    fresh = not (resume and last.exists())
-    if fresh and rank == 0:
+    run = _Run(cfg, s, out, rank, world, not (resume and (out / "last.pt").exists()), stop,
+               t_start, out / "last.pt", out / "best.pt", out / "metrics.jsonl",
+               out / "stage1.pt")
+    if run.fresh and rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        log_path.unlink(missing_ok=True)
+        run.log_path.unlink(missing_ok=True)
+    return run
+
+
+def _stage1(run: _Run, init, progress: bool) -> tuple[dict, dict]:
+    """(theta0 for stage 2, stage 1's summary): the calibrated random start, through stage 1
+    when [pretrain] asks for it and no --init replaces it (on a resume: stage1.pt's body)."""
+    cfg, s = run.cfg, run.s
     theta0 = initial_theta0(s)
-    stage1 = {}
-    if cfg.pretrain.iterations > 0 and init is None:
-        if stage1_path.exists() and not fresh:
-            theta0 = maml.theta0_of(checkpoint.load(stage1_path)["meta"])
-            theta0 = {k: v.to(s.device, s.dtype) for k, v in theta0.items()}
-        else:
-            theta0, stage1 = pretrain.pretrain_body(
-                s, theta0, cfg.pretrain, log_path=log_path if rank == 0 else None,
-                progress=progress and rank == 0, seed=tc.seed,
-                evaluate=prototype_val(s, cfg.data.val_split, cfg.pretrain.val_tasks,
-                                       seeds.validation(tc.seed)))
-            if rank == 0:
-                body = {theta0_key(k): v.detach().clone() for k, v in theta0.items()}
-                checkpoint.save(stage1_path, {"meta": body, "config": to_dict(cfg), "stage": 1,
-                                              "summary": stage1,
-                                              "made_by": made_by(to_dict(cfg), None),
-                                              "network": network_description(
-                                                  cfg, s.dataset.frame_shape, s.specs,
-                                                  s.neurons, body)})
-    rule_start: dict = {}
-    meta = stage2_meta(s, theta0, log=(lambda m: print(m, flush=True)) if progress else None,
-                       record=rule_start)
-    if rule_start and fresh and rank == 0:
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"stage": 2, "iteration": 0, "rule_start": rule_start}) + "\n")
-    init_from = _load_init(meta, init) if init is not None else {}
-    keys = maml.learnable(meta, cfg.maml)
-    for k in keys:
-        meta[k].requires_grad_(True)
-    opt = torch.optim.Adam(param_groups(meta, keys, tc), lr=tc.outer_lr)
-    start, best_val, best_it = 0, -1.0, -1
-    if resume and last.exists():
-        state = checkpoint.load(last)
-        missing = [k for k in ("optimizer", "iteration", "best_val", "best_iteration")
-                   if k not in state]
-        if missing:
-            raise UserError(f"--resume: {str(last)!r} lacks {missing}; it is not a training "
-                            "run's last.pt")
-        if _same_run(state["config"]) != _same_run(to_dict(cfg)):
-            raise UserError(f"--resume: {str(last)!r} was written with another config (only "
-                            "train.iterations, train.time_limit_min and train.device may change)")
-        with torch.no_grad():
-            for k, v in state["meta"].items():
-                meta[k].copy_(v.to(meta[k].device))
-        opt.load_state_dict(state["optimizer"])
-        start, best_val, best_it = state["iteration"], state["best_val"], state["best_iteration"]
-    if rank == 0 and not fresh:
-        _trim_log(log_path, start)
-    split = {k: [int(c) for c in s.dataset.split_classes(v)] for k, v in
-             (("train", cfg.data.train_split), ("val", cfg.data.val_split),
-              ("test", cfg.data.test_split))}
+    if cfg.pretrain.iterations == 0 or init is not None:
+        return theta0, {}
+    if run.stage1_path.exists() and not run.fresh:
+        theta0 = maml.theta0_of(checkpoint.load(run.stage1_path)["meta"])
+        return {k: v.to(s.device, s.dtype) for k, v in theta0.items()}, {}
+    theta0, summary = pretrain.pretrain_body(
+        s, theta0, cfg.pretrain, log_path=run.log_path if run.rank == 0 else None,
+        progress=progress and run.rank == 0, seed=cfg.train.seed,
+        evaluate=prototype_val(s, cfg.data.val_split, cfg.pretrain.val_tasks,
+                               seeds.validation(cfg.train.seed)))
+    if run.rank == 0:
+        body = {theta0_key(k): v.detach().clone() for k, v in theta0.items()}
+        checkpoint.save(run.stage1_path, {
+            "meta": body, "config": to_dict(cfg), "stage": 1, "summary": summary,
+            "made_by": made_by(to_dict(cfg), None),
+            "network": network_description(cfg, s.dataset.frame_shape, s.specs, s.neurons,
+                                           body)})
+    return theta0, summary
 
-    def save(path: Path, iteration: int) -> None:
-        checkpoint.save(path, {"meta": {k: v.detach().clone() for k, v in meta.items()},
-                               "optimizer": opt.state_dict(), "iteration": iteration,
-                               "best_val": best_val, "best_iteration": best_it,
-                               "config": to_dict(cfg), "split": split,
-                               "made_by": made_by(to_dict(cfg), iteration, init_from),
-                               "network": network_description(
-                                   cfg, s.dataset.frame_shape, s.specs, s.neurons, meta),
-                               **({"init_from": init_from} if init_from else {})})
 
+def _rule_start(run: _Run, theta0: dict, progress: bool) -> None:
+    """Stage 2's meta-parameters from theta0 (stage2_meta: the rule's fitted start, logged as
+    iteration 0's rule_start record of a fresh run)."""
+    record: dict = {}
+    run.meta = stage2_meta(run.s, theta0, record=record,
+                           log=(lambda m: print(m, flush=True)) if progress else None)
+    if record and run.fresh and run.rank == 0:
+        _append(run.log_path, {"stage": 2, "iteration": 0, "rule_start": record})
+
+
+def _optimiser(run: _Run, init) -> None:
+    """--init's meta-parameters copied in, the learnt ones marked, Adam over them."""
+    run.init_from = _load_init(run.meta, init) if init is not None else {}
+    run.keys = maml.learnable(run.meta, run.cfg.maml)
+    for k in run.keys:
+        run.meta[k].requires_grad_(True)
+    run.opt = torch.optim.Adam(param_groups(run.meta, run.keys, run.cfg.train),
+                               lr=run.cfg.train.outer_lr)
+
+
+def _resume(run: _Run) -> None:
+    """last.pt's meta-parameters, optimiser and counters, after checking it is this run's."""
+    state = checkpoint.load(run.last)
+    missing = [k for k in ("optimizer", "iteration", "best_val", "best_iteration")
+               if k not in state]
+    if missing:
+        raise UserError(f"--resume: {str(run.last)!r} lacks {missing}; it is not a training "
+                        "run's last.pt")
+    if _same_run(state["config"]) != _same_run(to_dict(run.cfg)):
+        raise UserError(f"--resume: {str(run.last)!r} was written with another config (only "
+                        "train.iterations, train.time_limit_min and train.device may change)")
+    with torch.no_grad():
+        for k, v in state["meta"].items():
+            run.meta[k].copy_(v.to(run.meta[k].device))
+    run.opt.load_state_dict(state["optimizer"])
+    run.start, run.best_val, run.best_it = (state["iteration"], state["best_val"],
+                                            state["best_iteration"])
+
+
+def _save(run: _Run, path: Path, iteration: int) -> None:
+    cfg, s = run.cfg, run.s
+    checkpoint.save(path, {"meta": {k: v.detach().clone() for k, v in run.meta.items()},
+                           "optimizer": run.opt.state_dict(), "iteration": iteration,
+                           "best_val": run.best_val, "best_iteration": run.best_it,
+                           "config": to_dict(cfg), "split": run.split,
+                           "made_by": made_by(to_dict(cfg), iteration, run.init_from),
+                           "network": network_description(
+                               cfg, s.dataset.frame_shape, s.specs, s.neurons, run.meta),
+                           **({"init_from": run.init_from} if run.init_from else {})})
+
+
+def _validate(run: _Run) -> float:
+    """Meta-validation accuracy of run.meta."""
+    tc = run.cfg.train
+    return float(evaluate_split(run.s, run.meta, run.cfg.data.val_split, tc.val_tasks,
+                                seed=seeds.validation(tc.seed)).mean())
+
+
+def _best(run: _Run, val: float, iteration: int) -> None:
+    """Iteration `iteration` (meta-val accuracy val) is the best so far: best.pt."""
+    run.best_val, run.best_it = val, iteration
+    _save(run, run.best, iteration)
+
+
+def _meta_step(run: _Run, it: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Adam step on iteration it's meta-batch: (meta-loss, meta-train accuracy)."""
+    tc = run.cfg.train
+    batch = task_batch(run.s, run.cfg.data.train_split, tc.meta_batch,
+                       seeds.meta_batch(tc.seed, it))
+    torch.manual_seed(seeds.rounding(tc.seed, it))
+    grads, loss, acc = distributed_meta_gradient(run.meta, batch, run.s, run.rank, run.world)
+    for k in run.keys:
+        run.meta[k].grad = grads[k].detach()
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    return loss, acc
+
+
+def _stopping(run: _Run) -> bool:
+    """Past train.time_limit_min, or a signal asked to stop; every process stops at the same
+    iteration (else one waits forever at the next all_reduce)."""
+    tc = run.cfg.train
+    over = bool(tc.time_limit_min) and \
+        time.perf_counter() - run.t_start > 60 * tc.time_limit_min
+    over = run.stop.requested() or over
+    if run.world > 1:
+        flag = torch.tensor([float(over)])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        over = bool(flag.item())
+    return over
+
+
+def _stage2(run: _Run, progress: bool) -> tuple[int, str]:
+    """Meta-training from run.start to train.iterations: (the last iteration, why it
+    stopped). Rank 0 validates every train.val_every iterations, logs each one and writes
+    last.pt every train.checkpoint_every, at the end and when stopped."""
+    tc = run.cfg.train
     bar = None
-    if progress and rank == 0:
+    if progress and run.rank == 0:
         from tqdm import tqdm
-        bar = tqdm(total=tc.iterations, initial=start, unit="it", dynamic_ncols=True)
-    val_acc, it, t_loop, n_tasks = float("nan"), start, time.perf_counter(), 0
+        bar = tqdm(total=tc.iterations, initial=run.start, unit="it", dynamic_ncols=True)
+    val_acc, it, t_loop, n_tasks = float("nan"), run.start, time.perf_counter(), 0
     cpu0 = time.process_time()
     stopped = "iterations"
-    if fresh and rank == 0 and tc.iterations > 0:
+    if run.fresh and run.rank == 0 and tc.iterations > 0:
         # the start is a candidate too: meta-training must beat what stage 1 hands it
-        val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
-                                       seed=seeds.validation(tc.seed)).mean())
-        best_val, best_it = val_acc, 0
-        save(best_path, 0)
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"stage": 2, "iteration": 0, "meta_val_acc": val_acc,
-                                 "elapsed_s": time.perf_counter() - t_start,
-                                 **maml.learnt_values(meta)}) + "\n")
-    for it in range(start + 1, tc.iterations + 1):
-        batch = task_batch(s, cfg.data.train_split, tc.meta_batch,
-                           seeds.meta_batch(tc.seed, it))
-        torch.manual_seed(seeds.rounding(tc.seed, it))
-        grads, loss, acc = distributed_meta_gradient(meta, batch, s, rank, world)
-        for k in keys:
-            meta[k].grad = grads[k].detach()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        val_acc = _validate(run)
+        _best(run, val_acc, 0)
+        _append(run.log_path, {"stage": 2, "iteration": 0, "meta_val_acc": val_acc,
+                               "elapsed_s": time.perf_counter() - run.t_start,
+                               **maml.learnt_values(run.meta)})
+    for it in range(run.start + 1, tc.iterations + 1):
+        loss, acc = _meta_step(run, it)
         n_tasks += tc.meta_batch
-        over_time = bool(tc.time_limit_min) and \
-            time.perf_counter() - t_start > 60 * tc.time_limit_min
-        over_time = stop.requested() or over_time   # a signal: checkpoint and stop
-        if world > 1:   # every process stops at the same iteration (else one waits forever)
-            flag = torch.tensor([float(over_time)])
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            over_time = bool(flag.item())
-        if rank != 0:
+        over_time = _stopping(run)
+        if run.rank != 0:
             if over_time:
                 break
             continue
         rate = n_tasks / (time.perf_counter() - t_loop)
         rec = {"stage": 2, "iteration": it, "meta_loss": float(loss),
                "meta_train_acc": float(acc), "tasks_per_s": rate,
-               "elapsed_s": time.perf_counter() - t_start,
+               "elapsed_s": time.perf_counter() - run.t_start,
                "cpu_s": time.process_time() - cpu0}
         if it % tc.val_every == 0 or it == tc.iterations:
-            val_acc = float(evaluate_split(s, meta, cfg.data.val_split, tc.val_tasks,
-                                           seed=seeds.validation(tc.seed)).mean())
-            rec["meta_val_acc"] = val_acc
-            if val_acc > best_val:
-                best_val, best_it = val_acc, it
-                save(best_path, it)
-        rec.update(maml.learnt_values(meta))
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
+            val_acc = rec["meta_val_acc"] = _validate(run)
+            if val_acc > run.best_val:
+                _best(run, val_acc, it)
+        rec.update(maml.learnt_values(run.meta))
+        _append(run.log_path, rec)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}", val=f"{val_acc:.3f}",
                             tasks_s=f"{rate:.1f}")
         if it % tc.checkpoint_every == 0 or it == tc.iterations or over_time:
-            save(last, it)
+            _save(run, run.last, it)
         if over_time:
-            stopped = stop.reason or "time limit"
+            stopped = run.stop.reason or "time limit"
             break
     if bar is not None:
         bar.close()
-    if world > 1:
+    return it, stopped
+
+
+def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
+           init: str | Path | None, stop) -> dict:
+    run = _open_run(cfg, out, resume, dataset, stop)
+    theta0, stage1 = _stage1(run, init, progress)
+    _rule_start(run, theta0, progress)
+    _optimiser(run, init)
+    if not run.fresh:
+        _resume(run)
+        if run.rank == 0:
+            _trim_log(run.log_path, run.start)
+    run.split = {k: [int(c) for c in run.s.dataset.split_classes(v)] for k, v in
+                 (("train", cfg.data.train_split), ("val", cfg.data.val_split),
+                  ("test", cfg.data.test_split))}
+    it, stopped = _stage2(run, progress)
+    if run.world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return {"iterations": it, "best_val": best_val, "best_iteration": best_it, "rank": rank,
-            "stopped": stopped, "wall_s": time.perf_counter() - t_start, "out": str(out),
-            "stage1": stage1, "cpu_s": time.process_time()}
+    return {"iterations": it, "best_val": run.best_val, "best_iteration": run.best_it,
+            "rank": run.rank, "stopped": stopped, "wall_s": time.perf_counter() - run.t_start,
+            "out": str(run.out), "stage1": stage1, "cpu_s": time.process_time()}

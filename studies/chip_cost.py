@@ -2,7 +2,7 @@
 into energy and latency ranges with studies/loihi2_limits.py's per-op figures, beside the same
 network's time on this machine's CPU (sim/ fixed and float) and a TDP-based energy estimate.
 
-One sample runs as the on-chip session runs it (onchip/graph.py, rules/soel/chip.py): a period of
+One sample runs as the on-chip session runs it (onchip/graph.py, rules/engine/chip.py): a period of
 T + 1 steps, the window of T steps then the learning step. Counted per sample:
   spikes       per layer (frozen layers and head), over the window
   synops       presynaptic spikes x their fan-out (studies.chip_resources.fanout: every real
@@ -10,7 +10,7 @@ T + 1 steps, the window of T steps then the learning step. Counted per sample:
   neuron upd.  neurons x (T + 1): every neuron on chip updates every step
   learning     head synapses the learning engine visits at the epoch end (all n_in x n_out in
                Lava's model) and those whose dw can be non-zero (x1 > 0 and n != 0)
-  host <-> chip  what onchip/graph.py sends through its CPU error path (SoelErrorPath): the
+  host <-> chip  what onchip/graph.py sends through its CPU error path (ErrorPath): the
                frozen output spikes chip -> host and back host -> chip (gated, window only), the
                head's spikes chip -> host, n host -> chip (one graded value per head neuron at
                the learning step; non-zero ones counted as events), plus the input spikes

@@ -9,7 +9,7 @@ orders, beside two references on the same tasks and the same frozen features:
              soel.OnChip) on the same features and deployed head neuron, class by class
 
 Speed: the frozen network's output spikes are computed once per sample (the expensive part), and
-the head runs on them, with the chip's one learning step (rules/soel/chip.py: present, and
+the head runs on them, with the chip's one learning step (rules/engine/chip.py: present, and
 present_frozen for a query block: learning frozen, the weights stay equal bit for bit, the
 learning engine's random streams advance by as many samples).
 

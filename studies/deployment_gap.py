@@ -7,7 +7,7 @@ counts, then the membrane at the last step, then the lowest index).
           chip's eta step and weight limits; head_run_np), the bundle's theta/eta/targets, shots
           one at a time in shot-major order. `float_unconstrained`: the same without OnChip,
           the rule as the interim checkpoints were trained.
-  fixed   the exported bundle through onchip.session.adapt(backend="sim"): rules/soel/chip.py,
+  fixed   the exported bundle through onchip.session.adapt(backend="sim"): rules/engine/chip.py,
           which tests hold equal to Lava bit for bit.
   lava    the same session on Lava (backend="lava") for the first tasks; every output spike,
           head v, learnt weight and prediction must equal fixed's.

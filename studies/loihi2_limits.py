@@ -68,7 +68,7 @@ class Limits:
     weight_bits: Figure = _f(8, "bits", "BRIEF: weights of 1-8 bits, signed or unsigned; the "
                              "bundle's mantissas are 8-bit (Lava Dense num_weight_bits <= 8)")
     trace_bits: Figure = _f(7, "bits", "Lava 0.10 learning engine W_TRACE = 7 (x1, y1..y3 "
-                            "clipped to 127: rules/soel/chip.py TRACE_MAX)")
+                            "clipped to 127: rules/engine/chip.py TRACE_MAX)")
 
     def rows(self) -> list[tuple[str, Figure]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]

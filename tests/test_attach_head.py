@@ -73,6 +73,9 @@ def test_the_learners_body_computes_the_sources_layers_up_to_k(files, name, k):
     assert head.weight.shape == (4, a.n_in) and not head.weight.any()
     assert not np.any(head.neuron.bias_mant)
     assert b.head.rule.rng_seed == 3 and b.head.rule.passes == 8
+    # the card's silent_rule at its SILENT_STEP: theta 1, target 8, step 0.25 = 4 x 2^(-1-3)
+    assert (b.head.rule.theta, b.head.rule.target_on, b.head.rule.mant, b.head.rule.exp) == \
+        (1.0, 8, 4, -1)
     assert b.meta["attach_head"]["layer"] == k and b.meta["source_sha256"]
     assert "rule_fit" not in b.meta
     assert a.dropped == len(h5py.File(src, "r")["layer"]) - 1 - k
@@ -213,3 +216,16 @@ def test_missing_file_and_overwriting_the_input_are_one_line(files, tmp_path, ca
     assert code == 1 and "is also the input NET" in err and files["dense"].read_bytes() == before
     with pytest.raises(UserError, match="--rule 'stdp'"):
         attach_head(files["dense"], 1, 2, tmp_path / "r.h5", rule="stdp")
+
+
+def test_a_rule_whose_card_has_no_silent_head_is_refused(files, tmp_path, monkeypatch):
+    import types
+    from metaloihi import rules
+    monkeypatch.setitem(sys.modules, "bare_card", types.ModuleType("bare_card"))
+    monkeypatch.setitem(rules.RULES, "bare", "bare_card")
+    with pytest.raises(UserError, match=r"--rule 'bare': its card \(rules/bare\) has no "
+                       "silent_rule"):
+        attach_head(files["dense"], 1, 2, tmp_path / "b.h5", rule="bare")
+    assert not (tmp_path / "b.h5").exists()
+    with pytest.raises(UserError, match="--step 1000: the chip's SOEL steps are"):
+        attach_head(files["dense"], 1, 2, tmp_path / "b.h5", step=1000)

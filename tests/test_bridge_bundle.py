@@ -155,18 +155,20 @@ def _w(path, name):
 
 CORRUPTIONS = [
     ("odd mantissa", lambda p: _set(p, "layer/2/weight", _w(p, "layer/2/weight") | 1),
-     "layer/2/weight: weight mantissa -?\\d*[13579] at \\[0, 0, 0, 0\\] is off the deployable grid"),
+     "layer/2/weight\\[0, 0, 0, 0\\] = -?\\d*[13579] is off the grid: expected a deployable weight "
+     "mantissa in \\[-254, 254\\], a multiple of 2"),
     ("9-bit mantissa", lambda p: _set(p, "layer/4/weight",
                                       np.where(np.arange(120) == 7, 300, _w(p, "layer/4/weight"))),
-     "layer/4/weight: weight mantissa \\(8-bit\\)=300 at \\[0, 7\\] is out of range \\[-256, 255\\]"),
+     "layer/4/weight\\[0, 7\\] = 300 is out of range: expected an 8-bit weight mantissa in "
+     "\\[-256, 255\\]"),
     ("13-bit decay", lambda p: _set(p, "layer/1/neuron/vDecay", np.int64(4096)),
-     "layer/1/neuron/vDecay: vDecay=4096 is out of range \\[0, 4095\\]"),
+     "layer/1/neuron/vDecay = 4096 is out of range: expected an integer in \\[0, 4095\\]"),
     ("iDecay 0", lambda p: _set(p, "layer/2/neuron/iDecay", np.int64(0)),
-     "iDecay=0 is out of range \\[1, 4096\\]"),
+     "iDecay = 0 is out of range: expected an integer in \\[1, 4096\\]"),
     ("18-bit vth", lambda p: _set(p, "layer/4/neuron/vThMant", np.int64(2 ** 17)),
-     "vThMant=131072 is out of range \\[0, 131071\\]"),
+     "vThMant = 131072 is out of range: expected an integer in \\[0, 131071\\]"),
     ("bias", lambda p: _set(p, "layer/1/bias", np.full((5, 6, 4), 5000)),
-     "layer/1/bias: bias mantissa \\(13-bit\\)=5000 at \\[0, 0, 0\\] is out of range"),
+     "layer/1/bias\\[0, 0, 0\\] = 5000 is out of range: expected a 13-bit bias mantissa"),
     ("missing vth", lambda p: _set(p, "layer/2/neuron/vThMant", None),
      "layer/2/neuron: required field 'vThMant' is missing"),
     ("shape chain", lambda p: _set(p, "layer/4/weight", np.zeros((10, 59), np.int16) + 2),
@@ -176,11 +178,12 @@ CORRUPTIONS = [
     ("float weights", lambda p: _set(p, "layer/1/weight", np.ones((4, 2, 3, 3))),
      "layer/1/weight: must be integers, got dtype float64"),
     ("rule theta", lambda p: _set_attr(p, "metaloihi/head/rule", "theta", 0.0),
-     "metaloihi/head/rule/theta: 0 is outside what the chip's error path represents"),
+     "metaloihi/head/rule/theta = 0.0 is out of range: expected a threshold in spikes that "
+     "the chip's error path represents in \\[0.0078125, 2147483647.0\\]"),
     ("rule mantissa", lambda p: _set_attr(p, "metaloihi/head/rule", "mant", 8),
-     "metaloihi/head/rule/mant: mant=8 is out of range \\[1, 7\\]"),
+     "metaloihi/head/rule/mant = 8 is out of range: expected an integer in \\[1, 7\\]"),
     ("rule exponent", lambda p: _set_attr(p, "metaloihi/head/rule", "exp", 9.5),
-     "metaloihi/head/rule/exp: must be one integer, got 9.5"),
+     "metaloihi/head/rule/exp = 9.5 is not one integer"),
     ("rule name", lambda p: _set_attr(p, "metaloihi/head/rule", "name", "stdp"),
      "metaloihi/head/rule/name: rule 'stdp'; this version runs 'soel'"),
     ("rule missing", lambda p: _set(p, "metaloihi/head/rule", None),
@@ -188,7 +191,7 @@ CORRUPTIONS = [
     ("head input", lambda p: _set(p, "metaloihi/head/weight", np.zeros((3, 11), np.int16)),
      "metaloihi/head/weight: shape \\(3, 11\\) does not take the last frozen layer's 10"),
     ("head exp", lambda p: _set_attr(p, "metaloihi/head", "weight_exp", 9),
-     "weight_exp=9 is out of range \\[-8, 7\\]"),
+     "metaloihi/head/weight_exp = 9 is out of range: expected an integer in \\[-8, 7\\]"),
     ("labels", lambda p: _set(p, "metaloihi/head/labels", np.array([b"a", b"a", b"c"])),
      "metaloihi/head/labels: 3 labels for 3 output neurons \\(one distinct label each\\)"),
     ("meta", lambda p: _set_attr(p, "metaloihi/meta", "source_sha256", None),
@@ -213,7 +216,7 @@ def test_validator_names_the_violation(bundle_path, name, corrupt, message):
 def test_validator_reports_the_first_of_several_violations(bundle_path):
     _set(bundle_path, "layer/4/neuron/vThMant", np.int64(2 ** 20))
     _set(bundle_path, "layer/1/neuron/vDecay", np.int64(-1))
-    with pytest.raises(UserError, match="layer/1/neuron/vDecay: vDecay=-1"):
+    with pytest.raises(UserError, match="layer/1/neuron/vDecay = -1 is out of range"):
         validate_bundle(bundle_path)
 
 
@@ -236,7 +239,7 @@ def test_cli_export_random_then_validate(tmp_path):
     _set(out, "layer/1/neuron/vThMant", np.int64(-5))
     r = _cli("bundle", "validate", str(out))
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.strip().count("\n") == 0 and "layer/1/neuron/vThMant: vThMant=-5" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "layer/1/neuron/vThMant = -5" in r.stderr
     r = _cli("export", "--out", str(out))
     assert r.returncode == 1 and "exactly one of --checkpoint PATH or --random" in r.stderr
 
@@ -273,7 +276,8 @@ def test_a_format_1_bundle_is_read_with_its_rule_converted_once(bundle_path, qua
 
 
 def test_the_chip_rule_refuses_what_the_learning_engine_cannot_run():
-    with pytest.raises(UserError, match="chip rule mant=0; expected an integer in \\[1, 7\\]"):
+    with pytest.raises(UserError, match="chip rule mant = 0 is out of range: expected an "
+                                        "integer in \\[1, 7\\]"):
         ChipRule(mant=0, exp=0, theta=1.0, target_on=8)
-    with pytest.raises(UserError, match="chip rule theta=0.001 spikes is outside"):
+    with pytest.raises(UserError, match="chip rule theta = 0.001 is out of range"):
         ChipRule(mant=1, exp=0, theta=1e-3, target_on=8)

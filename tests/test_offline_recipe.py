@@ -2,6 +2,7 @@
 body that beats its random start, the rule's start fitted to it, stage 2 meta-training from a
 silent head with the chip's rule, and the pretrained baseline that now trains."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -163,11 +164,68 @@ def test_pretrained_baseline_trains(tmp_path, gestures):
     s = train.setup(cfg, gestures)
     rand = train.initial_theta0(s)
     losses = []
-    pre, steps, _ = evaluate.pretrain(s, iterations=150, lr=0.03, losses=losses)
-    assert steps == 150
+    pre, steps, _ = evaluate.pretrain(s, iterations=150, losses=losses)
+    assert steps == 150 and len(losses) == 150
     moved = [float((pre[k] - rand[k]).abs().max()) for k in rand if k != "layers.2.weight"]
     assert min(moved) > 1e-3                                      # every body layer trained
     assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.1     # on its own objective
+    # a zero time budget is no step: the calibrated start under initial_meta's head
+    still, none, _ = evaluate.pretrain(s, minutes=0)
+    assert none == 0 and all(torch.equal(still[k], rand[k]) for k in rand)
+
+
+def test_stage1_and_the_baseline_are_two_recipes_of_one_loop(tmp_path):
+    cfg = tiny(tmp_path)
+    b = pretrain.baseline_recipe(cfg, 7, 16, 3)
+    assert (b.head, b.batches, b.losses, b.iterations, b.minutes, b.classes_per_batch) == \
+        ("network", "shots", (("ce", 1.0),), 7, None, 16)
+    assert (b.lr, b.relative_from, b.trunc, b.head_seed, b.sample_seed, b.stage) == \
+        (cfg.train.outer_lr, 2, 5, 3, 3, None)                 # train.relative_lr: matrices
+    assert pretrain.baseline_recipe(cfg, 7, 16, 3, minutes=0).iterations == 0
+    with pytest.raises(ValueError, match=r"losses \['ce', 'proto'\] \(all but ce read"):
+        replace(b, losses=(("ce", 1.0), ("proto", 1.0)))   # the wide head gives no counts
+    timed = pretrain.baseline_recipe(cfg, 7, 16, 3, minutes=0.5)
+    assert (timed.iterations, timed.minutes) == (None, 0.5)
+    one = pretrain.stage1_recipe(cfg.pretrain, 3)
+    assert one.losses == (("ce", 1.0), ("proto", 1.0), ("rate_penalty", 10.0),
+                          ("norm_var", 1.0))
+    assert (one.head, one.batches, one.iterations, one.minutes, one.lr, one.relative_from,
+            one.trunc, one.head_seed, one.sample_seed, one.stage) == \
+        ("readout", "classes", 40, None, 0.03, 1, 10, 3, [3, 1], 1)
+
+
+def test_adam_groups_step_relative_to_the_rms_from_a_tensor_size_on():
+    p = {"w": torch.full((2, 2), 3.0), "s": torch.tensor(5.0)}
+    assert [g["lr"] for g in pretrain.adam_groups(p, ["w", "s"], 0.1, 2)] == [0.1 * 3.0, 0.1]
+    assert [g["lr"] for g in pretrain.adam_groups(p, ["s"], 0.1, 1)] == [0.1 * 5.0]
+    assert [g["lr"] for g in pretrain.adam_groups(p, ["w", "s"], 0.1, None)] == [0.1, 0.1]
+
+
+def test_rule_start_takes_the_rules_part_from_its_card(tmp_path, gestures, monkeypatch):
+    """offline/rule_start.py scores the card's start_adapt on a grid of the card's start_unit:
+    a card whose head stays silent ties every candidate, so the first (2^-4 units) is kept."""
+    import sys
+    import types
+    from metaloihi import rules
+    from metaloihi.offline.rule_start import ETA_FACTORS, HEADROOM, fit_rule_start
+    cfg = tiny(tmp_path)
+    s = train.setup(cfg, gestures)
+    theta = train.initial_theta0(s)
+    batch = train.task_batch(s, "train", 2, (0, 1))
+    seen = []
+
+    def fit(unit):
+        card = types.ModuleType("card_under_test")
+        card.start_unit = lambda rule: unit
+        card.start_adapt = lambda w, h, y, neuron, rule, eta, passes: seen.append(passes) or w
+        monkeypatch.setitem(sys.modules, "card_under_test", card)
+        monkeypatch.setitem(rules.RULES, "soel", "card_under_test")
+        return fit_rule_start(s.specs, s.neurons, theta, batch, cfg.maml)
+    eta1, range1, _ = fit(1.0)
+    eta3, range3, _ = fit(3.0)
+    assert eta3 == 3.0 * eta1 and range1 == range3
+    assert range1 == HEADROOM * float(theta["layers.2.weight"].abs().max())
+    assert seen == [2] * (2 * 2 * len(ETA_FACTORS))             # passes = maml.inner_steps
 
 
 def test_translation_moves_each_sample_by_at_most_shift_and_keeps_inner_spikes():

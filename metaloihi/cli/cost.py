@@ -221,12 +221,12 @@ def cost(
         raise UserError(f"bundle {str(bundle)!r} does not exist")
     from metaloihi.bridge.bundle import is_bundle
     if not is_bundle(bundle):
-        from metaloihi.cli.sim import load_input
+        from metaloihi.bridge.deploy import load_net_input
         from metaloihi.studies.chip_cost import measure_net
         from metaloihi.bridge.netx_read import read_netx
         kw = dict(reset_interval=reset_interval, reset_offset=reset_offset,
                   input_message_bits=input_bits)
-        x = None if input_ is None else load_input(input_, read_netx(bundle, **kw), steps)
+        x = None if input_ is None else load_net_input(input_, read_netx(bundle, **kw), steps)
         r = measure_net(bundle, x, steps=steps or 20, samples=samples, density=density, seed=seed,
                         lim=lim, costs=costs, input_name=None if input_ is None else
                         str(input_), **kw)

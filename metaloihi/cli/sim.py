@@ -17,26 +17,6 @@ from metaloihi.cli.options import io_paths
 RECORDABLE = ("s", "u", "v")
 
 
-def load_input(path: Path, net, steps: int | None) -> np.ndarray:
-    """The .npy input of NET as `metaloihi sim --input` (and `cost --input`) take it."""
-    from metaloihi.bridge.deploy import read_npy
-    x = read_npy(path)
-    shape = net.input_shape
-    if x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:   # [batch, *shape]: held
-        x = np.repeat(x[:, None], steps or 1, axis=1)
-    if x.ndim != len(shape) + 2 or tuple(x.shape[2:]) != shape:
-        raise UserError(f"{path}: input of shape {x.shape}; expected [batch, steps, "
-                        f"{', '.join(map(str, shape))}] (or [batch, {', '.join(map(str, shape))}]"
-                        " held for --steps)")
-    if steps is not None and steps != x.shape[1]:
-        if steps < x.shape[1]:
-            x = x[:, :steps]
-        else:      # beyond the input: silence, or the last bias held for an input neuron
-            last = x[:, -1:] if net.input_neuron is not None else np.zeros_like(x[:, -1:])
-            x = np.concatenate([x, np.repeat(last, steps - x.shape[1], axis=1)], axis=1)
-    return x
-
-
 def _save(out: Path, net, rec: dict, record: tuple[str, ...]) -> None:
     arrays = {"populations": np.array([name for name, _ in net.populations])}
     for i, (name, shape) in enumerate(net.populations):
@@ -79,6 +59,7 @@ def sim(
     input_bits: int = typer.Option(0, min=0, help="netx's input_message_bits (0: spikes)."),
 ) -> None:
     """Run NET on an input and write every population's spikes, u and v at every step."""
+    from metaloihi.bridge.deploy import load_net_input
     from metaloihi.bridge.netx_read import read_netx
     from metaloihi.sim.network_run import run
     keys = tuple(k.strip() for k in record.split(",") if k.strip())
@@ -89,7 +70,7 @@ def sim(
     kw = dict(reset_interval=reset_interval, reset_offset=reset_offset,
               input_message_bits=input_bits)
     net = read_netx(net_file, **kw)
-    x = load_input(input_, net, steps)
+    x = load_net_input(input_, net, steps)
     uv = "u" in keys or "v" in keys or compare
     results, seconds = {}, {}
     if compare:

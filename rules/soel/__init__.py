@@ -16,14 +16,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from metaloihi.base.bounds import bound_of, bounded, bounds_of, check, check_fields, refuse
 from metaloihi.base.errors import UserError
+from metaloihi.rules.engine import EXP_MAX, EXP_MIN, MANT_MAX, PRODUCT_SHIFT
 
 NAME = "soel"
 
-# --- what the chip's learning engine can represent (Lava 0.10, read from its source) ----------
-PRODUCT_SHIFT = 7 + 7 + 4 - 15   # x1 and y widths + W_S_MANT - W_ACCUMULATOR_U
-MANT_MAX = 7                     # the scaling mantissa is 4-bit signed: Lava accepts -8..7
-EXP_MIN, EXP_MAX = -7, 8         # Lava accepts 2^-7..2^8 (s_exp = e + 7 in 0..15)
+# --- what the chip's learning engine can represent (Lava 0.10, read from its source; the
+# engine's own limits, PRODUCT_SHIFT, MANT_MAX, EXP_MIN, EXP_MAX: rules/engine/) --------------
 # n = trunc(error / theta) is clipped to 127 by the error path: a theta below 1/128 only
 # saturates, one above 2^31 - 1 never fires
 THETA_MIN, THETA_MAX = 2.0 ** -7, 2.0 ** 31 - 1
@@ -40,11 +40,13 @@ STEP_SLACK = 16.0
 @dataclass(frozen=True)
 class Config:
     name: str = NAME
-    theta: float = 2.0           # threshold theta in spikes (initial value when learnt)
-    eta: float = 0.01            # step per n x in float weight units (initial value)
+    theta: float = bounded(2.0, 0, lo_open=True)   # threshold theta in spikes (initial value
+                                                   # when learnt)
+    eta: float = bounded(0.01, 0, lo_open=True)    # step per n x in float weight units
+                                                   # (initial value)
     learn: bool = True           # MAML meta-learns theta and eta (in log space)
-    target_on: int = 8           # target spike count of the labelled output neuron
-    target_off: int = 0
+    target_on: int = bounded(8, 0)   # target spike count of the labelled output neuron
+    target_off: int = bounded(0, 0)
     on_chip: bool = False        # the float rule as the chip applies it: eta on the learning
                                  # engine's step, weights in the 8-bit range (float_form.OnChip)
     fit_start: bool = False      # stage 2: fit eta, and with it the head's grid, to the stage-1
@@ -52,12 +54,8 @@ class Config:
 
     def __post_init__(self):
         if self.name != NAME:
-            raise UserError(f"rule.name={self.name!r} in SOEL's section")
-        if self.theta <= 0 or self.eta <= 0:
-            raise UserError(f"rule.theta={self.theta}, rule.eta={self.eta}; expected > 0")
-
-
-RANGES = {"target_on": (0, None), "target_off": (0, None)}
+            refuse("config key rule.name", self.name, f"{NAME!r} (SOEL's section)")
+        check_fields(self, "config key rule.")
 
 
 # --- the rule in the chip's units, as the bundle stores it --------------------------------------
@@ -68,28 +66,23 @@ class ChipRule:
     label_only: the error path sends n to the labelled row only (0 to every other row), so a
     class's row learns from its own shots alone and older rows never change: what continual
     learning of new classes needs (studies/continual.py measured it)."""
-    mant: int
-    exp: int
-    theta: float
-    target_on: int
-    target_off: int = 0
-    rng_seed: int = 0
-    passes: int = 1
+    mant: int = bounded(lo=1, hi=MANT_MAX, integral=True)
+    exp: int = bounded(lo=EXP_MIN, hi=EXP_MAX, integral=True)
+    theta: float = bounded(lo=THETA_MIN, hi=THETA_MAX,
+                           what="a threshold in spikes that the chip's error path represents")
+    target_on: int = bounded(lo=0, hi=2 ** 31 - 1, integral=True)
+    target_off: int = bounded(0, 0, 2 ** 31 - 1, integral=True)
+    rng_seed: int = bounded(0, 0, 2 ** 63 - 1, integral=True)
+    passes: int = bounded(1, 1, 1000, integral=True)
     label_only: bool = False
     name: str = NAME
 
     def __post_init__(self):
-        for what, lo, hi in INT_FIELDS:
-            v = getattr(self, what)
-            if int(v) != v or not lo <= v <= hi:
-                raise UserError(f"chip rule {what}={v!r}; expected an integer in [{lo}, {hi}]")
+        check_fields(self, "chip rule ")
         if not isinstance(self.label_only, (bool, np.bool_)):
-            raise UserError(f"chip rule label_only={self.label_only!r}; expected true or false")
-        if not (np.isfinite(self.theta) and THETA_MIN <= self.theta <= THETA_MAX):
-            raise UserError(f"chip rule theta={self.theta!r} spikes is outside what the error "
-                            f"path represents [{THETA_MIN:g}, {THETA_MAX:g}]")
+            refuse("chip rule label_only", self.label_only, "true or false")
         if self.name != NAME:
-            raise UserError(f"chip rule {self.name!r} in SOEL's card")
+            refuse("chip rule name", self.name, f"{NAME!r} (SOEL's card)")
 
     @property
     def step(self) -> float:
@@ -97,8 +90,9 @@ class ChipRule:
         return self.mant * 2.0 ** (self.exp - PRODUCT_SHIFT)
 
 
-INT_FIELDS = (("mant", 1, MANT_MAX), ("exp", EXP_MIN, EXP_MAX), ("target_on", 0, 2 ** 31 - 1),
-              ("target_off", 0, 2 ** 31 - 1), ("rng_seed", 0, 2 ** 63 - 1), ("passes", 1, 1000))
+# the bundle stores these as integer attributes, checked against ChipRule's own bounds
+INT_FIELDS = tuple(name for name, b in bounds_of(ChipRule).items() if b.integral)
+THETA = bound_of(ChipRule, "theta")
 
 
 def to_attrs(rule: ChipRule) -> dict:
@@ -117,11 +111,12 @@ def from_attrs(a) -> ChipRule:
 
 def check_attrs(c, a, where: str) -> None:
     """The validator's checks of the attributes (c: bridge.validate's checker: c.fail(where,
-    what), c.scalar(value, where, lo, hi), c.number(value, where))."""
-    for name, lo, hi in INT_FIELDS:
+    what), c.scalar(value, where, lo, hi), c.number(value, where, bound=None))."""
+    for name in INT_FIELDS:
         if name not in a:
             c.fail(where, f"required attribute {name!r} is missing")
-        c.scalar(a[name], f"{where}/{name}", lo, hi)
+        b = bound_of(ChipRule, name)
+        c.scalar(a[name], f"{where}/{name}", b.lo, b.hi)
     if "theta" not in a:
         c.fail(where, "required attribute 'theta' is missing")
     check_theta(c, a["theta"], f"{where}/theta")
@@ -130,10 +125,7 @@ def check_attrs(c, a, where: str) -> None:
 
 
 def check_theta(c, value, where: str) -> None:
-    theta = c.number(value, where)
-    if not THETA_MIN <= theta <= THETA_MAX:
-        c.fail(where, f"{theta:g} is outside what the chip's error path represents "
-                      f"[{THETA_MIN:g}, {THETA_MAX:g}]")
+    c.number(value, where, THETA)
 
 
 # --- float -> chip, once -------------------------------------------------------------------------
@@ -171,9 +163,7 @@ def to_chip(rule: LearntRule, scale: float) -> ChipRule:
     theta, eta, scale = float(rule.theta), float(rule.eta), float(scale)
     if not (np.isfinite(scale) and scale > 0):
         raise UserError(f"SOEL: head scale {scale:g}; expected a finite number > 0")
-    if not (np.isfinite(theta) and THETA_MIN <= theta <= THETA_MAX):
-        raise UserError(f"SOEL theta {theta:g} is outside what the chip's error path "
-                        f"represents [{THETA_MIN:g}, {THETA_MAX:g}]")
+    check("SOEL theta", theta, THETA)
     step = eta * scale
     if not (np.isfinite(step) and STEP_MIN / STEP_SLACK <= step <= STEP_SLACK * STEP_MAX):
         raise UserError(f"SOEL eta {eta:g} x scale {scale:g} = {step:g} mantissa units per "
@@ -269,5 +259,34 @@ def run_session(frozen, head, rule, x, labels):
 
 
 def lava_module():
-    """This rule's Lava processes and graph parts (rules/soel/lava.py); needs Lava."""
+    """This rule's Lava processes and graph parts (rules/engine/lava.py); needs Lava."""
     return importlib.import_module("metaloihi.rules.soel.lava")
+
+
+# --- offline/rule_start.py and bridge/attach_head.py: where a head starts ----------------------
+def start_unit(cfg: Config) -> float:
+    """The rule-start fit's step unit: its eta candidates are this x factor / (5 mean |x|^2)
+    (a silent row reaches its target by about eta n |x|^2; n counts errors in theta's units)."""
+    return cfg.theta
+
+
+def start_adapt(w, h_support, y_support, neuron, cfg: Config, eta: float, passes: int):
+    """The head after the support set at step eta, as the rule-start fit scores it: the float
+    rule at the configured theta and targets, without the chip's limits."""
+    from metaloihi.rules.soel import float_form as ff
+    return ff.adapt(w, h_support, y_support, neuron, cfg.theta, eta,
+                    ff.SoelTargets(cfg.target_on, cfg.target_off), passes=passes)
+
+
+SILENT_STEP = 0.25   # attach-head's default weight step (mantissa units per n x): the middle of
+                     # fit-soel's grid
+
+
+def silent_rule(step: float, rng_seed: int) -> ChipRule:
+    """The rule of the silent head attach-head adds (fit-soel then searches around it): theta
+    1, target_on 8, 8 passes, the chip's step nearest `step` mantissa units per n x."""
+    if not STEP_MIN <= float(step) <= STEP_MAX:
+        raise UserError(f"--step {step}: the chip's SOEL steps are {STEP_MIN:g} .. "
+                        f"{STEP_MAX:g} mantissa units per n x")
+    return at_step(ChipRule(mant=1, exp=0, theta=1.0, target_on=8, passes=8,
+                            rng_seed=int(rng_seed)), float(step))

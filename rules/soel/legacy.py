@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from metaloihi.base.bounds import Bound
 from metaloihi.base.errors import UserError
 from metaloihi.rules.soel import (STEP_MAX, STEP_MIN, STEP_SLACK, LearntRule, check_theta,
                                   to_chip)
@@ -91,9 +92,7 @@ def check_v1(c, h, where: str) -> None:
     for name, positive in (("soel_threshold", True), ("soel_eta", False)):
         if name not in a:
             c.fail(where, f"required attribute {name!r} is missing")
-        v = c.number(a[name], f"{where}/{name}")
-        if v < 0 or (positive and v == 0):
-            c.fail(f"{where}/{name}", f"{v} must be finite and {'> 0' if positive else '>= 0'}")
+        c.number(a[name], f"{where}/{name}", Bound(0, lo_open=positive))
     rule = c.get(h, "learning_rule", where)
     if not hasattr(rule, "attrs") or not hasattr(rule, "keys"):
         c.fail(f"{where}/learning_rule", "is a dataset, expected a group of attributes")
