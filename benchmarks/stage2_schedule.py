@@ -1,0 +1,147 @@
+"""Stage 2 that matches deployment, its schedule chosen on meta-validation (issue 25).
+
+Each candidate (CANDIDATES) runs stage 2 from a stage-1 theta0 with its fitted rule
+(studies/stage2_schedule.py: the deployed session in the inner loop) for a fixed number of
+iterations, evaluating meta-val (150 tasks, 10 queries per class, the same tasks throughout)
+every --val-every iterations. Run candidates one per process, one thread each:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stage2_schedule.py \
+        --checkpoint checkpoints/demo/theta0.pt --out runs/stage2/demo --candidate all_3e-4
+
+writes runs/stage2/demo/all_3e-4.json (curve, CPU seconds, best iteration, paired difference to
+the start) and, where it beat the start, all_3e-4.pt (its best meta-parameters). Then
+
+    .venv/bin/python benchmarks/stage2_schedule.py --checkpoint ... --out runs/stage2/demo \
+        --collect --json checkpoints/stage2/demo_schedule.json --plot checkpoints/stage2/demo_schedule.png
+
+picks the candidate with the best meta-val, re-tests it against the start on FRESH meta-val
+tasks (a different seed: the selection's tasks would flatter it) and says whether it wins by a
+paired margin (95% CI of the paired difference excludes 0). The JSON holds every curve.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metaloihi.base.atomic import write_bytes
+from metaloihi.studies import stage2_schedule as ss
+
+C = ss.Candidate
+CANDIDATES = {c.name: c for c in (
+    C("all_1e-4", lr=1e-4),
+    C("all_3e-4", lr=3e-4),
+    C("all_1e-3", lr=1e-3),
+    C("last2_3e-4", lr=3e-4, layers="last2"),
+    C("fo_all_3e-4", lr=3e-4, first_order=True, iterations=1500),
+    C("rule_1e-2", lr=1e-2, layers="rule"),
+)}
+CONFIRM_SEED = 1000          # the fresh meta-val tasks of the final paired test
+
+
+def run_one(args) -> None:
+    torch.set_num_threads(1)
+    start = ss.deployed_start(args.checkpoint)
+    c = CANDIDATES[args.candidate]
+    if args.iterations:
+        c = dataclasses.replace(c, iterations=args.iterations)
+    res = ss.run_candidate(start, c, args.val_every, args.val_tasks, args.queries)
+    best = res.pop("_best_meta")
+    res.update(checkpoint=args.checkpoint, rule=start.rule, val_tasks=args.val_tasks,
+               queries=args.queries)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if best is not None:
+        from metaloihi.offline import checkpoint
+        st = checkpoint.load(args.checkpoint)
+        st["meta"] = {k: v.detach() for k, v in best.items()}
+        st["stage2_schedule"] = {"candidate": res["candidate"],
+                                 "iteration": res["best_iteration"]}
+        checkpoint.save(args.out / f"{c.name}.pt", st)
+    write_bytes(args.out / f"{c.name}.json", (json.dumps(res, indent=1) + "\n").encode(),
+                "candidate JSON")
+    print(f"{c.name}: best meta-val {res['best_meta_val']:.4f} at iteration "
+          f"{res['best_iteration']}; vs start {res['vs_start']['mean_pp']:+.2f} "
+          f"+- {res['vs_start']['ci95_pp']:.2f} pp; {res['cpu_s_per_iteration']:.2f} CPU s/it")
+
+
+def collect(args) -> None:
+    torch.set_num_threads(1)
+    runs = [json.loads(p.read_text()) for p in sorted(args.out.glob("*.json"))]
+    if not runs:
+        raise SystemExit(f"no candidate JSON in {args.out}")
+    best = max(runs, key=lambda r: r["best_meta_val"])
+    out = {"checkpoint": args.checkpoint, "candidates": runs, "chosen": best["candidate"]["name"],
+           "chosen_best_iteration": best["best_iteration"]}
+    start = ss.deployed_start(args.checkpoint)
+    if best["best_iteration"] > 0:
+        from metaloihi.offline import checkpoint
+        cand = checkpoint.load(args.out / f"{best['candidate']['name']}.pt")["meta"]
+        _, mc = ss.outer_keys(start, ss.Candidate(**best["candidate"]))
+        a = ss.meta_val(start, cand, mc, args.confirm_tasks, args.queries, CONFIRM_SEED)
+        b = ss.meta_val(start, start.meta, start.mc, args.confirm_tasks, args.queries,
+                        CONFIRM_SEED)
+        out["confirm"] = {"tasks": args.confirm_tasks, "seed": CONFIRM_SEED,
+                          "candidate": float(a.mean()), "start": float(b.mean()),
+                          **ss.paired(a, b)}
+        out["ships"] = bool(out["confirm"]["excludes_0"] and a.mean() > b.mean())
+    else:
+        out["ships"] = False
+    print(json.dumps({k: v for k, v in out.items() if k != "candidates"}, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(args.json, (json.dumps(out, indent=1) + "\n").encode(), "schedule JSON")
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for r in runs:
+            cv = r["curve"]
+            ax.plot([p["cpu_s"] for p in cv], [100 * p["meta_val"] for p in cv], marker="o",
+                    ms=3, label=r["candidate"]["name"])
+        ax.axhline(100 * runs[0]["curve"][0]["meta_val"], color="k", lw=0.8, ls="--",
+                   label="start (stage 1 + fitted rule)")
+        ax.set_xlabel("stage-2 CPU seconds (one thread)")
+        ax.set_ylabel(f"meta-val accuracy, deployed session (%), {runs[0]['val_tasks']} tasks")
+        ax.set_title(f"Stage 2 candidates from {Path(args.checkpoint).parent.name}/"
+                     f"{Path(args.checkpoint).name}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.plot, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--candidate", choices=sorted(CANDIDATES))
+    ap.add_argument("--iterations", type=int, help="override the candidate's iterations")
+    ap.add_argument("--val-every", type=int, default=200)
+    ap.add_argument("--val-tasks", type=int, default=150)
+    ap.add_argument("--queries", type=int, default=10)
+    ap.add_argument("--collect", action="store_true")
+    ap.add_argument("--confirm-tasks", type=int, default=300)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args()
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        print("note: run with OMP_NUM_THREADS=1 (the CPU seconds are one thread's)",
+              file=sys.stderr)
+    if args.collect:
+        collect(args)
+    elif args.candidate:
+        run_one(args)
+    else:
+        ap.error("give --candidate NAME or --collect")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Stage 2 with the deployed session inside (studies/stage2_schedule.py)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from metaloihi.base.errors import UserError
+from metaloihi.studies import stage2_schedule as ss
+
+DEMO = "checkpoints/demo/theta0.pt"
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    c = ss.Candidate("x", iterations=10, warmup=0.2)
+    f = [ss.lr_factor(it, c) for it in range(1, 11)]
+    assert f[:2] == [0.5, 1.0]
+    assert f[2] == pytest.approx(0.5 * (1 + math.cos(math.pi / 8)))
+    assert f[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(f[1:], f[2:]))
+
+
+def test_paired_difference_and_its_interval():
+    a, b = np.array([1.0, 1.0, 0.8, 0.9]), np.array([0.8, 1.0, 0.8, 0.7])
+    r = ss.paired(a, b)
+    d = a - b
+    assert r["mean_pp"] == pytest.approx(10.0)
+    assert r["ci95_pp"] == pytest.approx(100 * 1.96 * d.std(ddof=1) / 2)
+    assert r["excludes_0"] is False        # 10 +- 11.3 pp
+    assert ss.paired(a, a)["mean_pp"] == 0.0
+
+
+def test_candidate_refuses_unknown_layers():
+    with pytest.raises(UserError, match="layers='body'"):
+        ss.Candidate("x", layers="body")
+
+
+def test_the_inner_loop_is_the_bundles_session():
+    """The shipped demo theta0's fitted rule: 8 passes, eta 5.95e-6 on the chip's step, theta 1,
+    head grid edge 0.00691 (its bundle's rule is 7 * 2^-2 at head scale 36736)."""
+    st = ss.deployed_start(DEMO)
+    assert st.mc.inner_steps == 8 and st.mc.head_start == "zero"
+    assert st.mc.rule.on_chip and not st.mc.rule.learn
+    assert float(st.meta["soel.log_eta"]) == pytest.approx(math.log(5.954631164717657e-06))
+    assert float(st.meta["soel.log_threshold"]) == 0.0
+    assert float(st.meta["soel.head_range"]) == pytest.approx(0.006914177443832159)
+    keys, _ = ss.outer_keys(st, ss.Candidate("x", layers="last2"))
+    assert keys == ["theta0.layers.2.weight", "theta0.layers.3.weight"]
+    keys, mc = ss.outer_keys(st, ss.Candidate("x", layers="rule"))
+    assert sorted(keys) == ["soel.log_eta", "soel.log_threshold"] and mc.rule.learn
+
+
+def test_a_candidate_run_records_its_curve_from_the_start():
+    torch.set_num_threads(1)
+    st = ss.deployed_start(DEMO)
+    start_acc = ss.meta_val(st, st.meta, st.mc, 3, 2, seed=1)
+    c = ss.Candidate("x", lr=1e-4, layers="last2", iterations=2, meta_batch=1)
+    r = ss.run_candidate(st, c, val_every=2, val_tasks=3, queries=2, log=lambda m: None)
+    assert [p["iteration"] for p in r["curve"]] == [0, 2]
+    assert r["curve"][0]["meta_val"] == float(start_acc.mean())
+    assert r["start_per_task"] == start_acc.tolist()
+    assert r["curve"][1]["cpu_s"] > 0
+    assert r["best_iteration"] in (0, 2)
+    # the start is never changed by a run
+    again = ss.meta_val(st, st.meta, st.mc, 3, 2, seed=1)
+    assert np.array_equal(again, start_acc)
