@@ -8,6 +8,10 @@ slayer's exporter, measured side by side in one run:
 For each: Lava's time per step for one input (its compile and start-up reported apart), sim/'s
 for one input and per input in a batch, the ratios, and whether the output layer's spikes of
 the Lava sample equal sim/'s (the full s/u/v identity is tests/test_netx_import.py's job).
+And the floor: what any exact kernel on this core needs per input and step, from the work the
+recorded spikes make (per layer, the cheaper of its synaptic events at the rate of an ideal
+event-driven kernel and its synapses at the rate of a one-thread float32 matmul, both rates
+measured in this run), and the largest ratio to Lava that floor allows.
 
     .venv/bin/python benchmarks/netx_vs_lava.py [--steps 20] [--batch 64] [--net pilotnet mnist]
         [--reps 3] [--lava-reps 1] [--json checkpoints/netx/netx_vs_lava.json]
@@ -66,6 +70,65 @@ def mnist(path: Path) -> tuple[Path, str]:
     return nf.export(path, blocks, (784,)), "spikes"
 
 
+def work_per_step(net, x: np.ndarray, spikes: list[np.ndarray]) -> tuple[list, list]:
+    """Per layer, per input and step: (synaptic events, i.e. spike x synapse products an
+    event-driven kernel must add, exactly, from the recorded spikes; synapses, the multiply-adds
+    a dense kernel does)."""
+    import torch
+    import torch.nn.functional as F
+    from metaloihi.sim.arch import ConvSpec
+    events, synapses = [], []
+    # spikes: the input neuron's (where the net has one) and every layer's
+    inputs = spikes[:-1] if len(spikes) > len(net.layers) else [x] + spikes[:-1]
+    for layer, s_in in zip(net.layers, inputs):
+        spec = layer.spec
+        s = torch.from_numpy((np.asarray(s_in) != 0).astype(np.float32))   # [B, T, ...]
+        B, T = s.shape[:2]
+        if isinstance(spec, ConvSpec):
+            c_in, kh, kw = spec.in_shape[0] // spec.groups, *spec.kernel
+            ones = torch.ones(spec.out_channels, c_in, kh, kw)
+            y = F.conv2d(s.reshape(B * T, *spec.in_shape), ones, stride=spec.stride,
+                         padding=spec.padding, dilation=spec.dilation, groups=spec.groups)
+            events.append(float(y.sum()) / (B * T))
+            synapses.append(float(y[0].numel()) * c_in * kh * kw)
+        else:
+            n_out = layer.weight.shape[0]
+            events.append(float(s.sum()) * n_out / (B * T))
+            synapses.append(float(layer.weight.size))
+    return events, synapses
+
+
+def machine_peaks(reps: int = 5) -> dict:
+    """This core's rates, measured now: int32 adds of an ideal event-driven kernel (each event
+    adds one cached weight row into an accumulator: the inner loop of any exact event-driven
+    synapse, with nothing else) and float32 multiply-adds of a large one-thread matmul (a dense
+    kernel's ceiling)."""
+    import numba as nb
+    import torch
+
+    @nb.njit(cache=False)
+    def rows_into(acc, w, rows, times):
+        for _ in range(times):
+            for r in rows:
+                for j in range(acc.shape[0]):
+                    acc[j] += w[r, j]
+
+    adds = 0.0
+    rng = np.random.default_rng(0)
+    for n_out in (64, 256, 1024):           # row lengths of the layers here; weights in L2
+        w = rng.integers(-255, 256, (256, n_out)).astype(np.int32)
+        acc = np.zeros(n_out, np.int32)
+        rows = rng.integers(0, 256, 4096)
+        times = max(1, (1 << 26) // (len(rows) * n_out))
+        rows_into(acc, w, rows, 1)                                # compile
+        t = best_of(lambda: rows_into(acc, w, rows, times), reps)
+        adds = max(adds, len(rows) * n_out * times / t)
+    m = torch.randn(1024, 1024)
+    t_mm = best_of(lambda: m @ m, reps)
+    return {"int32_adds_per_s": adds, "f32_macs_per_s": 1024 ** 3 / t_mm,
+            "torch_threads": torch.get_num_threads()}
+
+
 def best_of(fn, reps: int) -> float:
     times = []
     for _ in range(reps):
@@ -76,7 +139,7 @@ def best_of(fn, reps: int) -> float:
 
 
 def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
-          lava_reps: int) -> dict:
+          lava_reps: int, peaks: dict) -> dict:
     if steps < 2:
         raise SystemExit("--steps must be >= 2 (Lava's first step includes its compile)")
     net = read_netx(path)
@@ -94,6 +157,11 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
     one = best_of(lambda: run(net, x[:1]), reps)
     many = best_of(lambda: run(net, x), reps) / batch
     lava_step = timings["rest_s"] / (steps - 1)
+    per_events, per_synapses = work_per_step(net, x[:8], run(net, x[:8])["spikes"])
+    # the floor: each layer at the cheaper of an ideal event kernel and an ideal dense one
+    floor = sum(min(e / peaks["int32_adds_per_s"], n / peaks["f32_macs_per_s"])
+                for e, n in zip(per_events, per_synapses))
+    events, synapses = sum(per_events), sum(per_synapses)
     rates = [float(s.mean()) for s in ours["spikes"]]
     print(f"{name}: {len(net.layers)} layers, input {net.input_shape}, {steps} steps; "
           f"firing rates per population {', '.join(f'{r:.3f}' for r in rates)}")
@@ -104,6 +172,12 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
     print(f"  sim/ batch of {batch}: {many / steps * 1e3:.4f} ms/step per input -> "
           f"{lava_step * steps / many:.0f}x")
     print(f"  output spikes of the Lava sample identical to sim/'s: {same}")
+    print(f"  work per input and step: {events / 1e6:.2f} M synaptic events, {synapses / 1e6:.2f} M "
+          f"synapses; this core's floor {floor * 1e3:.4f} ms/step (each layer's events at "
+          f"{peaks['int32_adds_per_s'] / 1e9:.1f} G adds/s or its synapses at "
+          f"{peaks['f32_macs_per_s'] / 1e9:.1f} G MAC/s, the smaller) -> at most "
+          f"{lava_step / floor:.0f}x; sim/'s batch runs at {events / (many / steps) / 1e9:.2f} G "
+          "events/s")
     return {"net": name, "layers": len(net.layers), "input_shape": list(net.input_shape),
             "steps": steps, "batch": batch, "firing_rates": rates,
             "lava_ms_per_step": lava_step * 1e3, "lava_build_s": timings["build_s"],
@@ -112,7 +186,11 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
             "sim_reps": reps, "ratio_one": lava_step * steps / one,
             "sim_ms_per_step_one": one / steps * 1e3,
             "sim_ms_per_step_batch": many / steps * 1e3,
-            "ratio_batch": lava_step * steps / many, "identical": bool(same)}
+            "ratio_batch": lava_step * steps / many, "identical": bool(same),
+            "events_per_step": events, "synapses_per_step": synapses,
+            "events_per_step_by_layer": per_events, "synapses_per_step_by_layer": per_synapses,
+            "floor_ms_per_step": floor * 1e3, "ratio_ceiling": lava_step / floor,
+            "sim_events_per_s_batch": events / (many / steps)}
 
 
 def main() -> None:
@@ -128,12 +206,15 @@ def main() -> None:
     args = ap.parse_args()
     makers = {"pilotnet": pilotnet, "mnist": mnist}
     load_before = os.getloadavg()
+    peaks = machine_peaks()
+    print(f"this core: {peaks['int32_adds_per_s'] / 1e9:.1f} G int32 adds/s (ideal event kernel: cached rows into an accumulator), "
+          f"{peaks['f32_macs_per_s'] / 1e9:.1f} G float32 MAC/s (1024^3 matmul)")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.net:
             path, kind = makers[name](Path(tmp) / f"{name}.net")
             results.append(bench(name, path, kind, args.steps, args.batch, args.reps,
-                                 args.lava_reps))
+                                 args.lava_reps, peaks))
     load_after = os.getloadavg()
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
     if args.json is not None:
@@ -154,7 +235,7 @@ def main() -> None:
                "threads": {k: os.environ.get(k, "unset") for k in
                            ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")},
                "load_average_before": list(load_before), "load_average_after": list(load_after),
-               "nets": results, "rows": rows}
+               "peaks": peaks, "nets": results, "rows": rows}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(args.json, (json.dumps(out, indent=1) + "\n").encode(), "benchmark JSON")
         print(f"wrote {args.json}")
