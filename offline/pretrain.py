@@ -49,6 +49,9 @@ from metaloihi.sim import float_lif
 from metaloihi.sim.prototype import prototype_accuracy
 
 
+LR_DECAYS = ("none", "cosine")
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """[pretrain] section of a training config: stage 1 (iterations 0: no stage 1)."""
@@ -71,6 +74,11 @@ class PretrainConfig:
                                             # act like a cosine
     shift: int = bounded(0, 0)      # augmentation: random translation of each sample's input
                                     # by up to this many pixels (small event data sets overfit)
+    time_shift: int = bounded(0, 0)   # augmentation: each sample moved in time by up to this
+                                      # many (encoded) steps, vacated steps empty
+    drop: float = bounded(0.0, 0, 1, hi_open=True)   # augmentation: each input spike dropped
+                                                     # with this probability
+    lr_decay: str = "none"          # "cosine": pretrain.lr decays to 0 over the iterations
     trunc: int | None = bounded(25, 1)   # truncated BPTT window of stage 1 (none: whole window)
     val_every: int = bounded(100, 1)     # prototype accuracy on meta-val tasks every this many
                                          # steps
@@ -78,6 +86,9 @@ class PretrainConfig:
 
     def __post_init__(self):
         check_fields(self, "config key pretrain.")
+        if self.lr_decay not in LR_DECAYS:
+            raise UserError(f"config key pretrain.lr_decay = {self.lr_decay!r} is not one of "
+                            f"{', '.join(repr(d) for d in LR_DECAYS)}")
         check("config key pretrain.rate_high", self.rate_high,
               Bound(self.rate_low, 1, lo_open=True, what="a rate above pretrain.rate_low"))
 
@@ -103,6 +114,32 @@ def translate(x: torch.Tensor, shift: int, rng: np.random.Generator) -> torch.Te
     padded = F.pad(x, (shift, shift, shift, shift))
     offs = rng.integers(0, 2 * shift + 1, (len(x), 2))
     return torch.stack([p[..., dy:dy + h, dx:dx + w] for p, (dy, dx) in zip(padded, offs)])
+
+
+def time_jitter(x: torch.Tensor, steps: int, rng: np.random.Generator) -> torch.Tensor:
+    """Each sample [T, C, H, W] of x moved in time by its own random d in [-steps, steps],
+    vacated steps empty: the same gesture a little earlier or later in the window."""
+    if steps == 0:
+        return x
+    T = x.shape[1]
+    padded = F.pad(x, (0, 0, 0, 0, 0, 0, steps, steps))
+    offs = rng.integers(0, 2 * steps + 1, len(x))
+    return torch.stack([p[d:d + T] for p, d in zip(padded, offs)])
+
+
+def drop_events(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """x with each spike removed with probability p (the sensor misses some events)."""
+    if p == 0:
+        return x
+    keep = torch.from_numpy(rng.random(tuple(x.shape)) >= p).to(x.device, x.dtype)
+    return x * keep
+
+
+def lr_factor(it: int, iterations: int | None, decay: str) -> float:
+    """Step it's lr over its base: 1, or with "cosine" 0.5 (1 + cos(pi (it - 1) / iterations))."""
+    if decay == "none" or not iterations:
+        return 1.0
+    return 0.5 * (1 + np.cos(np.pi * (it - 1) / iterations))
 
 
 def rate_penalty(spikes: list[torch.Tensor], low: float, high: float) -> torch.Tensor:
@@ -183,6 +220,9 @@ class Recipe:
     classes_per_batch: int
     samples_per_class: int = 1
     shift: int = 0
+    time_shift: int = 0              # "classes" batches: time_jitter by up to this many steps
+    drop: float = 0.0                # "classes" batches: drop_events with this probability
+    lr_decay: str = "none"           # lr_factor's decay over `iterations`
     trunc: int | None = None         # truncated BPTT window (None: the whole window)
     losses: tuple[tuple[str, float], ...] = (("ce", 1.0),)   # (LOSSES term, weight), summed in
                                                              # order; others not computed
@@ -209,7 +249,8 @@ def stage1_recipe(pc: PretrainConfig, seed: int) -> Recipe:
                   head="readout", head_seed=seeds.stage1_readout(seed), batches="classes",
                   sample_seed=seeds.stage1_samples(seed),
                   classes_per_batch=pc.classes_per_batch,
-                  samples_per_class=pc.samples_per_class, shift=pc.shift, trunc=pc.trunc,
+                  samples_per_class=pc.samples_per_class, shift=pc.shift,
+                  time_shift=pc.time_shift, drop=pc.drop, lr_decay=pc.lr_decay, trunc=pc.trunc,
                   losses=(("ce", pc.ce_weight), ("proto", pc.proto_weight),
                           ("rate_penalty", pc.rate_weight), ("norm_var", pc.norm_weight)),
                   proto_temperature=pc.proto_temperature,
@@ -271,6 +312,7 @@ def _batches(s, r: Recipe):
                          for c in cls], 1)               # [samples, classes]: rows by sample
         x = translate(x_all[torch.from_numpy(pick.reshape(-1))].to(s.device, s.dtype),
                       r.shift, rng)
+        x = drop_events(time_jitter(x, r.time_shift, rng), r.drop, rng)
         y = torch.as_tensor(np.tile(cls, r.samples_per_class), device=s.device)
         y_task = torch.arange(len(cls), device=s.device).repeat(r.samples_per_class)
         return _Batch(x, y, y_task, len(cls), r.samples_per_class // 2 * len(cls))
@@ -341,6 +383,7 @@ def pretrain(s, theta0: dict, r: Recipe, evaluate=None, log_path: Path | None = 
     for v in params.values():
         v.requires_grad_(True)
     opt = torch.optim.Adam(adam_groups(params, list(params), r.lr, r.relative_from) + extra)
+    base_lr = [g["lr"] for g in opt.param_groups]
     rng = np.random.default_rng(r.sample_seed)
 
     def body() -> dict:              # the body being trained, under theta0's head
@@ -366,6 +409,10 @@ def pretrain(s, theta0: dict, r: Recipe, evaluate=None, log_path: Path | None = 
                 loss = weight * terms[name] if loss is None else loss + weight * terms[name]
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if r.lr_decay != "none":
+                f = lr_factor(it, r.iterations, r.lr_decay)
+                for g, lr in zip(opt.param_groups, base_lr):
+                    g["lr"] = lr * f
             opt.step()
             rec = {**({"stage": r.stage} if r.stage is not None else {}), "iteration": it,
                    "loss": float(loss), **{k: float(v) for k, v in terms.items()},
