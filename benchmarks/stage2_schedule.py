@@ -9,7 +9,8 @@ every --val-every iterations. Run candidates one per process, one thread each:
         --checkpoint checkpoints/demo/theta0.pt --out runs/stage2/demo --candidate all_3e-4
 
 writes runs/stage2/demo/all_3e-4.json (curve, CPU seconds, best iteration, paired difference to
-the start) and, where it beat the start, all_3e-4.pt (its best meta-parameters). Then
+the start), all_3e-4_last.pt (its last iteration's meta-parameters) and, where it beat the
+start, all_3e-4.pt (its best iteration's). Then
 
     .venv/bin/python benchmarks/stage2_schedule.py --checkpoint ... --out runs/stage2/demo \
         --collect --json checkpoints/stage2/demo_schedule.json --plot checkpoints/stage2/demo_schedule.png
@@ -41,6 +42,8 @@ CANDIDATES = {c.name: c for c in (
     C("last2_3e-4", lr=3e-4, layers="last2"),
     C("fo_all_3e-4", lr=3e-4, first_order=True, iterations=1500),
     C("rule_1e-2", lr=1e-2, layers="rule"),
+    # four times the tasks per step (the meta-gradient's SNR at 4 is below 1), a quarter of the steps
+    C("mb16_all_3e-4", lr=3e-4, meta_batch=16, iterations=225),
 )}
 CONFIRM_SEED = 1000          # the fresh meta-val tasks of the final paired test
 
@@ -52,17 +55,21 @@ def run_one(args) -> None:
     if args.iterations:
         c = dataclasses.replace(c, iterations=args.iterations)
     res = ss.run_candidate(start, c, args.val_every, args.val_tasks, args.queries)
-    best = res.pop("_best_meta")
+    best, last = res.pop("_best_meta"), res.pop("_last_meta")
     res.update(checkpoint=args.checkpoint, rule=start.rule, val_tasks=args.val_tasks,
                queries=args.queries)
     args.out.mkdir(parents=True, exist_ok=True)
-    if best is not None:
-        from metaloihi.offline import checkpoint
+    from metaloihi.offline import checkpoint
+    # the best iteration's (where one beat the start) and the last one's, each a checkpoint
+    # like the start's with its meta-parameters replaced
+    for meta, name, it in ((best, c.name, res["best_iteration"]),
+                           (last, f"{c.name}_last", c.iterations)):
+        if meta is None:
+            continue
         st = checkpoint.load(args.checkpoint)
-        st["meta"] = {k: v.detach() for k, v in best.items()}
-        st["stage2_schedule"] = {"candidate": res["candidate"],
-                                 "iteration": res["best_iteration"]}
-        checkpoint.save(args.out / f"{c.name}.pt", st)
+        st["meta"] = {k: v.detach() for k, v in meta.items()}
+        st["stage2_schedule"] = {"candidate": res["candidate"], "iteration": it}
+        checkpoint.save(args.out / f"{name}.pt", st)
     write_bytes(args.out / f"{c.name}.json", (json.dumps(res, indent=1) + "\n").encode(),
                 "candidate JSON")
     print(f"{c.name}: best meta-val {res['best_meta_val']:.4f} at iteration "

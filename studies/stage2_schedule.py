@@ -133,7 +133,8 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict:
 def run_candidate(start: Start, c: Candidate, val_every: int, val_tasks: int, queries: int,
                   seed: int = 0, base_val: np.ndarray | None = None, log=print) -> dict:
     """One candidate from the start: its curve [(iteration, cpu_s, meta-val)], its best
-    iteration's meta-parameters and per-task meta-val accuracies."""
+    iteration's meta-parameters (None where no evaluation beat the start) and per-task meta-val
+    accuracies, and its last iteration's meta-parameters."""
     s = start.setup
     keys, mc = outer_keys(start, c)
     meta = {k: v.detach().clone() for k, v in start.meta.items()}
@@ -179,7 +180,8 @@ def run_candidate(start: Start, c: Candidate, val_every: int, val_tasks: int, qu
             "best_iteration": best["iteration"], "best_meta_val": float(best["acc"].mean()),
             "vs_start": paired(best["acc"], base_val),
             "best_per_task": best["acc"].tolist(), "start_per_task": base_val.tolist(),
-            "_best_meta": best["meta"]}
+            "_best_meta": best["meta"],
+            "_last_meta": {k: v.detach().clone() for k, v in meta.items()}}
 
 
 def prototype_val(start: Start, meta: dict, tasks: int, queries: int, seed: int,
