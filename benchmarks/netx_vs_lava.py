@@ -7,7 +7,7 @@ slayer's exporter, measured side by side in one run:
 - mnist: a 784-input spike stream into three dense layers (256, 128, 10).
 For each: Lava's time per step for one input (its compile and start-up reported apart), sim/'s
 for one input and per input in a batch, the ratios, and whether the output layer's spikes of
-the Lava sample equal sim/'s (the full s/u/v identity is tests/test_netx_import.py's job).
+the Lava sample equal sim/'s (the full s/u/v identity is tests/test_bridge_netx_read.py's job).
 And the floor: what any exact kernel on this core needs per input and step, from the work the
 recorded spikes make (per layer, the cheaper of its synaptic events at the rate of an ideal
 event-driven kernel and its synapses at the rate of a one-thread float32 matmul, both rates

@@ -49,7 +49,7 @@ from metaloihi.sim import float_lif
 from metaloihi.sim.prototype import prototype_accuracy
 
 
-LR_DECAYS = ("none", "cosine")
+LR_DECAYS = ("constant", "cosine")  # not "none": config files read "none" as null
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class PretrainConfig:
                                       # many (encoded) steps, vacated steps empty
     drop: float = bounded(0.0, 0, 1, hi_open=True)   # augmentation: each input spike dropped
                                                      # with this probability
-    lr_decay: str = "none"          # "cosine": pretrain.lr decays to 0 over the iterations
+    lr_decay: str = "constant"      # "cosine": pretrain.lr decays to 0 over the iterations
     trunc: int | None = bounded(25, 1)   # truncated BPTT window of stage 1 (none: whole window)
     val_every: int = bounded(100, 1)     # prototype accuracy on meta-val tasks every this many
                                          # steps
@@ -137,7 +137,7 @@ def drop_events(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Te
 
 def lr_factor(it: int, iterations: int | None, decay: str) -> float:
     """Step it's lr over its base: 1, or with "cosine" 0.5 (1 + cos(pi (it - 1) / iterations))."""
-    if decay == "none" or not iterations:
+    if decay == "constant" or not iterations:
         return 1.0
     return 0.5 * (1 + np.cos(np.pi * (it - 1) / iterations))
 
@@ -222,7 +222,7 @@ class Recipe:
     shift: int = 0
     time_shift: int = 0              # "classes" batches: time_jitter by up to this many steps
     drop: float = 0.0                # "classes" batches: drop_events with this probability
-    lr_decay: str = "none"           # lr_factor's decay over `iterations`
+    lr_decay: str = "constant"       # lr_factor's decay over `iterations`
     trunc: int | None = None         # truncated BPTT window (None: the whole window)
     losses: tuple[tuple[str, float], ...] = (("ce", 1.0),)   # (LOSSES term, weight), summed in
                                                              # order; others not computed
@@ -409,7 +409,7 @@ def pretrain(s, theta0: dict, r: Recipe, evaluate=None, log_path: Path | None = 
                 loss = weight * terms[name] if loss is None else loss + weight * terms[name]
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if r.lr_decay != "none":
+            if r.lr_decay != "constant":
                 f = lr_factor(it, r.iterations, r.lr_decay)
                 for g, lr in zip(opt.param_groups, base_lr):
                     g["lr"] = lr * f

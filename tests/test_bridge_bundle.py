@@ -6,9 +6,9 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from helpers import bounded
+from helpers.random_net import small_float_net
 from metaloihi.bridge import bundle as B
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.bridge.export import random_float_network
@@ -17,26 +17,8 @@ from metaloihi.bridge.validate import validate_bundle
 from metaloihi.base.errors import UserError
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
-from metaloihi.sim.arch import ConvSpec, DenseSpec
 from metaloihi.rules.soel.chip import ChipRule
-from metaloihi.sim.float_lif import weight_key
-from metaloihi.sim.loihi import LifFloat
-
-
-def small_float_net(seed=0, bias=0.05):
-    """conv (2,12,10) -> conv -> dense -> head(3), per-neuron biases, decays of the paper."""
-    c1 = ConvSpec((2, 12, 10), 4, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
-    c2 = ConvSpec(c1.out_shape, 6, kernel=(3, 3), stride=(1, 1), padding=(0, 1))
-    d1 = DenseSpec(int(np.prod(c2.out_shape)), 10)
-    specs = [c1, c2, d1, DenseSpec(10, 3)]
-    g = torch.Generator().manual_seed(seed)
-    params = {}
-    for i, s in enumerate(specs):
-        params[weight_key(i)] = (torch.randn(s.weight_shape, generator=g, dtype=torch.float64)
-                                 + 0.3) * 1.5 / np.sqrt(s.fan_in)
-        params[f"layers.{i}.bias"] = bias * torch.randn(int(np.prod(s.out_shape)), generator=g,
-                                                        dtype=torch.float64)
-    return specs, params, [LifFloat(du=0.2, dv=0.1, vth=1.0) for _ in specs]
+from metaloihi.sim.float_lif import param_key, weight_key
 
 
 RULE = ChipRule(mant=5, exp=-1, theta=2.5, target_on=6, rng_seed=7, passes=3)
@@ -60,7 +42,7 @@ def test_quantizer_fills_the_grid_and_puts_frozen_biases_on_netx_exponent(quanti
         w = layer.weight
         assert np.all(w % 2 == 0) and np.abs(w).max() == L.GRID_MAX        # full 8-bit grid
         assert scale == pytest.approx(L.GRID_MAX / params[weight_key(i)].abs().max().item())
-        bias = params[f"layers.{i}.bias"].numpy()
+        bias = params[param_key(i, "bias")].numpy()
         if i < len(quantized.net) - 1:                       # frozen: mantissa << 6 (netx)
             assert layer.neuron.bias_exp == 6 and layer.weight_exp == 0
             np.testing.assert_array_equal(layer.neuron.bias_mant, np.round(bias * scale))
@@ -77,7 +59,7 @@ def test_quantizer_fills_the_grid_and_puts_frozen_biases_on_netx_exponent(quanti
 
 def test_quantizer_refuses_a_bias_beyond_the_13_bit_mantissa_at_exponent_6():
     specs, params, neurons = small_float_net()
-    params["layers.1.bias"][5] = 15.0    # x scale 364 = 5467: fits << 7, not << 6
+    params[param_key(1, "bias")][5] = 15.0    # x scale 364 = 5467: fits << 7, not << 6
     with pytest.raises(UserError, match="layer 1: bias 15 x scale 364.5 = 5467 does not fit "
                                         "the 13-bit bias mantissa"):
         quantize(specs, params, neurons)

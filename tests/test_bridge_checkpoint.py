@@ -15,16 +15,19 @@ import torch
 
 from helpers import bounded
 from metaloihi.base.errors import UserError
+from metaloihi.base.torch_file import theta0_key
 from metaloihi.bridge import checkpoint_file as cf
 from metaloihi.bridge import export as ex
 from metaloihi.bridge.bundle import read_bundle
 from metaloihi.rules.soel import LearntRule
+from metaloihi.sim.float_lif import head_key, weight_key
 from metaloihi.offline import checkpoint, config, maml, model, train
 from metaloihi.studies.upgrade import upgrade_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "checkpoints").glob("**/*.pt"))
-TINY = """
+# a small run of stage 2 with the chip's rule inside (SOEL, a fixed theta and eta)
+SOEL_TOML = """
 [data]
 dataset = "gestures"
 [model]
@@ -45,23 +48,17 @@ seed = 7
 """
 
 
-@pytest.fixture(scope="module")
-def gestures():
-    from metaloihi.datasets import load_dataset
-    return load_dataset("gestures")
-
-
 def _legacy(folder: Path, gestures, name: str = "old.pt", fitted: bool = False,
             **over) -> Path:
     """A checkpoint as train.py wrote them before they described their network (no
     "network"), with a learnt rule and a silent head's range in its meta."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tiny.toml").write_text(TINY)
-    cfg = config.load(str(folder / "tiny.toml"), over)
+    (folder / "soel.toml").write_text(SOEL_TOML)
+    cfg = config.load(str(folder / "soel.toml"), over)
     s = train.setup(cfg, gestures)
     meta = train.initial_meta(s)
     meta["soel.log_eta"] = torch.tensor(3e-3).log()
-    meta[maml.THETA0 + f"layers.{len(s.specs) - 1}.weight"].zero_()     # a silent-start head
+    meta[theta0_key(head_key(s.specs))].zero_()     # a silent-start head
     meta["soel.head_range"] = torch.tensor(0.02)     # as files hold it
     state = {"meta": meta, "config": config.to_dict(cfg), "iteration": 5,
              "split": {"train": [1, 2], "val": [3], "test": [4]}}
@@ -164,8 +161,8 @@ def test_upgrade_is_idempotent_and_export_is_what_the_old_path_gave(tmp_path, ge
 
 
 def test_training_describes_its_checkpoints_as_the_upgrade_does(tmp_path, gestures):
-    (tmp_path / "tiny.toml").write_text(TINY)
-    cfg = config.load(str(tmp_path / "tiny.toml"),
+    (tmp_path / "soel.toml").write_text(SOEL_TOML)
+    cfg = config.load(str(tmp_path / "soel.toml"),
                       {"train.iterations": 1, "train.val_every": 1, "train.val_tasks": 1,
                        "train.meta_batch": 1, "data.queries": 1, "rule.fit_start": False,
                        "maml.trunc": 5, "train.threads": 1, "pretrain.iterations": 1,
@@ -210,7 +207,7 @@ def _upgraded(tmp_path: Path, gestures) -> tuple[Path, dict]:
     ("split", lambda n: n["dataset"]["splits"].pop("val"),
      r"network\.dataset\.splits\.val is missing"),
     ("format", lambda n: n.update(format="x/9"), r"network\.format = 'x/9' is not"),
-    ("theta0", lambda n: n.update(theta0={"layers.0.weight": torch.zeros(1)}),
+    ("theta0", lambda n: n.update(theta0={weight_key(0): torch.zeros(1)}),
      r"network\.theta0\.layers\.0\.weight has shape \[1\]"),
 ])
 def test_a_bad_description_field_is_named(tmp_path, gestures, field, damage, message):

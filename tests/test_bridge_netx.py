@@ -15,7 +15,7 @@ from metaloihi.sim.arch import DenseSpec
 from metaloihi.sim.fixed import FixedLayer
 
 from helpers.lava_run import run_netx
-from test_bridge_bundle import small_float_net
+from helpers.random_net import small_float_net
 
 pytestmark = pytest.mark.lava
 

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from metaloihi import cli
+from helpers.cli import run_cli
+from metaloihi.base.torch_file import theta0_key
 from metaloihi.offline import checkpoint
 from metaloihi.base.errors import UserError
+from metaloihi.sim.float_lif import weight_key
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -30,17 +32,10 @@ UNITS = {("deploy", "--steps"): "1 ms each", ("deploy", "--rate"): "per input ne
          "channels, pixels", ("data", "--per-class"): "per class"}
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_help_names_every_default_and_unit(command, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")          # one line per option
-    code, out, _ = run([*command, "--help"], capsys)
+    code, out, _ = run_cli([*command, "--help"], capsys)
     assert code == 0
     options = [ln for ln in out.splitlines() if ln.lstrip("│ ").startswith("--")
                and not ln.lstrip("│ ").startswith("--help")]
@@ -57,14 +52,6 @@ def test_help_names_every_default_and_unit(command, capsys, monkeypatch):
     assert ("--seed" in out) == (command[0] in seeded)
 
 
-def test_internal_exit_codes_pass_through(capsys):
-    import typer
-    def exits_2():
-        raise typer.Exit(2)
-    assert cli.guarded(lambda: cli.app(args=["version"], standalone_mode=False)) == 0
-    assert cli.guarded(exits_2) == 2
-
-
 # --- --seed does something real ---------------------------------------------------------------
 def _weights(path):
     with h5py.File(path, "r") as f:
@@ -74,24 +61,21 @@ def _weights(path):
 def test_export_seed_draws_the_weights(tmp_path, capsys):
     small = ["export", "--random", "--input-shape", "2,8,8", "--channels", "2", "--ways", "2"]
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        assert run([*small, "--seed", seed, "--out", tmp_path / f"{name}.h5"], capsys)[0] == 0
+        assert run_cli([*small, "--seed", seed, "--out", tmp_path / f"{name}.h5"], capsys)[0] == 0
     a, b, c = (_weights(tmp_path / f"{n}.h5") for n in "abc")
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_train_seed_and_device_reach_the_config_and_theta0(tmp_path, capsys):
-    from test_offline_train import TINY
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text(TINY)
-    base = ["train", "--config", cfg, "--no-progress", "--set", "train.iterations=1",
+def test_train_seed_and_device_reach_the_config_and_theta0(tmp_path, train_toml, capsys):
+    base = ["train", "--config", train_toml, "--no-progress", "--set", "train.iterations=1",
             "--set", "train.val_tasks=2"]
     for name, extra in (("s0", []), ("s5", ["--seed", "5", "--device", "cpu"])):
-        code, _, err = run([*base, *extra, "--out", tmp_path / name], capsys)
+        code, _, err = run_cli([*base, *extra, "--out", tmp_path / name], capsys)
         assert code == 0, err
     s0, s5 = (checkpoint.load(tmp_path / n / "last.pt") for n in ("s0", "s5"))
     assert s0["config"]["train"]["seed"] == 0 and s5["config"]["train"]["seed"] == 5
     assert s5["config"]["train"]["device"] == "cpu"
-    key = "theta0.layers.0.weight"
+    key = theta0_key(weight_key(0))
     assert not torch.equal(s0["meta"][key], s5["meta"][key])
 
 
@@ -102,7 +86,7 @@ def test_evaluate_device_reaches_the_evaluation(tmp_path, capsys, monkeypatch):
         seen.update(device=device, seed=seed, shots=shots, minutes=pretrain_minutes)
         return []
     monkeypatch.setattr("metaloihi.offline.evaluate.evaluate", fake)
-    code, _, err = run(["evaluate", tmp_path / "x.pt", "--device", "cpu", "--seed", "9",
+    code, _, err = run_cli(["evaluate", tmp_path / "x.pt", "--device", "cpu", "--seed", "9",
                         "--shots", "1,2", "--pretrain-minutes", "0.5",
                         "--out", tmp_path / "rows.json"], capsys)
     assert code == 0, err
@@ -111,14 +95,11 @@ def test_evaluate_device_reaches_the_evaluation(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_training_matches_cpu(tmp_path, capsys):
-    from test_offline_train import TINY
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text(TINY)
-    base = ["train", "--config", cfg, "--no-progress", "--set", "train.iterations=2",
+def test_cuda_training_matches_cpu(tmp_path, train_toml, capsys):
+    base = ["train", "--config", train_toml, "--no-progress", "--set", "train.iterations=2",
             "--set", "train.val_tasks=2", "--set", 'train.dtype="float64"']
     for dev in ("cpu", "cuda"):
-        code, _, err = run([*base, "--device", dev, "--out", tmp_path / dev], capsys)
+        code, _, err = run_cli([*base, "--device", dev, "--out", tmp_path / dev], capsys)
         assert code == 0, err
     a, b = (checkpoint.load(tmp_path / d / "last.pt") for d in ("cpu", "cuda"))
     assert b["config"]["train"]["device"] == "cuda"
@@ -128,32 +109,33 @@ def test_cuda_training_matches_cpu(tmp_path, capsys):
 
 # --- deploy -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def small_bundle(tmp_path_factory):
+def deploy_bundle(tmp_path_factory):
+    """A random 3-way network on 2 x 8 x 8 input (channels 4, 8; seed 3)."""
     from metaloihi.bridge.export import export_bundle, random_float_network
     specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(4, 8), seed=3)
     path, _ = export_bundle(tmp_path_factory.mktemp("deploy") / "d.h5", specs, params, neurons)
     return path
 
 
-def test_smoke_input_is_seeded(small_bundle):
+def test_smoke_input_is_seeded(deploy_bundle):
     from metaloihi.bridge.bundle import read_bundle
     from metaloihi.bridge.deploy import smoke_input
-    b = read_bundle(small_bundle)
+    b = read_bundle(deploy_bundle)
     a, a2, c = (smoke_input(b, 2, 12, 0.3, s) for s in (0, 0, 1))
     assert a.shape == (2, 12, 2, 8, 8) and np.array_equal(a, a2) and not np.array_equal(a, c)
 
 
-def test_deploy_on_the_sim_target_needs_no_lava_and_prints_sim_counts(small_bundle, tmp_path,
+def test_deploy_on_the_sim_target_needs_no_lava_and_prints_sim_counts(deploy_bundle, tmp_path,
                                                                       capsys):
     from metaloihi.bridge.bundle import read_bundle
     from metaloihi.bridge.target import run_config
     from metaloihi.sim import fixed
     x = np.random.default_rng(4).random((2, 12, 2, 8, 8)) < 0.4
     np.save(tmp_path / "x.npy", x)
-    code, out, err = run(["deploy", small_bundle, "--input", tmp_path / "x.npy", "--backend",
+    code, out, err = run_cli(["deploy", deploy_bundle, "--input", tmp_path / "x.npy", "--backend",
                           "sim"], capsys)
     assert code == 0, err
-    counts = fixed.run(read_bundle(small_bundle).net, x, layers="last")["spikes"][-1].sum(1)
+    counts = fixed.run(read_bundle(deploy_bundle).net, x, layers="last")["spikes"][-1].sum(1)
     assert out.splitlines()[0].startswith("sim/ (bit-exact model): 2 sample(s)")
     for k, c in enumerate(counts):
         assert f"sample {k}: output spike counts {c.tolist()}" in out
@@ -165,14 +147,14 @@ def test_deploy_on_the_sim_target_needs_no_lava_and_prints_sim_counts(small_bund
 
 
 @pytest.mark.lava
-def test_deploy_runs_lava_and_prints_the_counts_sim_computes(small_bundle, tmp_path, capsys):
+def test_deploy_runs_lava_and_prints_the_counts_sim_computes(deploy_bundle, tmp_path, capsys):
     from metaloihi.bridge.bundle import read_bundle
     from metaloihi.sim import fixed
     x = np.random.default_rng(4).random((2, 12, 2, 8, 8)) < 0.4
     np.save(tmp_path / "x.npy", x)
-    code, out, err = run(["deploy", small_bundle, "--input", tmp_path / "x.npy"], capsys)
+    code, out, err = run_cli(["deploy", deploy_bundle, "--input", tmp_path / "x.npy"], capsys)
     assert code == 0, err
-    counts = fixed.run(read_bundle(small_bundle).net, x, layers="last")["spikes"][-1].sum(1)
+    counts = fixed.run(read_bundle(deploy_bundle).net, x, layers="last")["spikes"][-1].sum(1)
     assert counts.sum() > 0                      # a run where spikes reach the output
     assert out.splitlines()[0].startswith("Loihi2SimCfg (fixed_pt): 2 sample(s)")
     for k, c in enumerate(counts):
@@ -181,15 +163,6 @@ def test_deploy_runs_lava_and_prints_the_counts_sim_computes(small_bundle, tmp_p
 
 
 # --- adapt and deploy --dataset draw their samples with datasets/ -----------------------------
-@pytest.fixture(scope="module")
-def digits_bundle(tmp_path_factory):
-    """A random network taking the embedded digits' frames as they are (2 x 34 x 34)."""
-    from metaloihi.bridge.export import export_bundle, random_float_network
-    specs, params, neurons = random_float_network((2, 34, 34), ways=5, channels=(4, 8), seed=1)
-    path, _ = export_bundle(tmp_path_factory.mktemp("digits") / "d.h5", specs, params, neurons)
-    return path
-
-
 def test_adapt_learns_the_task_encoded_task_draws(digits_bundle, capsys):
     """adapt's task is datasets.tasks.encoded_task's: the same spikes, order and labels as
     sample_task + the bundle's encoding + support_order gave, and the accuracy the session
@@ -198,7 +171,7 @@ def test_adapt_learns_the_task_encoded_task_draws(digits_bundle, capsys):
     from metaloihi.datasets.registry import load_dataset
     from metaloihi.datasets.tasks import encoded_task, sample_task, support_order
     from metaloihi.onchip.session import adapt
-    code, out, err = run(["adapt", digits_bundle, "--dataset", "digits", "--shots", "2",
+    code, out, err = run_cli(["adapt", digits_bundle, "--dataset", "digits", "--shots", "2",
                           "--queries", "2", "--seed", "0"], capsys)
     assert code == 0, err
     b, ds = read_bundle(digits_bundle), load_dataset("digits", seed=0)
@@ -219,7 +192,7 @@ def test_fit_soel_writes_the_fitted_rule_into_a_new_bundle(digits_bundle, tmp_pa
     from metaloihi.bridge.bundle import read_bundle
     before = digits_bundle.read_bytes()
     out = tmp_path / "fitted.h5"
-    code, text, err = run(["fit-soel", digits_bundle, "--out", out, "--dataset", "digits",
+    code, text, err = run_cli(["fit-soel", digits_bundle, "--out", out, "--dataset", "digits",
                            "--split", "train", "--tasks", "1", "--queries", "1"], capsys)
     assert code == 0, err
     assert digits_bundle.read_bytes() == before
@@ -231,14 +204,14 @@ def test_fit_soel_writes_the_fitted_rule_into_a_new_bundle(digits_bundle, tmp_pa
     assert rule.step == fit["step"] == rule.mant * 2.0 ** (rule.exp - 3)
     assert fit["split"] == "train" and fit["tasks"] == 1
     assert f"wrote {out}: theta {rule.theta:g}, step {rule.step:g}" in text
-    code, _, err = run(["fit-soel", digits_bundle, "--dataset", "digits", "--tasks", "1"],
-                       capsys)
+    code, _, err = run_cli(["fit-soel", digits_bundle, "--dataset", "digits", "--tasks", "1"],
+                           capsys)
     assert code == 1 and "no split 'val'" in err and digits_bundle.read_bytes() == before
 
 
 def test_deploy_dataset_refuses_more_samples_than_the_split_has(digits_bundle, capsys):
-    code, _, err = run(["deploy", digits_bundle, "--dataset", "digits", "--samples", "100000"],
-                       capsys)
+    code, _, err = run_cli(["deploy", digits_bundle, "--dataset", "digits", "--samples", "100000"],
+                           capsys)
     assert code == 1 and "100000 samples asked of split 'test' of 'digits'" in err
     assert "Traceback" not in err
 
@@ -247,7 +220,7 @@ def test_deploy_dataset_refuses_more_samples_than_the_split_has(digits_bundle, c
 def test_deploy_dataset_runs_the_samples_split_samples_draws(digits_bundle, capsys):
     from metaloihi.datasets.registry import load_dataset
     from metaloihi.datasets.tasks import split_samples
-    code, out, err = run(["deploy", digits_bundle, "--dataset", "digits", "--samples", "2",
+    code, out, err = run_cli(["deploy", digits_bundle, "--dataset", "digits", "--samples", "2",
                           "--seed", "5"], capsys)
     assert code == 0, err
     ds = load_dataset("digits")
@@ -268,29 +241,9 @@ def test_evaluate_dataset_and_root_reach_the_evaluation(tmp_path, capsys, monkey
         seen.update(data=data)
         return []
     monkeypatch.setattr("metaloihi.offline.evaluate.evaluate", fake)
-    code, _, err = run(["evaluate", tmp_path / "x.pt", "--dataset", "double_nmnist",
+    code, _, err = run_cli(["evaluate", tmp_path / "x.pt", "--dataset", "double_nmnist",
                         "--root", tmp_path / "nmnist"], capsys)
     assert code == 0, err
     assert seen["data"] == {"dataset": "double_nmnist", "root": str(tmp_path / "nmnist")}
-    code, _, err = run(["evaluate", tmp_path / "x.pt", "--seed", "-1"], capsys)
+    code, _, err = run_cli(["evaluate", tmp_path / "x.pt", "--seed", "-1"], capsys)
     assert code == 1 and "seed" in err and "Traceback" not in err   # usage errors exit 1
-
-
-def test_a_cleanup_failure_after_a_signal_is_reported_as_the_signal(capsys):
-    """A signal during a Lava run can make Lava's stop() raise while the Interrupted unwinds;
-    that is the interrupt (exit 1, 'aborted'), not a bug report."""
-    from metaloihi.base.errors import Interrupted
-
-    def fn():
-        try:
-            raise Interrupted("SIGTERM")
-        finally:
-            raise RuntimeError("Runtime Received [-6.]")
-    called = []
-    assert cli._guarded(fn, lambda: called.append(1)) == 1
-    err = capsys.readouterr().err
-    assert err.strip() == "aborted (SIGTERM)" and called == [1]
-
-    def bug():
-        raise RuntimeError("a real bug")
-    assert cli._guarded(bug, lambda: None) == 2                    # still a bug report

@@ -12,6 +12,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from helpers.cli import run_cli
 from metaloihi import cli
 from metaloihi.base.errors import UserError
 from metaloihi.cli.app import data_app
@@ -24,13 +25,6 @@ NAMING_A_DATA_SET = {"data show": ["data", "show", "nmnist"], "deploy": ["deploy
                      "--dataset", "nmnist"], "adapt": ["adapt", "{bundle}"],
                      "fit-soel": ["fit-soel", "{bundle}"], "cost": ["cost", "{bundle}"],
                      "continual": ["continual", "{bundle}"]}
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def _commands(group=None, prefix=()):
@@ -88,7 +82,7 @@ def test_root_reaches_load_dataset(name, nmnist_bundle, tmp_path, capsys, monkey
         raise UserError(f"stop: {dataset} from {root}")
     monkeypatch.setattr("metaloihi.datasets.registry.load_dataset", fake)
     argv = [a.format(bundle=nmnist_bundle) for a in NAMING_A_DATA_SET[name]]
-    code, _, err = run([*argv, "--root", tmp_path / "N-MNIST"], capsys)
+    code, _, err = run_cli([*argv, "--root", tmp_path / "N-MNIST"], capsys)
     assert (code, err) == (1, f"error: stop: nmnist from {tmp_path / 'N-MNIST'}\n")
     assert seen == [("nmnist", tmp_path / "N-MNIST")]
 
@@ -96,21 +90,21 @@ def test_root_reaches_load_dataset(name, nmnist_bundle, tmp_path, capsys, monkey
 @pytest.mark.parametrize("name", ["adapt", "fit-soel", "cost", "continual"])
 def test_a_real_data_set_without_root_says_to_give_it(name, nmnist_bundle, capsys):
     argv = [a.format(bundle=nmnist_bundle) for a in NAMING_A_DATA_SET[name]]
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert (code, err) == (1, "error: data set 'nmnist' reads recordings from a local folder; "
                               "give its path (--root DIR; nothing is downloaded)\n")
 
 
 def test_deploy_root_without_dataset_is_refused(nmnist_bundle, tmp_path, capsys):
-    code, _, err = run(["deploy", nmnist_bundle, "--root", tmp_path, "--backend", "sim"],
-                       capsys)
+    code, _, err = run_cli(["deploy", nmnist_bundle, "--root", tmp_path, "--backend", "sim"],
+                           capsys)
     assert (code, err) == (1, f"error: --root {str(tmp_path)!r} is the folder of --dataset's "
                               "recordings; give --dataset NAME too\n")
 
 
 def test_an_embedded_data_set_given_root_is_refused(nmnist_bundle, tmp_path, capsys):
-    code, _, err = run(["cost", nmnist_bundle, "--dataset", "digits", "--root", tmp_path],
-                       capsys)
+    code, _, err = run_cli(["cost", nmnist_bundle, "--dataset", "digits", "--root", tmp_path],
+                           capsys)
     assert (code, err) == (1, "error: data set 'digits' is generated locally; it takes no "
                               "folder (no --root)\n")
 
@@ -149,7 +143,7 @@ DEVICE_ARGV = {"train": ["train", "--out", "{tmp}/run"], "evaluate": ["evaluate"
 def test_device_takes_cpu_cuda_and_cuda_k(command, device, two_gpus, fake_runs, tmp_path,
                                           capsys):
     argv = [a.format(tmp=tmp_path) for a in DEVICE_ARGV[command]]
-    code, _, err = run([*argv, "--device", device], capsys)
+    code, _, err = run_cli([*argv, "--device", device], capsys)
     assert (code, err) == (0, "")
     assert fake_runs == {command: device}
 
@@ -158,7 +152,7 @@ def test_device_takes_cpu_cuda_and_cuda_k(command, device, two_gpus, fake_runs, 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:-1", "cuda:", "CPU", "cuda:1:0"])
 def test_a_bad_device_is_one_line_naming_it(command, device, fake_runs, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path) for a in DEVICE_ARGV[command]]
-    code, out, err = run([*argv, "--device", device], capsys)
+    code, out, err = run_cli([*argv, "--device", device], capsys)
     assert (code, out, err) == (1, "", f"error: --device={device!r}; expected cpu, cuda or "
                                        "cuda:K (K: a GPU index)\n")
     assert fake_runs == {}                              # refused before any work
@@ -170,11 +164,11 @@ def test_cuda_where_torch_finds_no_gpu_says_so_in_one_line(command, fake_runs, t
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "12.1")
     argv = [a.format(tmp=tmp_path) for a in DEVICE_ARGV[command]]
-    code, _, err = run([*argv, "--device", "cuda:1"], capsys)
+    code, _, err = run_cli([*argv, "--device", "cuda:1"], capsys)
     assert (code, err) == (1, "error: --device='cuda:1' but torch.cuda.is_available() is False "
                               "here (torch (CUDA 12.1) finds no usable GPU); use cpu\n")
     monkeypatch.setattr(torch.version, "cuda", None)
-    code, _, err = run([*argv, "--device", "cuda"], capsys)
+    code, _, err = run_cli([*argv, "--device", "cuda"], capsys)
     assert (code, err) == (1, "error: --device='cuda' but torch.cuda.is_available() is False "
                               "here (this torch is a CPU-only build); use cpu\n")
     assert fake_runs == {}
@@ -182,7 +176,7 @@ def test_cuda_where_torch_finds_no_gpu_says_so_in_one_line(command, fake_runs, t
 
 def test_a_gpu_index_beyond_the_gpus_names_the_ones_there(two_gpus, fake_runs, tmp_path,
                                                           capsys):
-    code, _, err = run(["evaluate", tmp_path / "x.pt", "--device", "cuda:2"], capsys)
+    code, _, err = run_cli(["evaluate", tmp_path / "x.pt", "--device", "cuda:2"], capsys)
     assert (code, err) == (1, "error: --device='cuda:2' but torch sees 2 GPU(s) here (cuda:0 "
                               "to cuda:1)\n")
 
@@ -204,10 +198,10 @@ def test_deploy_has_backend_and_no_hw(nmnist_bundle, capsys):
     deploy = dict(_commands())["deploy"]
     assert _param(deploy, "hw") is None
     assert _param(deploy, "backend").opts == ["--backend"]
-    code, _, err = run(["deploy", nmnist_bundle, "--backend", "board"], capsys)
+    code, _, err = run_cli(["deploy", nmnist_bundle, "--backend", "board"], capsys)
     assert (code, err) == (1, "error: Invalid value for '--backend': 'board' is not one of "
                               "'sim', 'lava', 'loihi2'. (see 'metaloihi deploy --help')\n")
-    code, out, err = run(["deploy", nmnist_bundle, "--hw"], capsys)
+    code, out, err = run_cli(["deploy", nmnist_bundle, "--hw"], capsys)
     assert code == 1 and out == ""
     assert err.startswith("error: No such option: --hw") and err.count("\n") == 1, err
 

@@ -92,7 +92,8 @@ def test_gestures_small_set_shapes_variation_and_determinism(tmp_path):
     cls = np.unique(ds.labels)
     cent = np.stack([img[train & (ds.labels == c)].mean(0) for c in cls])
     pred = cls[np.argmax(img[~train] @ cent.T, axis=1)]
-    assert (pred == ds.labels[~train]).mean() >= 0.3  # chance is 0.1
+    # 12 of the 30 held-out samples (chance: 3); the runner-up is >= 0.004 behind on each
+    assert (pred == ds.labels[~train]).sum() == 12
     assert not np.array_equal(f[0], f[1])
     again = gestures_dataset(config=SMALL_GESTURES, use_cache=False)
     np.testing.assert_array_equal(again.data, ds.data)

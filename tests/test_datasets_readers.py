@@ -74,6 +74,64 @@ def test_nmnist_errors_name_the_file(tmp_path):
         paper_splits.nmnist(tmp_path / "empty")
 
 
+# --- N-MNIST: what a reader skips or cannot read, named with the byte offset ---------------
+def _nmnist_bytes(x, y, t, p=None) -> bytes:
+    """Events in N-MNIST's 5-byte layout: x, y, polarity bit + 23-bit timestamp (us)."""
+    x, y, t = (np.asarray(v, np.int64) for v in (x, y, t))
+    p = np.zeros_like(t) if p is None else np.asarray(p, np.int64)
+    raw = np.stack([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], 1)
+    return raw.astype(np.uint8).tobytes()
+
+
+def _nmnist_tree(root, digits=range(10), per=(2, 1)) -> None:
+    for part, n in zip(("Train", "Test"), per):
+        for d in digits:
+            for i in range(n):
+                f = root / part / str(d) / f"{i:05d}.bin"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(_nmnist_bytes([d, 3, 5], [1, 2, 3], [0, 1000, 2000]))
+
+
+def test_nmnist_other_class_folders_are_named_not_skipped(tmp_path):
+    _nmnist_tree(tmp_path)
+    for letter in "ab":
+        f = tmp_path / "Train" / letter / "00000.bin"
+        f.parent.mkdir()
+        f.write_bytes(_nmnist_bytes([1], [1], [0]))
+    with pytest.raises(UserError, match=r"Train: folder\(s\) 'a', 'b' \(2 folders, 2 .bin "
+                                        r"files\) are not N-MNIST digit classes 0-9"):
+        paper_splits.nmnist(tmp_path, use_cache=False)
+
+
+def test_nmnist_empty_and_backwards_files_are_refused_with_the_offset(tmp_path):
+    empty = tmp_path / "e.bin"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match=r"e.bin: empty file \(0 bytes\), no events"):
+        read_nmnist_bin(empty)
+    back = tmp_path / "b.bin"
+    back.write_bytes(_nmnist_bytes([1, 2, 3, 4], [1, 1, 1, 1], [0, 50000, 400, 60000]))
+    with pytest.raises(UserError, match=r"b.bin: event 2 \(byte offset 10\) has timestamp t = "
+                                        r"400 us, 49600 us before event 1's 50000 us"):
+        read_nmnist_bin(back)
+    out = tmp_path / "o.bin"
+    out.write_bytes(_nmnist_bytes([1, 40], [1, 1], [0, 5]))
+    with pytest.raises(UserError, match=r"o.bin: event 1 \(byte offset 5\) at pixel \(40, 1\)"):
+        read_nmnist_bin(out)
+    cut = tmp_path / "c.bin"
+    cut.write_bytes(_nmnist_bytes([1, 2], [1, 1], [0, 5])[:8])
+    with pytest.raises(UserError, match=r"c.bin: 8 bytes .* last event starts at byte offset 5"):
+        read_nmnist_bin(cut)
+
+
+def test_double_nmnist_names_the_class_that_is_missing(tmp_path):
+    _nmnist_tree(tmp_path, digits=[d for d in range(10) if d != 7])
+    with pytest.raises(UserError) as err:
+        paper_splits.double_nmnist(tmp_path, pairs_per_class=2, use_cache=False)
+    msg = str(err.value)
+    assert "no source samples of class '7' (needed for pair class" in msg
+    assert " or " not in msg.split("class '7'")[0]
+
+
 # --- DVS128 Gesture --------------------------------------------------------------------------
 
 def _gesture_folder(root, rng):

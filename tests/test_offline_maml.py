@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from metaloihi.base.torch_file import theta0_key
 from metaloihi.offline import maml, model
 from metaloihi.rules.soel import Config as SoelConfig
 from metaloihi.offline.quant import levels, quantize, threshold_update
@@ -11,7 +12,9 @@ from metaloihi.sim import float_lif
 from metaloihi.sim import loihi as L
 
 
-def tiny(seed=0, dtype=torch.float64, steps=12):
+def net_and_meta_batch(seed=0, dtype=torch.float64, steps=12):
+    """A one-conv-layer network (3 ways, 6x6 input) calibrated to fire, and a meta-batch of 2
+    tasks x 3 ways (one support and one query sample each)."""
     cfg = model.ModelConfig(channels=(3,), kernel=3, du=0.3, dv=0.2)
     specs, neurons = model.build((steps, 2, 6, 6), 3, cfg)
     g = torch.Generator().manual_seed(seed)
@@ -38,7 +41,7 @@ def smooth_spikes(monkeypatch):
 
 @pytest.mark.parametrize("adapt", ["head", "all"])
 def test_second_order_meta_gradient_matches_finite_differences(smooth_spikes, adapt):
-    specs, neurons, p, batch = tiny()
+    specs, neurons, p, batch = net_and_meta_batch()
     cfg = maml.MamlConfig(inner_steps=2, inner_lr=0.5, adapt=adapt, trunc=None)
     meta = maml.init_meta(p, len(specs), cfg)
     grads, _, _ = maml.meta_gradient(meta, batch, specs, neurons, cfg, "vmap")
@@ -61,14 +64,14 @@ def test_second_order_meta_gradient_matches_finite_differences(smooth_spikes, ad
     # the second-order terms matter: FOMAML's gradient is measurably different
     fo, _, _ = maml.meta_gradient(meta, batch, specs, neurons,
                                   maml.MamlConfig(**{**cfg.__dict__, "first_order": True}))
-    k = f"theta0.layers.{len(specs) - 1}.weight"
+    k = theta0_key(float_lif.head_key(specs))
     assert float((fo[k] - grads[k]).norm() / grads[k].norm()) > 1e-3
 
 
 @pytest.mark.parametrize("rule,adapt,chip", [("sgd", "head", False), ("sgd", "all", False),
                                              ("soel", "head", False), ("soel", "head", True)])
 def test_vmap_and_per_task_loop_give_the_same_meta_gradient(rule, adapt, chip):
-    specs, neurons, p, batch = tiny()
+    specs, neurons, p, batch = net_and_meta_batch()
     cfg = maml.MamlConfig(inner_steps=2, inner_lr=0.05, adapt=adapt, trunc=6, inner_rule=rule,
                           rule=SoelConfig(target_on=3, theta=1.5, eta=0.02, on_chip=chip))
     meta = maml.init_meta(p, len(specs), cfg)
@@ -81,11 +84,11 @@ def test_vmap_and_per_task_loop_give_the_same_meta_gradient(rule, adapt, chip):
 
 
 def test_truncation_keeps_the_gradient_of_the_last_steps_only():
-    specs, neurons, p, batch = tiny()
-    w = p["layers.1.weight"].clone().requires_grad_(True)
+    specs, neurons, p, batch = net_and_meta_batch()
+    w = p[float_lif.weight_key(1)].clone().requires_grad_(True)
     x = batch[0][0]
     early = x.clone().requires_grad_(True)
-    out = model.forward(specs, {**p, "layers.1.weight": w}, neurons, early, trunc=4)
+    out = model.forward(specs, {**p, float_lif.weight_key(1): w}, neurons, early, trunc=4)
     (gx,) = torch.autograd.grad(out.sum(), early)
     # input at step t reaches the head after two connection delays: only the last 4 steps of
     # the head (inputs up to step T-3) carry gradient, and nothing before T-4-2

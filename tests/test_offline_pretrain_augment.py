@@ -30,7 +30,7 @@ def test_drop_events_removes_the_given_fraction():
 def test_cosine_decay_from_lr_to_zero():
     f = [pretrain.lr_factor(it, 4, "cosine") for it in range(1, 5)]
     assert f == pytest.approx([1.0, 0.5 * (1 + np.cos(np.pi / 4)), 0.5, 0.5 * (1 + np.cos(3 * np.pi / 4))])
-    assert pretrain.lr_factor(3, 4, "none") == 1.0
+    assert pretrain.lr_factor(3, 4, "constant") == 1.0
 
 
 def test_unknown_decay_refused_with_its_name():
@@ -38,3 +38,12 @@ def test_unknown_decay_refused_with_its_name():
         pretrain.PretrainConfig(lr_decay="linear")
     with pytest.raises(UserError, match="pretrain.drop"):
         pretrain.PretrainConfig(drop=1.0)
+
+
+def test_the_decay_survives_a_config_round_trip():
+    """A checkpoint's config is read back through offline/config.py, where "none" means null."""
+    from metaloihi.offline import config
+    for decay in ("constant", "cosine"):
+        cfg = config.load("demo", {"pretrain.lr_decay": decay})
+        again = config.from_dict(config.to_dict(cfg))
+        assert again.pretrain.lr_decay == decay

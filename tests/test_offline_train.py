@@ -1,55 +1,27 @@
-"""offline/train.py, config.py, checkpoint.py: configs, checkpoints, exact resume, resume after
-kill -9, torchrun all-reduce == one process."""
+"""offline/train.py and config.py: configs, tensor-only checkpoints, exact resume, evaluation rows,
+torchrun all-reduce == one process. (Interrupted runs: test_offline_resume.py.)"""
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from helpers import bounded
+from helpers.training import TRAIN_TOML
 from metaloihi.base.errors import UserError
+from metaloihi.base.torch_file import theta0_key
 from metaloihi.offline import checkpoint, config, maml, train
+from metaloihi.sim.float_lif import head_key, weight_key
 
 ROOT = Path(__file__).resolve().parents[1]
 # torchrun's processes give up on a peer after this long (init_process_group's timeout)
 DIST_ENV = {"OMP_NUM_THREADS": "1", "METALOIHI_DIST_TIMEOUT_S": "120"}
-TINY = """
-[data]
-dataset = "gestures"
-queries = 1
-[model]
-channels = [4, 8]
-kernel = 3
-pool = 4
-time_pool = 5
-uniform_head = true
-[maml]
-trunc = 5
-loss_scale = 0.1
-[train]
-meta_batch = 2
-iterations = 6
-val_every = 3
-val_tasks = 4
-checkpoint_every = 2
-threads = 1
-"""
 
 
-@pytest.fixture(scope="module")
-def gestures():
-    from metaloihi.datasets import load_dataset
-    return load_dataset("gestures")
-
-
-def tiny_cfg(tmp_path, **over):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
+def train_config(path, **over):
+    """The small training run's config (helpers.training), with dotted overrides."""
     return config.load(str(path), over)
 
 
@@ -69,8 +41,9 @@ def test_every_shipped_config_loads_and_unknown_keys_are_named(tmp_path):
         config.load("nope")
 
 
-def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, gestures):
-    cfg = tiny_cfg(tmp_path)
+def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, train_toml,
+                                                                     gestures):
+    cfg = train_config(train_toml)
     full = train.train(cfg, tmp_path / "full", progress=False, dataset=gestures)
     assert full["iterations"] == 6
     state = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
@@ -86,7 +59,7 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
     assert "meta_val_acc" in lines[0] and "meta_val_acc" in lines[3]
     assert "inner_lr.2" in lines[1]                                   # head of 3 layers
     # 4 iterations, then resume to 6: identical meta-parameters and optimiser state
-    half = tiny_cfg(tmp_path, **{"train.iterations": 4})
+    half = train_config(train_toml, **{"train.iterations": 4})
     train.train(half, tmp_path / "split", progress=False, dataset=gestures)
     train.train(cfg, tmp_path / "split", resume=True, progress=False, dataset=gestures)
     a = checkpoint.load(tmp_path / "full" / "last.pt")["meta"]
@@ -95,20 +68,23 @@ def test_training_writes_tensor_only_checkpoints_and_resume_is_exact(tmp_path, g
         assert torch.equal(a[k], b[k]), k
 
 
-def test_learn_head_init_false_keeps_the_calibrated_head(tmp_path, gestures):
-    cfg = tiny_cfg(tmp_path, **{"maml.learn_head_init": False, "train.iterations": 3})
+def test_learn_head_init_false_keeps_the_calibrated_head(tmp_path, train_toml, gestures):
+    cfg = train_config(train_toml, **{"maml.learn_head_init": False, "train.iterations": 3})
     s = train.setup(cfg, gestures)
     start = train.initial_meta(s)
-    assert "theta0.layers.2.weight" not in maml.learnable(start, cfg.maml)
+    head = theta0_key(head_key(s.specs))
+    assert head not in maml.learnable(start, cfg.maml)
     train.train(cfg, tmp_path / "run", progress=False, dataset=gestures)
     end = checkpoint.load(tmp_path / "run" / "last.pt")["meta"]
-    assert torch.equal(end["theta0.layers.2.weight"], start["theta0.layers.2.weight"])
-    assert not torch.equal(end["theta0.layers.1.weight"], start["theta0.layers.1.weight"])
+    assert torch.equal(end[head], start[head])
+    body = theta0_key(weight_key(1))
+    assert not torch.equal(end[body], start[body])
 
 
-def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, gestures):
+def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, train_toml,
+                                                              gestures):
     from metaloihi.offline.evaluate import evaluate
-    train.train(tiny_cfg(tmp_path), tmp_path / "run", progress=False, dataset=gestures)
+    train.train(train_config(train_toml), tmp_path / "run", progress=False, dataset=gestures)
     rows = evaluate([tmp_path / "run" / "best.pt"], tasks=6, shots=(1, 2),
                     pretrain_minutes=0.02, report=lambda r: None)
     assert [r["shots"] for r in rows] == [1, 2] * 6
@@ -124,46 +100,16 @@ def test_evaluate_rows_with_baselines_and_a_timed_pretraining(tmp_path, gestures
     pre = rows[8]["name"]           # "pretrained (non-meta, N steps of 16, 0.0 min) + ..."
     assert pre.startswith("pretrained (non-meta, ") and int(pre.split(", ")[1].split()[0]) >= 1
     assert rows[10]["name"].startswith("pretrained (non-meta, ") and "prototype" in rows[10]["name"]
+    # right answers of 30 (6 tasks x 5 queries), measured: theta0 and the random init are one
+    # network here (best.pt is the start: 6 iterations never beat it); the float32 model may
+    # move one query with another CPU's sums. The timed rows (8-11) depend on the steps done.
+    assert [r["acc"] * 30 for r in rows[:8]] == pytest.approx([10, 12, 18, 16, 14, 19, 10, 12],
+                                                              abs=1)
+    assert [r["acc"] for r in rows[:2]] == [r["acc"] for r in rows[6:8]]
     for r in rows:
-        assert r["tasks"] == 6 and 0.0 <= r["acc"] <= 1.0 and r["ci95"] >= 0.0
+        assert r["tasks"] == 6
         # accuracies are means over 6 tasks of 5 queries each: multiples of 1/30
         assert abs(r["acc"] * 30 - round(r["acc"] * 30)) < 1e-6
-
-
-def test_resume_after_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
-    cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(TINY.replace("iterations = 6", "iterations = 10000"))
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "metaloihi", "train", "--config", str(cfg_path), "--out",
-           str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    log, lines = out / "metrics.jsonl", 0
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            lines = len(log.read_text().splitlines()) if log.exists() else 0
-            if lines >= 7:
-                break
-            time.sleep(0.2)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        _, err = bounded.finish(proc, 60, "the training to be killed")
-    assert lines >= 7, f"training logged {lines} of 7 lines in 300 s: {err[-2000:]!r}"
-    assert proc.returncode == -signal.SIGKILL
-    saved = checkpoint.load(out / "last.pt")["iteration"]
-    logged = len((out / "metrics.jsonl").read_text().splitlines())
-    assert saved >= 6 and logged - 1 - saved <= 2  # checkpoint_every = 2; line 0: the start
-    target = saved + 3
-    res = bounded.run(cmd + ["--resume", "--set", "maml.trunc=4"], cwd=ROOT,
-                      capture_output=True, text=True, timeout=300)
-    assert res.returncode == 1 and "another config" in res.stderr   # not the same run
-    res = bounded.run(cmd + ["--resume", "--set", f"train.iterations={target}"], cwd=ROOT,
-                      capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    its = [json.loads(ln)["iteration"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    assert its == list(range(0, target + 1))
-    assert checkpoint.load(out / "last.pt")["iteration"] == target
 
 
 def test_the_process_group_timeout_comes_from_the_environment(monkeypatch):
@@ -199,9 +145,9 @@ def test_two_gloo_processes_give_the_one_process_meta_gradient(tmp_path):
         assert torch.allclose(got["grads"][k], grads[k], atol=1e-12, rtol=1e-10), k
 
 
-def test_torchrun_train_command_matches_one_process(tmp_path):
-    cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(TINY.replace('mode = "loop"', "").replace("iterations = 6",
+def test_torchrun_train_command_matches_one_process(tmp_path, train_toml):
+    cfg_path = train_toml
+    cfg_path.write_text(TRAIN_TOML.replace('mode = "loop"', "").replace("iterations = 6",
                                                                    "iterations = 3"))
     base = ["-m", "metaloihi", "train", "--config", str(cfg_path), "--no-progress",
             "--set", 'train.dtype="float64"']

@@ -114,15 +114,16 @@ def test_each_connection_adds_one_step_of_delay():
 
 def test_hand_cases_agree_with_the_fixed_model_through_the_mapping():
     """The same hand cases, mapped to fixed point, spike at the same steps in sim.fixed."""
-    for neuron, times, n_layers in [(L.LifFloat(du=1.0, dv=1.0, vth=1.0), [3], 3),
-                                    (L.LifFloat(du=1.0, dv=0.0, vth=1.0, bias=0.25), [], 1)]:
+    for neuron, times, n_layers, steps in [
+            (L.LifFloat(du=1.0, dv=1.0, vth=1.0), [3], 3, [[4], [5], [6]]),   # one step a layer
+            (L.LifFloat(du=1.0, dv=0.0, vth=1.0, bias=0.25), [], 1, [[4, 9]])]:  # bias alone
         specs, params, neurons = _dense_chain(n_layers, 2.0, neuron)
         x = _input(12, times)
         net, _ = float_to_fixed(specs, params, neurons)
         got = FX.run(net, x.numpy().astype(np.uint8))["spikes"]
         want = FL.run(specs, params, neurons, x)["spikes"]
         assert all(np.array_equal(g, w.numpy() > 0) for g, w in zip(got, want))
-        assert sum(int(g.sum()) for g in got) > 0
+        assert [np.flatnonzero(g[0, :, 0]).tolist() for g in got] == steps
 
 
 def _small_conv_net(seed=0, dtype=F64):
@@ -303,9 +304,10 @@ def test_float_model_on_the_fixed_networks_own_parameters_matches_sim_fixed(arch
     """fixed -> float (exact weights, thresholds, decays), then the float model vs sim.fixed.run.
     The only difference left is the integer model's rounding of u and v decays toward zero
     every step, so spike trains agree almost everywhere; a spike moved by one step in a layer
-    moves its successors, so the agreement falls with depth. Asserted neuron-step agreement
-    (first / hidden / output layer): 0.998 / 0.98 / 0.95, with margin below what random
-    networks of these shapes give (B=8, T=50, rate 5%; run with -s to see it printed)."""
+    moves its successors, so the agreement falls with depth. Measured neuron-step agreement on
+    these seeds (B=8, T=50, rate 5%; run with -s to see it printed), lowest of the two archs
+    and two seeds: first layer 0.9998, hidden 0.9916, output 0.9900; asserted 0.999 / 0.99 /
+    0.985 (the margin is a few moved spikes, for another machine's float summation order)."""
     shape, specs = ARCHS[arch]
     for seed in (0, 1):
         rng = np.random.default_rng(seed)
@@ -318,17 +320,19 @@ def test_float_model_on_the_fixed_networks_own_parameters_matches_sim_fixed(arch
         agree = [float(((g.numpy() > 0) == w).mean()) for g, w in zip(got, want)]
         print(arch, seed, "agreement per layer", np.round(agree, 4))
         assert all(abs(w.mean() - RATE) < 0.01 for w in want)
-        assert agree[0] >= 0.998 and min(agree[1:-1], default=1) >= 0.98 and agree[-1] >= 0.95
+        assert agree[0] >= 0.999 and min(agree[1:-1], default=1) >= 0.99 and agree[-1] >= 0.985
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_float_network_mapped_to_fixed_keeps_spike_counts_within_tolerance(arch):
     """A float network (du = dv = 0.1, each layer calibrated to 5% rate) mapped to fixed point
     through sim.mapping gives, in sim.fixed, per layer:
-      - total spike count within 10% of the float model's, and
-      - per-neuron spike counts (per sample) with mean absolute deviation <= 10% of the mean
-        count in hidden layers, <= 20% in the output layer.
-    The bounds leave margin over what random networks of these shapes give (B=8, T=50).
+      - total spike count close to the float model's, and
+      - per-neuron spike counts (per sample) with a small mean absolute deviation relative to
+        the mean count, larger in the output layer.
+    Measured on these seeds (B=8, T=50), the largest of 28 layers: total 0.060, per-neuron
+    0.050 (hidden) and 0.080 (output); asserted 0.075, 0.065 and 0.10 (a quarter more: a few
+    moved spikes, for another machine's float summation order).
     Why they differ at all: weights rounded to 255 levels of the per-layer scale (up to half a
     step, max|w|/254, per weight) cause most of it, growing toward the output as moved spikes
     propagate; threshold rounding (vth * scale to an integer) and the fixed model's truncation
@@ -351,8 +355,8 @@ def test_float_network_mapped_to_fixed_keeps_spike_counts_within_tolerance(arch)
             print(arch, seed, f"layer {i}: rate {a.mean():.3f} vs {b.mean():.3f}, total dev "
                   f"{total:.3f}, per-neuron dev {per_neuron:.3f}")
             assert abs(float(a.mean()) - RATE) < 0.01
-            assert total <= 0.10
-            assert per_neuron <= (0.20 if i == len(specs) - 1 else 0.10)
+            assert total <= 0.075
+            assert per_neuron <= (0.10 if i == len(specs) - 1 else 0.065)
 
 
 def test_mapping_reads_learnt_neuron_parameters_from_the_params_dict():

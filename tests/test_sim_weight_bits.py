@@ -64,7 +64,7 @@ def test_fewer_bits_change_what_sim_computes():
 @pytest.mark.lava
 @pytest.mark.parametrize("bits", range(1, 8))
 def test_dense_with_fewer_weight_bits_identical_to_lava(bits):
-    from test_lava_crosscheck import assert_identical
+    from helpers.lava_run import assert_sim_identical_to_lava
     rng = np.random.default_rng(100 + bits)
     mode = ["mixed", "excitatory", "inhibitory"][bits % 3]
     a, b = DenseSpec(12, 9), DenseSpec(9, 4)
@@ -72,7 +72,7 @@ def test_dense_with_fewer_weight_bits_identical_to_lava(bits):
                du=800, dv=300, vth=40 * bits), weight_exp=2, num_weight_bits=bits),
            fixed.FixedLayer(b, _weights("mixed", b.weight_shape, bits + 50), L.LifFixed(
                du=4095, dv=200, vth=300, bias_mant=3, bias_exp=2), num_weight_bits=bits)]
-    assert_identical(net, rng.random((40, 12)) < 0.4)
+    assert_sim_identical_to_lava(net, rng.random((40, 12)) < 0.4)
 
 
 @pytest.mark.lava
@@ -80,7 +80,7 @@ def test_dense_with_fewer_weight_bits_identical_to_lava(bits):
 def test_u_wraps_and_v_clips_with_fewer_bits_in_the_fast_path(bits):
     """Limit weights, weight_exp 7, fan-in 2400: u takes Lava's 24-bit wrap and v clips, in
     fixed.run (the fast path) as in Lava and in fixed.step."""
-    from test_lava_crosscheck import assert_identical
+    from helpers.lava_run import assert_sim_identical_to_lava
     rng = np.random.default_rng(bits)
     big = DenseSpec(2400, 6)
     w = np.full(big.weight_shape, 255)
@@ -90,7 +90,7 @@ def test_u_wraps_and_v_clips_with_fewer_bits_in_the_fast_path(bits):
     head = fixed.FixedLayer(DenseSpec(6, 3), rng.integers(-256, 256, (3, 6)),
                             L.LifFixed(du=4095, dv=4095, vth=0, bias_mant=4095, bias_exp=7),
                             num_weight_bits=bits)
-    _, ours = assert_identical([hidden, head], rng.random((40, 2400)) < 0.6)
+    _, ours = assert_sim_identical_to_lava([hidden, head], rng.random((40, 2400)) < 0.6)
     u, v = ours["u"][0], ours["v"][0]
     assert (np.abs(v) == L.UV_LIMIT - 1).any(), "case must clip v"
     assert np.abs(u).max() > 2 ** 20

@@ -18,7 +18,7 @@ import errno
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,20 +30,14 @@ import torch
 from helpers import bounded
 from metaloihi import cli
 from metaloihi.base.lava_support import lava_available
+from metaloihi.base.torch_file import theta0_key
+from metaloihi.sim.float_lif import weight_key
 
 ROOT = Path(__file__).resolve().parents[2]
+W0 = theta0_key(weight_key(0))      # theta0's first weight in a checkpoint's meta
 
 
-# --- fixtures: a small valid bundle and checkpoint, and ways to damage them ----------------------
-@pytest.fixture(scope="module")
-def good_bundle(tmp_path_factory) -> Path:
-    """conv(2x8x8 -> 2) -> conv(4) -> head(3): a valid bundle, small enough to build in ms."""
-    from metaloihi.bridge.export import export_bundle, random_float_network
-    specs, params, neurons = random_float_network((2, 8, 8), ways=3, channels=(2, 4), seed=1)
-    path, _ = export_bundle(tmp_path_factory.mktemp("good") / "good.h5", specs, params, neurons)
-    return path
-
-
+# --- the case's folder (a copy of conftest's valid_bundle there), and ways to damage it -----------
 @dataclass
 class Ctx:
     tmp: Path
@@ -123,7 +117,7 @@ def _checkpoint(meta=None, drop=(), config_patch=None, extra=None):
             cfg[sec][key] = val
         state = {"format": FORMAT, "config": cfg, "iteration": 3,
                  "meta": meta if meta is not None else
-                 {"theta0.layers.0.weight": torch.zeros(16, 2, 5, 5)}, **(extra or {})}
+                 {W0: torch.zeros(16, 2, 5, 5)}, **(extra or {})}
         for k in drop:
             del state[k]
         torch.save(state, c.ckpt)
@@ -133,7 +127,7 @@ def _checkpoint(meta=None, drop=(), config_patch=None, extra=None):
 def _nan_meta(value):
     w = torch.randn(16, 2, 5, 5)
     w[3, 1, 2, 4] = value
-    return {"theta0.layers.0.weight": w, "log_inner_lr.2": torch.tensor(-1.0)}
+    return {W0: w, "log_inner_lr.2": torch.tensor(-1.0)}
 
 
 def _raise_in(module_attr: str, exc: BaseException):
@@ -318,7 +312,7 @@ def _neuron0(key, value):
 
 def _weight0(fn):
     def damage(state):
-        k = "theta0.layers.0.weight"
+        k = W0
         state["meta"][k] = fn(state["meta"][k])
     return _shipped(damage)
 
@@ -499,10 +493,10 @@ CASES = [
       ("at most one of --input",)),
     # --- checkpoints -> export ------------------------------------------------------------------
     C("export checkpoint with NaN weights", "export --checkpoint {ckpt} --out {tmp}/o.h5",
-      ("ckpt.pt", "theta0.layers.0.weight", "nan", "[3, 1, 2, 4]"),
+      ("ckpt.pt", W0, "nan", "[3, 1, 2, 4]"),
       _checkpoint(meta=_nan_meta(float("nan"))), absent=("o.h5",)),
     C("export checkpoint with inf weights", "export --checkpoint {ckpt} --out {tmp}/o.h5",
-      ("theta0.layers.0.weight", "inf"), _checkpoint(meta=_nan_meta(float("inf"))),
+      (W0, "inf"), _checkpoint(meta=_nan_meta(float("inf"))),
       absent=("o.h5",)),
     C("checkpoint pickling an arbitrary object", "export --checkpoint {ckpt} --out {tmp}/o.h5",
       ("ckpt.pt", "refused", "argparse.Namespace", "weights_only=True"),
@@ -823,6 +817,21 @@ CASES = [
       _meta_attr("encoding", {"pool": 1, "time_pool": 10 ** 9, "steps": None})),
     C("bundle meta splits not a table", "bundle validate {bundle}", ("meta/splits", "must be"),
       _meta_attr("splits", "train")),
+    C("bundle weight of uint64 2**64-2", "bundle validate {bundle}",
+      ("layer/1/weight", "18446744073709551614", "out of range"),   # not read back as -2
+      lambda c: _set(c.bundle, "layer/1/weight",
+                     np.full(_get(c.bundle, "layer/1/weight").shape, np.uint64(2 ** 64 - 2)))),
+    C("bundle meta created not JSON", "bundle validate {bundle}",
+      ("metaloihi/meta/created", "'yesterday'", "not JSON"),
+      lambda c: _attr(c.bundle, "metaloihi/meta", "created", "yesterday")),
+    C("bundle meta created not a date", "bundle validate {bundle}",
+      ("metaloihi/meta/created", "'last tuesday'", "ISO 8601"), _meta_attr("created", "last tuesday")),
+    C("bundle SOEL threshold a word", "bundle validate {bundle}",
+      ("metaloihi/head/rule/theta", "one number", "'high'"),
+      lambda c: _attr(c.bundle, "metaloihi/head/rule", "theta", "high")),
+    C("bundle scales of text", "bundle validate {bundle}",
+      ("metaloihi/scales", "is not 3 numbers", "'1'"),
+      lambda c: _set(c.bundle, "metaloihi/scales", np.array([b"1", b"2", b"3"]))),
     C("bundle declaring a 10^11-value weight", "bundle validate {bundle}",
       ("layer/1/weight", "100000000000 values", "synapses"), _huge_weight),
     C("checkpoint neuron du 5.0", "export --checkpoint {ckpt} --out {tmp}/o.h5",
@@ -832,10 +841,10 @@ CASES = [
     C("checkpoint neuron vth 0", "export --checkpoint {ckpt} --out {tmp}/o.h5",
       ("network.neurons[0].vth", "> 0"), _neuron0("vth", 0.0), absent=("o.h5",)),
     C("checkpoint int64 theta0", "export --checkpoint {ckpt} --out {tmp}/o.h5",
-      ("layers.0.weight", "int64", "float weights"), _weight0(lambda w: w.long()),
+      (weight_key(0), "int64", "float weights"), _weight0(lambda w: w.long()),
       absent=("o.h5",)),
     C("checkpoint all-zero frozen layer", "export --checkpoint {ckpt} --out {tmp}/o.h5",
-      ("layers.0.weight", "all zero"), _weight0(torch.zeros_like), absent=("o.h5",)),
+      (weight_key(0), "all zero"), _weight0(torch.zeros_like), absent=("o.h5",)),
     # --- event files with impossible values (datasets/event_checks.py) ---
     C("ASL-DVS .mat with a text variable",
       "data show asl_dvs --root {tmp}/asl --out {tmp}/s.png",
@@ -958,11 +967,11 @@ def _run(case: Case, c: Ctx) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, good_bundle, tmp_path, monkeypatch, capsys):
+def test_bad_input(case: Case, valid_bundle, tmp_path, monkeypatch, capsys):
     if case.needs_lava and not lava_available():
         pytest.skip("needs Lava")
     c = Ctx(tmp_path, tmp_path / "b.h5", monkeypatch)
-    shutil.copy(good_bundle, c.bundle)
+    shutil.copy(valid_bundle, c.bundle)
     if case.setup:
         case.setup(c)
     code = _run(case, c)
@@ -988,12 +997,12 @@ REAL = ["unknown command", "--ways 0", "bundle cut in half", "export checkpoint 
 
 
 @pytest.mark.parametrize("name", REAL)
-def test_real_entry_point(name, good_bundle, tmp_path, monkeypatch):
+def test_real_entry_point(name, valid_bundle, tmp_path, monkeypatch):
     """The same rows through `python -m metaloihi` (the console script's main): same exit code,
     same one line, no traceback."""
     case = next(c for c in CASES if c.name == name)
     c = Ctx(tmp_path, tmp_path / "b.h5", monkeypatch)
-    shutil.copy(good_bundle, c.bundle)
+    shutil.copy(valid_bundle, c.bundle)
     if case.setup:
         case.setup(c)
     argv = shlex.split(case.run.format(tmp=c.tmp, bundle=c.bundle, ckpt=c.ckpt))
@@ -1015,11 +1024,11 @@ def test_internal_errors_exit_2_with_the_traceback_and_a_hint(capsys):
     assert "bug in metaloihi: please report it" in err
 
 
-def test_an_interrupted_export_keeps_the_previous_bundle(good_bundle, tmp_path, monkeypatch,
+def test_an_interrupted_export_keeps_the_previous_bundle(valid_bundle, tmp_path, monkeypatch,
                                                          capsys):
     """Atomic write: a failure mid-write leaves the old file byte for byte, and no temp file."""
     out = tmp_path / "o.h5"
-    shutil.copy(good_bundle, out)
+    shutil.copy(valid_bundle, out)
     before = out.read_bytes()
     def boom(*a, **k):
         raise KeyboardInterrupt

@@ -1,6 +1,7 @@
 """Running a network in Lava's CPU simulator (Loihi2SimCfg, fixed_pt) to hold sim/ against it:
 a sim/ fixed-point network built as plain Lava processes (RingBuffer -> Conv/Dense -> LIF, with
-Monitors), and a bundle's frozen layers as lava-dl's netx builds them. Used by the Lava
+Monitors), and a bundle's frozen layers as lava-dl's netx builds them; and
+assert_sim_identical_to_lava, which holds the two to every spike, u and v. Used by the Lava
 cross-check tests and benchmarks/sim_vs_lava.py; the library deploys through bridge/ and onchip/.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from metaloihi.bridge.lava_net import (from_lava_order, lava_conv_weight, lava_d
                                        lava_shape, to_lava_order)
 from metaloihi.bridge.netx_run import netx_network
 from metaloihi.sim.arch import ConvSpec, DenseSpec
+from metaloihi.sim import fixed
 from metaloihi.sim.fixed import FixedLayer, Network, check_network
 
 
@@ -165,3 +167,25 @@ def run_netx(path: str | Path, x: np.ndarray, record_v: bool = True) -> dict[str
     finally:
         net.stop()
     return rec
+
+
+def assert_sim_identical_to_lava(net: Network, x: np.ndarray):
+    """Run x [T, *shape] in Lava and in sim/ (fast path and step-by-step reference): every layer's
+    spikes, u and v identical at every step; returns (Lava's, sim/'s) records."""
+    lava = run_in_lava(net, x, record_uv=True)
+    ours = fixed.run(net, x[None], record_uv=True)
+    state, steps = fixed.init_state(net, 1), []
+    for t in range(x.shape[0]):
+        state, out = fixed.step(state, net, x[None, t])
+        steps.append(out)
+    for i in range(len(net)):
+        for key in ("spikes", "u", "v"):
+            a, b = lava[key][i], ours[key][i]
+            assert a.shape == b.shape
+            bad = np.argwhere(a != b)
+            first = tuple(bad[0]) if bad.size else None
+            assert bad.size == 0, (f"layer {i} {key}: first mismatch at (batch, step, neuron) "
+                                   f"{first}: lava {a[first]} sim {b[first]}")
+        stepped = np.stack([s[i] for s in steps], axis=1)
+        np.testing.assert_array_equal(stepped, lava["spikes"][i])
+    return lava, ours

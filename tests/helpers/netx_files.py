@@ -1,8 +1,8 @@
 """netx files made by lava-dl's own exporter: small random slayer networks (slayer.block.cuba
 and slayer.block.sigma_delta blocks), run once forward (slayer learns its shapes there) and
 written block by block with each block's export_hdf5, the way lava-dl's tutorials export trained
-networks. Used by tests/test_netx_import.py, tests/test_netx_sdnn.py and
-benchmarks/netx_vs_lava.py."""
+networks; and the checks the netx tests share. Used by tests/test_bridge_netx_read.py,
+tests/test_sim_sdnn.py and benchmarks/netx_vs_lava.py."""
 from __future__ import annotations
 
 import contextlib
@@ -162,3 +162,43 @@ def rng_frames(shape, steps, seed=0, hi=256, batch=1) -> np.ndarray:
         change = rng.random((batch, *shape)) < 0.3
         x[:, t] = np.where(change, rng.integers(0, hi, (batch, *shape)), x[:, t - 1])
     return x
+
+
+def assert_netx_sim_equals_lava(path, x, **kw):
+    """The file read by bridge/netx_read.py and run by sim/ equals lava-dl's netx in Lava: every
+    population, every step, s/u/v; returns the spike count per population."""
+    from metaloihi.bridge import netx_lava
+    from metaloihi.bridge.netx_read import read_netx
+    from metaloihi.sim.network_run import run
+    net = read_netx(path, **kw)
+    ours = run(net, x, record_uv=True)
+    ref = netx_lava.run(path, net, x, **kw)
+    for i, (name, _) in enumerate(net.populations):
+        for key in ("spikes", "u", "v"):
+            a, b = ref[key][i], ours[key][i]
+            assert a.shape == b.shape, (name, key, a.shape, b.shape)
+            bad = np.argwhere(a != b)
+            first = tuple(bad[0]) if bad.size else None
+            assert bad.size == 0, (f"{name} {key}: first mismatch at (batch, step, neuron) "
+                                   f"{first}: lava {a[first]} sim {b[first]}")
+    return [int(s.sum()) for s in ours["spikes"]]
+
+
+def write_layers(path, layers: list[dict]):
+    """A netx file written by hand: layer/i/<key> datasets (type as lava-dl stores it)."""
+    with h5py.File(path, "w") as f:
+        for i, d in enumerate(layers):
+            g = f.create_group(f"layer/{i}")
+            for k, v in d.items():
+                if k == "type":
+                    g.create_dataset("type", (1,), "S10", [v.encode()])
+                else:
+                    g.create_dataset(k, data=v)
+    return path
+
+
+def one_line(err) -> str:
+    """The message of a pytest.raises ExceptionInfo, asserted to be one line."""
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg

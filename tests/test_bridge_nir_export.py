@@ -12,7 +12,7 @@ from metaloihi.sim import float_lif
 from metaloihi.sim import loihi as L
 from metaloihi.sim.mapping import fixed_to_float
 
-from test_bridge_bundle import small_float_net
+from helpers.random_net import small_float_net
 
 
 @pytest.fixture(scope="module")

@@ -1,78 +1,21 @@
-"""metaloihi/plots.py (the demo's figure) and `metaloihi report` (the HTML page), the page also
-rendered in headless Chromium (installed by ./run test where it can be)."""
+"""`metaloihi report` (metaloihi/report/: the HTML page), the page also rendered in headless
+Chromium (installed by ./run test where it can be). (The demo's figure: test_face_plots.py.)"""
 import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from helpers.cli import run_cli
+from helpers.images import png_colours
 from metaloihi import report as rp
-from metaloihi.cli import main
 from metaloihi.base.errors import UserError
-from metaloihi.plots import demo_figure
 
-WAYS, SHOTS, T, N_IN = 5, 5, 20, 48
+WAYS = 5
 NAMES = ["clap_2", "wave_right_2", "circle_ccw_1x_left", "roll_forward", "drums_2"]
-
-
-def run_cli(*args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    return exc.value.code
-
-
-def demo_args(**override):
-    rng = np.random.default_rng(0)
-    shots = (rng.random((SHOTS, T, 2, 16, 16)) < 0.05).astype(np.uint8)
-    spikes = rng.random((SHOTS, T, WAYS)) < 0.1
-    wb = rng.integers(-50, 50, (WAYS, N_IN)) * 2
-    wa = wb + (rng.random((WAYS, N_IN)) < 0.3) * rng.integers(-8, 8, (WAYS, N_IN)) * 2
-    args = dict(shots=shots, labels=np.arange(SHOTS), confusion=rng.integers(0, 6, (WAYS, WAYS)),
-                weights_before=wb, weights_after=wa, head_spikes_learning=spikes,
-                class_names=NAMES, title="synthetic")
-    args.update(override)
-    return args
-
-
-def png_colours(path: Path) -> int:
-    from PIL import Image
-    with Image.open(path) as im:
-        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
-    return len(colours)
-
-
-def test_demo_figure_renders_a_nontrivial_png(tmp_path):
-    out = demo_figure(tmp_path / "sub" / "demo.png", **demo_args())
-    assert out == tmp_path / "sub" / "demo.png" and out.stat().st_size > 30_000
-    from PIL import Image
-    with Image.open(out) as im:
-        assert im.size == (1350, 1100)
-    assert png_colours(out) > 200          # event frames, colormaps, raster: many colours
-    assert [p.name for p in out.parent.iterdir()] == ["demo.png"]   # no temp file left
-
-
-@pytest.mark.parametrize("arg, bad", [
-    ("shots", np.zeros((SHOTS, T, 3, 16, 16))),
-    ("labels", np.arange(SHOTS - 1)),
-    ("confusion", np.zeros((WAYS, WAYS - 1), int)),
-    ("weights_before", np.zeros((WAYS + 1, N_IN))),
-    ("weights_after", np.zeros((WAYS, N_IN + 1))),
-    ("head_spikes_learning", np.zeros((SHOTS, T, WAYS - 1), bool)),
-])
-def test_demo_figure_bad_shape_names_the_argument(tmp_path, arg, bad):
-    with pytest.raises(UserError, match=arg):
-        demo_figure(tmp_path / "x.png", **demo_args(**{arg: bad}))
-    assert not (tmp_path / "x.png").exists()
-
-
-def test_demo_figure_label_out_of_range(tmp_path):
-    with pytest.raises(UserError, match="labels must be in 0..4"):
-        demo_figure(tmp_path / "x.png", **demo_args(labels=np.array([0, 1, 2, 3, 5])))
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -196,12 +139,13 @@ def test_cli_report_defaults_to_checkpoints_folder(tmp_path, monkeypatch, capsys
     write_log(ck / "demo_metrics.jsonl", soel=False)
     (ck / "eval_test.json").write_text(json.dumps(EVAL_ROWS))
     monkeypatch.chdir(tmp_path)
-    assert run_cli("report", "--out", "rep") == 0
-    assert "using 2 file(s) under checkpoints/" in capsys.readouterr().out
+    code, out, err = run_cli(["report", "--out", "rep"], capsys)
+    assert code == 0, err
+    assert "using 2 file(s) under checkpoints/" in out
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "test (file name)" in page and "not measured: no bundle given" in page
-    assert run_cli("report", "--out", "rep", "--gap", "missing.json") == 1
-    assert "missing.json" in capsys.readouterr().err
+    code, _, err = run_cli(["report", "--out", "rep", "--gap", "missing.json"], capsys)
+    assert code == 1 and "missing.json" in err
 
 
 # --- the page in a browser ------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from helpers.cli import one_line_error, run_cli
 from metaloihi.base.errors import UserError
 from metaloihi.base.json_file import read_json
 from metaloihi.base.paths import check_io
@@ -114,3 +115,39 @@ def test_a_disk_without_room_is_refused_before_anything_is_written(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
     export_bundle(tmp_path / "o.h5", specs, params, neurons)      # one output fits
     assert [p.name for p in tmp_path.iterdir()] == ["o.h5"]
+
+
+# --- through the commands: inputs that are not files, outputs where they cannot go ---------
+def test_a_fifo_as_checkpoint_or_config_is_refused_not_a_hang(tmp_path, capsys):
+    fifo = tmp_path / "x.pt"
+    os.mkfifo(fifo)
+    code, out, err = run_cli(f"evaluate {fifo} --tasks 2", capsys)
+    one_line_error(code, out, err, "x.pt", "named pipe (FIFO)")
+    toml = tmp_path / "c.toml"
+    os.mkfifo(toml)
+    code, out, err = run_cli(f"train --config {toml} --out {tmp_path}/run", capsys)
+    one_line_error(code, out, err, "c.toml", "named pipe (FIFO)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_show_writes_the_file_it_names(tmp_path, capsys):
+    code, o, e = run_cli(f"data show gestures --per-class 1 --classes 2 --out {tmp_path}/grid",
+                         capsys)
+    assert code == 0, e
+    assert o.strip() == f"wrote {tmp_path}/grid"
+    assert (tmp_path / "grid").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid"]
+
+
+@pytest.mark.parametrize("command,fragments", [
+    ("data show gestures --out {tmp}/f.txt/s.png", ("f.txt", "is a file, not a folder")),
+    ("data show gestures --out {tmp}/s.jpg", ("s.jpg", "must be a .png file")),
+    ("data show gestures --per-class 100000 --out {tmp}/s.png", ("--per-class", "100000")),
+    ("data show gestures --classes 1000 --out {tmp}/s.png", ("--classes", "1000")),
+    ("evaluate {tmp}/f.txt/x.pt", ("x.pt", "does not exist")),
+])
+def test_bad_output_paths_are_one_line(tmp_path, capsys, command, fragments):
+    (tmp_path / "f.txt").write_text("a file")
+    code, o, e = run_cli(command.format(tmp=tmp_path), capsys)
+    one_line_error(code, o, e, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]

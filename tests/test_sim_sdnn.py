@@ -13,7 +13,7 @@ from metaloihi.sim import sdnn
 from metaloihi.sim.network_run import run
 
 from helpers import netx_files as nf
-from test_netx_import import _one_line, _write, assert_sim_equals_lava
+from helpers.netx_files import assert_netx_sim_equals_lava, one_line, write_layers
 
 lava = pytest.mark.lava
 I32 = 1 << 31
@@ -72,13 +72,13 @@ def _net(tmp_path, hidden: dict, neuron: dict, first=None):
     layers = [first or {"type": "input", "shape": [4]},
               dict({"type": "dense", "shape": [3], "weight": np.arange(12).reshape(3, 4) - 5},
                    **hidden, **{f"neuron/{k}": v for k, v in neuron.items()})]
-    return _write(tmp_path / "n.net", layers)
+    return write_layers(tmp_path / "n.net", layers)
 
 
 def _refused(path, *words):
     with pytest.raises(UserError) as err:
         read_netx(path)
-    msg = _one_line(err)
+    msg = one_line(err)
     assert all(w in msg for w in words), msg
 
 
@@ -92,7 +92,7 @@ def test_what_netx_cannot_build_or_sim_cannot_match_is_refused(tmp_path):
     _refused(_net(tmp_path, {"bias": np.full(3, 1 << 19)}, SD), "bias mantissa outside",
              "int32")
     _refused(_net(tmp_path, {}, dict(SD, vThMant=1 << 19)), "does not fit Lava's int32")
-    rec = _write(tmp_path / "r.net", [
+    rec = write_layers(tmp_path / "r.net", [
         {"type": "input", "shape": [4]},
         {"type": "dense_rec", "shape": [3], "weight": np.ones((3, 4)),
          "weight_rec": np.ones((3, 3)), "neuron/type": "SDNN", "neuron/vThMant": 6}])
@@ -123,7 +123,9 @@ def test_a_hand_made_sdnn_file_reads_as_netx_builds_it(tmp_path):
 def test_graded_delay_products_beyond_int32_are_refused_at_run_time(tmp_path):
     path = nf.sdnn_net(tmp_path / "d.net", seed=1, conv=False, delay=True, bias=False)
     net = read_netx(path)
-    assert net.layers[0].delay is not None and net.layers[0].delay.max() > 0
+    # slayer's delays of the 20 -> 12 dense layer, one per synapse, as exported
+    assert [a.tolist() for a in np.unique(net.layers[0].delay, return_counts=True)] == \
+        [[1, 2, 3], [20, 140, 80]]
     x = np.zeros((1, 3, 20), np.int64)
     x[0, 1] = (1 << 19) - 1
     with pytest.raises(UserError, match="overflow DelayDense's int32 products"):
@@ -141,7 +143,7 @@ def test_sdnn_conv_net_with_delta_input_and_biases_equals_lava(tmp_path):
     assert [layer.neuron.kind for layer in net.layers][-1] == sdnn.SIGMA
     assert np.any(net.layers[0].neuron.bias != 0) and np.any(net.layers[2].neuron.bias != 0)
     x = nf.rng_frames(net.input_shape, 8, seed=2)
-    assert_sim_equals_lava(path, x)
+    assert_netx_sim_equals_lava(path, x)
     out = run(net, x, record_uv=True)
     assert all(np.count_nonzero(s) > 0 for s in out["spikes"])
     assert np.any(out["spikes"][1] < 0) and np.any(out["v"][1] != 0)   # negative deltas, residue
@@ -167,7 +169,7 @@ def test_small_sdnn_cases_equal_lava(tmp_path, case):
         x[0, 4:, 5:10] = (1 << 19) - 1
     if not case.get("input_neuron", True):
         x = x - hi // 2                  # signed graded values straight into the conv
-    counts = assert_sim_equals_lava(path, x, **kw)
+    counts = assert_netx_sim_equals_lava(path, x, **kw)
     assert all(c != 0 for c in counts), counts
     out = run(net, x, record_uv=True)
     if extremes:                         # the first dense's int32 np.dot wraps
@@ -231,5 +233,5 @@ def test_sdnn_and_cuba_layers_mixed_with_reset_interval_equal_lava(tmp_path):
     path = nf.export(tmp_path / "m.net", blocks, (20,))
     net = read_netx(path, reset_interval=3)
     assert net.layers[1].neuron.reset.offset == 3 and net.layers[2].neuron.vth == 0
-    counts = assert_sim_equals_lava(path, nf.rng_frames((20,), 10, seed=2), reset_interval=3)
+    counts = assert_netx_sim_equals_lava(path, nf.rng_frames((20,), 10, seed=2), reset_interval=3)
     assert all(c != 0 for c in counts), counts

@@ -47,9 +47,12 @@ def test_float_and_fixed_agree_on_a_trained_bundle(dep):
     agree, agree_free = np.mean(same), np.mean(same_free)
     print(f"\nfloat/fixed identical predictions: {agree:.3f} (without the chip's limits "
           f"{agree_free:.3f}); accuracy float {np.mean(acc_f):.3f} fixed {np.mean(acc_x):.3f}")
-    assert agree >= 0.90
-    assert agree_free <= 0.85                  # the limits are the gap's cause on this bundle
-    assert abs(np.mean(acc_f) - np.mean(acc_x)) <= 0.03
+    # sim/ is integer arithmetic: its accuracy exactly (96 of 150 queries); the float side may
+    # move 2 of the 150 predictions with another CPU's float summation order
+    assert np.mean(acc_x) == pytest.approx(96 / 150, abs=1e-12)
+    assert agree == pytest.approx(141 / 150, abs=2 / 150)
+    assert agree_free == pytest.approx(113 / 150, abs=2 / 150)   # the limits close the gap
+    assert np.mean(acc_f) == pytest.approx(95 / 150, abs=2 / 150)
 
 
 def test_head_range_leaves_headroom_on_the_grid(dep):
@@ -62,6 +65,7 @@ def test_head_range_leaves_headroom_on_the_grid(dep):
         quantize(dep.specs, dep.theta0, dep.neurons, head_range=0.5 * np.abs(w).max())
 
 
+@pytest.mark.slow                      # 114 s alone on 2 cores
 @pytest.mark.lava
 def test_lava_equals_sim_on_five_tasks_of_a_trained_bundle(dep):
     """5 demo tasks, 5 shots + 10 queries each, in Lava and in sim/ (~80 s on 2 cores)."""

@@ -92,9 +92,11 @@ def test_installed_wheel_imports_subpackages_from_itself(installed, tmp_path):
     assert generic == "None None"
 
 
+@pytest.mark.slow                      # 36 s alone on 2 cores (the data set is made afresh)
 def test_installed_demo_runs_from_the_shipped_theta0_outside_the_checkout(installed, tmp_path):
     """`pip install` + `metaloihi demo`: cwd a temp folder, the data cache empty, the package
-    and its theta0 found in the install target, never in the checkout."""
+    and its theta0 found in the install target, never in the checkout. (What the demo computes
+    and prints is test_face_demo.py's: here only where it runs from.)"""
     work = tmp_path / "work"
     work.mkdir()
     res = bounded.run([sys.executable, "-m", "metaloihi", "demo", "--backend", "sim",
@@ -108,9 +110,7 @@ def test_installed_demo_runs_from_the_shipped_theta0_outside_the_checkout(instal
     theta0 = Path(result["checkpoint"])
     assert theta0.is_file() and theta0.is_relative_to(installed), theta0
     assert not theta0.resolve().is_relative_to(ROOT)
-    assert result["on_chip"]["identical_to_sim"] is True
-    # the installed theta0 is the checkout's: the first task gives what the checkout's gives
-    assert result["on_chip"]["per_task"][0] == result["sim"]["deployed"]["per_task_first"][0]
-    assert result["made_by"]["stage1"] is True
     assert (installed / "metaloihi" / "checkpoints" / "demo" / "theta0.pt").samefile(theta0)
+    # the installed theta0 is the checkout's, byte for byte
+    assert theta0.read_bytes() == (ROOT / "checkpoints" / "demo" / "theta0.pt").read_bytes()
     assert os.listdir(tmp_path / "cache"), "the demo's data set was not cached in the temp dir"

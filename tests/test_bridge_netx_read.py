@@ -16,24 +16,9 @@ from metaloihi.sim.network import from_fixed
 from metaloihi.sim.network_run import run
 
 from helpers import netx_files as nf
+from helpers.netx_files import assert_netx_sim_equals_lava, one_line, write_layers
 
 lava = pytest.mark.lava
-
-
-def assert_sim_equals_lava(path, x, **kw):
-    """Every population, every step, s/u/v; returns the spike count per population."""
-    from metaloihi.bridge import netx_lava
-    net = read_netx(path, **kw)
-    ours = run(net, x, record_uv=True)
-    ref = netx_lava.run(path, net, x, **kw)
-    for i, (name, _) in enumerate(net.populations):
-        for key in ("spikes", "u", "v"):
-            a, b = ref[key][i], ours[key][i]
-            assert a.shape == b.shape, (name, key, a.shape, b.shape)
-            bad = np.argwhere(a != b)
-            assert bad.size == 0, (f"{name} {key}: first mismatch at (batch, step, neuron) "
-                                   f"{tuple(bad[0])}: lava {a[tuple(bad[0])]} sim {b[tuple(bad[0])]}")
-    return [int(s.sum()) for s in ours["spikes"]]
 
 
 @lava
@@ -42,9 +27,13 @@ def test_conv_net_with_input_neuron_groups_bias_and_delays_equals_lava(tmp_path)
     per-channel bias, conv (3, 2) kernel with stride (1, 2), flatten, dense with delays 0..5."""
     path = nf.conv_net(tmp_path / "c.net", seed=1, bias=True)
     net = read_netx(path)
-    assert net.input_neuron is not None and net.layers[0].spec.groups == 2
-    assert net.layers[2].delay is not None and net.layers[2].delay.max() > 1
-    counts = assert_sim_equals_lava(path, nf.rng_input((4, 10, 12), 10, kind="bias"))
+    n = net.input_neuron                          # the input layer as a neuron (4 x 10 x 12)
+    assert (n.du, n.dv, n.vth, n.bias.shape) == (1023, 205, 25, (480,))
+    assert net.layers[0].spec.groups == 2
+    # the dense layer's axonal delays, one per synapse (10 x 120), as slayer exported them
+    assert [a.tolist() for a in np.unique(net.layers[2].delay, return_counts=True)] == \
+        [[0, 1, 2, 4], [120, 240, 480, 360]]
+    counts = assert_netx_sim_equals_lava(path, nf.rng_input((4, 10, 12), 10, kind="bias"))
     assert all(c > 0 for c in counts), counts
 
 
@@ -53,7 +42,7 @@ def test_conv_net_with_spike_input_and_dilation_equals_lava(tmp_path):
     path = nf.conv_net(tmp_path / "c.net", seed=2, input_neuron=False, groups=1, dilation=2,
                        delay=False)
     assert read_netx(path).layers[0].spec.dilation == (2, 2)
-    counts = assert_sim_equals_lava(path, nf.rng_input((4, 10, 12), 10, density=0.4))
+    counts = assert_netx_sim_equals_lava(path, nf.rng_input((4, 10, 12), 10, density=0.4))
     assert counts[0] > 50 and counts[1] > 20, counts
 
 
@@ -62,8 +51,9 @@ def test_recurrent_dense_chain_with_graded_input_equals_lava(tmp_path):
     """Graded input messages (1..7, input_message_bits=3) into dense -> recurrent -> dense."""
     path = nf.dense_net(tmp_path / "d.net", seed=3)
     net = read_netx(path, input_message_bits=3)
-    assert net.graded_input and net.layers[1].weight_rec is not None
-    counts = assert_sim_equals_lava(path, nf.rng_input((20,), 12, kind="graded"),
+    rec = net.layers[1].weight_rec                # 12 -> 12 recurrent weights, as exported
+    assert net.graded_input and rec.shape == (12, 12) and np.count_nonzero(rec) == 141
+    counts = assert_netx_sim_equals_lava(path, nf.rng_input((20,), 12, kind="graded"),
                                     input_message_bits=3)
     assert all(c > 0 for c in counts), counts
 
@@ -72,14 +62,14 @@ def test_recurrent_dense_chain_with_graded_input_equals_lava(tmp_path):
 def test_reset_interval_equals_lava_and_resets(tmp_path):
     path = nf.dense_net(tmp_path / "d.net", seed=3)
     x = nf.rng_input((20,), 12)
-    assert_sim_equals_lava(path, x, reset_interval=4, reset_offset=1)
+    assert_netx_sim_equals_lava(path, x, reset_interval=4, reset_offset=1)
     net = read_netx(path, reset_interval=4, reset_offset=1)
     assert [layer.neuron.reset.offset for layer in net.layers] == [2, 3, 4]   # netx: +1 a layer
     out = run(net, x, record_uv=True)
     u, v = out["u"][0][0], out["v"][0][0]         # layer 1: resets before steps 2, 6, 10
     steps = [1, 5, 9]
     assert np.all((v[steps] == u[steps]) | (v[steps] == 0))   # v restarted from 0 (no bias)
-    assert np.abs(u).sum() > 0
+    assert np.abs(u).sum() == 855652              # integer u: sim/ == Lava above, exactly
     plain = run(read_netx(path), x, record_uv=True)
     assert not np.array_equal(plain["v"][0], out["v"][0])
 
@@ -100,51 +90,33 @@ def test_our_own_networks_run_the_same_through_the_description():
 
 
 # --- refusals: one line, before any work -------------------------------------------------------
-def _write(path, layers: list[dict]):
-    with h5py.File(path, "w") as f:
-        for i, d in enumerate(layers):
-            g = f.create_group(f"layer/{i}")
-            for k, v in d.items():
-                if k == "type":
-                    g.create_dataset("type", (1,), "S10", [v.encode()])
-                else:
-                    g.create_dataset(k, data=v)
-    return path
-
-
-def _one_line(err) -> str:
-    msg = str(err.value)
-    assert "\n" not in msg
-    return msg
-
-
 def test_bad_files_are_refused_in_one_line(tmp_path):
     junk = tmp_path / "junk.net"
     junk.write_bytes(b"not hdf5")
     with pytest.raises(UserError) as err:
         read_netx(junk)
-    assert "not an HDF5 file" in _one_line(err)
+    assert "not an HDF5 file" in one_line(err)
     with h5py.File(tmp_path / "empty.net", "w"):
         pass
     with pytest.raises(UserError) as err:
         read_netx(tmp_path / "empty.net")
-    assert "no 'layer' group" in _one_line(err)
+    assert "no 'layer' group" in one_line(err)
     with pytest.raises(UserError, match="no such file"):
         read_netx(tmp_path / "absent.net")
 
 
 def test_unsupported_layer_type_names_index_type_and_what_is_supported(tmp_path):
-    path = _write(tmp_path / "p.net", [{"type": "input", "shape": [2, 4, 4]},
+    path = write_layers(tmp_path / "p.net", [{"type": "input", "shape": [2, 4, 4]},
                                        {"type": "pool", "shape": [2, 2, 2]},
                                        {"type": "dense", "shape": [3], "weight": np.ones((3, 8))}])
     with pytest.raises(UserError) as err:
         read_netx(path)
-    msg = _one_line(err)
+    msg = one_line(err)
     assert "layer 1 (pool)" in msg and "supported: layers input, dense" in msg
 
 
 def test_all_zero_dense_weights_are_refused_like_netx(tmp_path):
-    path = _write(tmp_path / "z.net", [{"type": "input", "shape": [8]},
+    path = write_layers(tmp_path / "z.net", [{"type": "input", "shape": [8]},
                                        {"type": "dense", "shape": [3], "weight": np.zeros((3, 8))}])
     with pytest.raises(UserError, match=r"layer 1 \(dense\): all weights are zero"):
         read_netx(path)
@@ -152,13 +124,13 @@ def test_all_zero_dense_weights_are_refused_like_netx(tmp_path):
 
 @lava
 def test_pool_from_slayer_is_refused_and_netx_refuses_what_we_refuse(tmp_path):
-    """(SDNN files are read: tests/test_netx_sdnn.py.)"""
+    """(SDNN files are read: tests/test_sim_sdnn.py.)"""
     s = nf.slayer()
     pool = nf.export(tmp_path / "pool.net", [s.block.cuba.Pool(nf.neuron(), 2)], (2, 4, 4))
     with pytest.raises(UserError, match=r"layer 0 \(pool\): not supported"):
         read_netx(pool)
     from metaloihi.bridge.netx_lava import _network
-    zero = _write(tmp_path / "z.net", [{"type": "input", "shape": [8]},
+    zero = write_layers(tmp_path / "z.net", [{"type": "input", "shape": [8]},
                                        {"type": "dense", "shape": [3], "weight": np.zeros((3, 8))}])
     with pytest.raises(Exception):
         _network(zero, None, 0, 0)                      # netx fails on it too

@@ -55,13 +55,18 @@ def pipeline(tmp_path_factory):
 
 
 def test_the_import_keeps_snntorchs_class_on_held_out_samples(pipeline):
-    """Measured (seed 0): training lowers the loss; the deployed class equals snnTorch's on at
-    least 8 of the 9 held-out samples; the import's float model is snnTorch's (all equal)."""
+    """Measured (seed 0, one thread): training lowers the loss from 0.962 to 0.407; the
+    deployed class equals snnTorch's on 8 of the 9 held-out samples; the import's float model
+    is snnTorch's (all equal); per-layer spike-count correlations float vs integer 0.9989,
+    0.9932, 0.9892. The tolerances allow for float32 training on another CPU (summation
+    order), not for a change in the import."""
     gap, losses = pipeline["gap"], pipeline["losses"]
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[0] == pytest.approx(0.962, abs=0.01) and losses[-1] == pytest.approx(0.407,
+                                                                                        abs=0.02)
     assert gap["agreement_float_sim_vs_snntorch"] == 1.0
-    assert gap["agreement_deployed_vs_snntorch"] >= 8 / 9, gap["agreement_deployed_vs_snntorch"]
-    assert [r["count_corr"] >= 0.95 for r in gap["layers"]] == [True] * 3
+    assert gap["agreement_deployed_vs_snntorch"] == 8 / 9
+    assert [r["count_corr"] for r in gap["layers"]] == pytest.approx([0.9989, 0.9932, 0.9892],
+                                                                     abs=2e-3)
 
 
 def test_the_learners_body_is_the_imports_layers_and_its_head_starts_silent(pipeline):
@@ -86,7 +91,8 @@ def test_the_learners_body_is_the_imports_layers_and_its_head_starts_silent(pipe
 
 def test_adapt_learns_the_demo_gestures_above_chance(pipeline):
     """5-way 1-shot on the demo split (classes never trained on), attach-head's default rule,
-    in sim/: 4 tasks of seed 0, 5 queries per class. Measured: mean 0.49 (chance 0.2)."""
+    in sim/: 4 tasks of seed 0, 5 queries per class. Measured: 0.40, 0.60, 0.36, 0.60, mean 0.49
+    (chance 0.2); the bound allows 5 of the 100 queries to move with the float32 training."""
     from metaloihi.onchip.session import adapt
     b, ds = pipeline["bundle"], pipeline["ds"]
     rng = np.random.default_rng(0)
@@ -94,7 +100,7 @@ def test_adapt_learns_the_demo_gestures_above_chance(pipeline):
     for _ in range(4):
         t = encoded_task(ds, "demo", 5, 1, 5, rng, b.encoding)
         accs.append(adapt(b, t.support_x, t.support_y, t.query_x, t.query_y).accuracy)
-    assert np.mean(accs) >= 0.35, accs
+    assert np.mean(accs) == pytest.approx(0.49, abs=0.05), accs
 
 
 @pytest.mark.lava

@@ -10,32 +10,12 @@ from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
 from metaloihi.sim.arch import ConvSpec, DenseSpec
 
-from helpers.lava_run import run_in_lava
+from helpers.lava_run import assert_sim_identical_to_lava
 from helpers.random_net import calibrated_network
 
 pytestmark = pytest.mark.lava
 LAVA_SETTINGS = settings(max_examples=10, deadline=None, derandomize=True,
                          suppress_health_check=list(HealthCheck))
-
-
-def assert_identical(net, x):
-    """Run x [T, *shape] in Lava and in sim/ (fast path and step-by-step reference)."""
-    lava = run_in_lava(net, x, record_uv=True)
-    ours = fixed.run(net, x[None], record_uv=True)
-    state, steps = fixed.init_state(net, 1), []
-    for t in range(x.shape[0]):
-        state, out = fixed.step(state, net, x[None, t])
-        steps.append(out)
-    for i in range(len(net)):
-        for key in ("spikes", "u", "v"):
-            a, b = lava[key][i], ours[key][i]
-            assert a.shape == b.shape
-            bad = np.argwhere(a != b)
-            assert bad.size == 0, (f"layer {i} {key}: first mismatch at (batch, step, neuron) "
-                                   f"{tuple(bad[0])}: lava {a[tuple(bad[0])]} sim {b[tuple(bad[0])]}")
-        stepped = np.stack([s[i] for s in steps], axis=1)
-        np.testing.assert_array_equal(stepped, lava["spikes"][i])
-    return lava, ours
 
 
 @st.composite
@@ -101,13 +81,13 @@ def conv_stack(draw):
 @LAVA_SETTINGS
 @given(dense_chain())
 def test_dense_lif_chains_identical_to_lava(case):
-    assert_identical(*case)
+    assert_sim_identical_to_lava(*case)
 
 
 @LAVA_SETTINGS
 @given(conv_stack())
 def test_conv_lif_stacks_identical_to_lava(case):
-    assert_identical(*case)
+    assert_sim_identical_to_lava(*case)
 
 
 def test_u_wraps_v_clips_and_int32_overflows_identical_to_lava():
@@ -121,7 +101,7 @@ def test_u_wraps_v_clips_and_int32_overflows_identical_to_lava():
     head = fixed.FixedLayer(DenseSpec(6, 3), rng.integers(-256, 256, (3, 6)),
                             L.LifFixed(du=4095, dv=4095, vth=0, bias_mant=4095, bias_exp=7))
     x = rng.random((60, 2400)) < 0.6
-    _, ours = assert_identical([hidden, head], x)
+    _, ours = assert_sim_identical_to_lava([hidden, head], x)
     u, v = ours["u"][0], ours["v"][0]
     act = (w * (x[:, None, :])).sum(-1).astype(np.int64) << 7
     assert (np.abs(act << 6) > 2 ** 31).any(), "case must overflow int32 after the << 6"
@@ -136,7 +116,7 @@ def test_conv_matches_lava_convolution_orientation_exactly():
     net = [fixed.FixedLayer(spec, w, L.LifFixed(du=4095, dv=4095, vth=L.VTH_MAX))]
     x = np.zeros((50, 1, 7, 7), bool)
     x[0, 0, 2, 4] = True
-    lava, ours = assert_identical(net, x)
+    lava, ours = assert_sim_identical_to_lava(net, x)
     # correlation: out[y, x] = sum in[y+ky-1, x+kx-1] w[ky, kx]; u holds (w << 6) decayed once
     u1 = ours["u"][0][0, 1].reshape(7, 7)
     assert u1[2 - 1 + 1, 4 - 1 + 1] == w[0, 0, 1, 1] << 6      # centre tap
@@ -158,6 +138,6 @@ def test_paper_shaped_conv_network_with_realistic_activity_identical_to_lava():
     specs = paper_arch((2, 16, 16), ways=5, channels=(4, 8, 8))
     x = rng.random((2, 60, 2, 16, 16)) < 0.05
     net = calibrated_network(specs, x, rate=0.05, rng=rng)
-    _, ours = assert_identical(net, x[0])
+    _, ours = assert_sim_identical_to_lava(net, x[0])
     rates = [s.mean() for s in ours["spikes"]]
     assert all(0.005 < r < 0.3 for r in rates), rates

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from metaloihi import cli
+from helpers.cli import run_cli
 from metaloihi.bridge.bundle import HeadParams, read_bundle, write_bundle
 from metaloihi.sim import fixed
 from metaloihi.sim import loihi as L
@@ -23,7 +23,9 @@ HEAD = DenseSpec(64, 3)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def hand_counted(tmp_path_factory):
+    """conv (2x8x8 -> 4x4x4, stride 2, padding 1, one zero tap) -> head(3): (path, bundle), small
+    enough to count its synapses and messages by hand."""
     rng = np.random.default_rng(0)
     w = 2 * rng.integers(1, 60, CONV.weight_shape)             # no zero weight
     w[0, 0, 0, 0] = 0                                          # one zero kernel tap
@@ -37,8 +39,8 @@ def tiny(tmp_path_factory):
     return path, read_bundle(path)
 
 
-def test_resources_match_hand_counts(tiny):
-    _, b = tiny
+def test_resources_match_hand_counts(hand_counted):
+    _, b = hand_counted
     # conv axis: 8 inputs, out (8 + 2 - 3) // 2 + 1 = 4; output o reads inputs 2o-1 .. 2o+1:
     # o=0 -> {0,1} (2 valid), o=1,2,3 -> 3 each: 11 (input, tap) pairs per axis. Per input index
     # (how many pairs read it): 1,2,1,2,1,2,1,1 (sums to 11).
@@ -76,8 +78,8 @@ def test_every_limit_names_its_source_and_assumptions_say_so():
         assert f.published or "NOT PUBLISHED" in f.source or "ASSUMPTION" in f.source, name
 
 
-def test_activity_counts_match_independent_spike_counts(tiny):
-    _, b = tiny
+def test_activity_counts_match_independent_spike_counts(hand_counted):
+    _, b = hand_counted
     T = 6
     x = np.zeros((2, T, 2, 8, 8), bool)
     x[0, 0, 0, 0, 0] = True        # fan-out 4 channels x 1 x 1 = 4
@@ -107,24 +109,9 @@ def test_activity_counts_match_independent_spike_counts(tiny):
     assert act.synops_per_step[0, :, 0].tolist() == [4, 0, 0, 16, 0, 0, 0]
 
 
-@pytest.fixture(scope="module")
-def digits_bundle(tmp_path_factory):
-    from metaloihi.bridge.export import export_bundle, random_float_network
-    specs, params, neurons = random_float_network((2, 34, 34), ways=5, channels=(4, 8), seed=1)
-    path, _ = export_bundle(tmp_path_factory.mktemp("digits") / "d.h5", specs, params, neurons)
-    return path
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
 def test_cost_command_prints_and_writes_the_numbers(digits_bundle, tmp_path, capsys):
     out_json = digits_bundle.with_name(digits_bundle.stem + ".cost.json")   # the report's name
-    code, out, err = run(["cost", digits_bundle, "--dataset", "digits", "--tasks", "1",
+    code, out, err = run_cli(["cost", digits_bundle, "--dataset", "digits", "--tasks", "1",
                           "--queries", "1", "--json", out_json], capsys)
     assert code == 0, err
     r = json.loads(out_json.read_text())
@@ -151,6 +138,6 @@ def test_cost_command_prints_and_writes_the_numbers(digits_bundle, tmp_path, cap
 
 
 def test_cost_of_a_missing_bundle_is_one_clear_line(tmp_path, capsys):
-    code, out, err = run(["cost", tmp_path / "nope.h5"], capsys)
+    code, out, err = run_cli(["cost", tmp_path / "nope.h5"], capsys)
     assert code == 1
     assert err.strip().count("\n") == 0 and "nope.h5" in err and "does not exist" in err

@@ -1,34 +1,11 @@
-"""The package face: CLI exit codes, the lazy and optional Lava import."""
+"""base/lava_support.py: Lava is imported lazily and only where deployed; without it, one clear
+error naming the Python version and the extra to install."""
 import sys
 
 import pytest
 
 from helpers import bounded
 from metaloihi.base import lava_support
-from metaloihi.cli import main
-
-
-def run_cli(*args):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    return exc.value.code
-
-
-def test_version_exits_0(capsys):
-    assert run_cli("version") == 0
-    assert "metaloihi 0.1.0" in capsys.readouterr().out
-
-
-def test_typo_in_command_exits_1_with_one_line_no_traceback(capsys):
-    assert run_cli("trian") == 1
-    err = capsys.readouterr().err
-    assert "No such command 'trian'" in err and "Traceback" not in err
-
-
-def test_user_error_exits_1_with_one_line(capsys):
-    assert run_cli("demo", "--backend", "loihi") == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: backend 'loihi'; expected one of sim, lava, loihi2"]
 
 
 def test_sim_datasets_offline_do_not_import_lava():
