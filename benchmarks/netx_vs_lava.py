@@ -28,12 +28,12 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from timing import best_of  # noqa: E402  (benchmarks/timing.py, beside this script)
 from helpers import netx_files as nf  # noqa: E402  (test helpers, not in the library)
 
 from metaloihi.bridge import netx_lava  # noqa: E402
@@ -128,14 +128,6 @@ def machine_peaks(reps: int = 5) -> dict:
     return {"int32_adds_per_s": adds, "f32_macs_per_s": 1024 ** 3 / t_mm,
             "torch_threads": torch.get_num_threads()}
 
-
-def best_of(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +20,10 @@ from metaloihi.sim import fixed
 from metaloihi.sim.arch import paper_arch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from timing import best_of  # noqa: E402  (benchmarks/timing.py, beside this script)
 from helpers.lava_run import run_in_lava  # noqa: E402  (test helpers, not in the library)
 from helpers.random_net import calibrated_network  # noqa: E402
 
-
-def best_of(fn, reps: int) -> float:
-    """Fastest of `reps` runs: the least disturbed by other load on a noisy machine."""
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

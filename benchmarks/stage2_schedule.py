@@ -28,10 +28,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from metaloihi.base.atomic import write_bytes
+from metaloihi.offline import seeds
 from metaloihi.studies import stage2_schedule as ss
 
 C = ss.Candidate
@@ -77,16 +77,53 @@ def run_one(args) -> None:
           f"+- {res['vs_start']['ci95_pp']:.2f} pp; {res['cpu_s_per_iteration']:.2f} CPU s/it")
 
 
+def stopped_runs(out: Path, finished: set) -> list[dict]:
+    """Candidates stopped before their last iteration (no JSON): their curve as far as its
+    log (log_NAME.txt, the lines run_candidate prints) goes, marked "stopped"."""
+    import re
+    line = re.compile(r"^(\S+): iteration (\d+), ([\d.]+) CPU s, meta-val ([\d.]+) "
+                      r"\(start ([\d.]+)\)$")
+    runs = []
+    for log in sorted(out.glob("log_*.txt")):
+        name = log.stem[len("log_"):]
+        if name in finished or name not in CANDIDATES:
+            continue
+        points = [m.groups() for m in map(line.match, log.read_text().splitlines()) if m]
+        if not points:
+            continue
+        curve = [{"iteration": 0, "cpu_s": 0.0, "meta_val": float(points[0][4])}] + [
+            {"iteration": int(i), "cpu_s": float(c), "meta_val": float(v)}
+            for _, i, c, v, _ in points]
+        best = max(curve, key=lambda p: p["meta_val"])
+        runs.append({"candidate": dataclasses.asdict(CANDIDATES[name]), "curve": curve,
+                     "stopped": f"at iteration {curve[-1]['iteration']} of "
+                                f"{CANDIDATES[name].iterations} (its log)",
+                     "train_cpu_s": curve[-1]["cpu_s"],
+                     "best_iteration": best["iteration"], "best_meta_val": best["meta_val"],
+                     "val_tasks": None})
+    return runs
+
+
 def collect(args) -> None:
     torch.set_num_threads(1)
     runs = [json.loads(p.read_text()) for p in sorted(args.out.glob("*.json"))]
+    runs += stopped_runs(args.out, {r["candidate"]["name"] for r in runs})
     if not runs:
         raise SystemExit(f"no candidate JSON in {args.out}")
     best = max(runs, key=lambda r: r["best_meta_val"])
     out = {"checkpoint": args.checkpoint, "candidates": runs, "chosen": best["candidate"]["name"],
            "chosen_best_iteration": best["best_iteration"]}
     start = ss.deployed_start(args.checkpoint)
-    if best["best_iteration"] > 0:
+    # why, measured at the start: the ceiling of its features on the same meta-val tasks, and
+    # how much of one meta-batch's gradient is signal
+    ceiling = ss.prototype_val(start, start.meta, args.val_tasks, args.queries,
+                               seeds.validation(0))
+    out["start_meta_val"] = runs[0]["curve"][0]["meta_val"]
+    out["prototype_ceiling_meta_val"] = float(ceiling.mean())
+    out["gradient_snr"] = {c: ss.gradient_snr(start, ss.Candidate(c, meta_batch=m),
+                                              tasks=args.snr_tasks)
+                           for c, m in (("meta_batch_4", 4), ("meta_batch_16", 16))}
+    if best["best_iteration"] > 0 and (args.out / f"{best['candidate']['name']}.pt").exists():
         from metaloihi.offline import checkpoint
         cand = checkpoint.load(args.out / f"{best['candidate']['name']}.pt")["meta"]
         _, mc = ss.outer_keys(start, ss.Candidate(**best["candidate"]))
@@ -114,8 +151,10 @@ def collect(args) -> None:
                     ms=3, label=r["candidate"]["name"])
         ax.axhline(100 * runs[0]["curve"][0]["meta_val"], color="k", lw=0.8, ls="--",
                    label="start (stage 1 + fitted rule)")
+        ax.axhline(100 * out["prototype_ceiling_meta_val"], color="grey", lw=0.8, ls=":",
+                   label="prototype ceiling on the start's features")
         ax.set_xlabel("stage-2 CPU seconds (one thread)")
-        ax.set_ylabel(f"meta-val accuracy, deployed session (%), {runs[0]['val_tasks']} tasks")
+        ax.set_ylabel(f"meta-val accuracy, deployed session (%), {args.val_tasks} tasks")
         ax.set_title(f"Stage 2 candidates from {Path(args.checkpoint).parent.name}/"
                      f"{Path(args.checkpoint).name}")
         ax.legend(fontsize=7)
@@ -136,6 +175,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=10)
     ap.add_argument("--collect", action="store_true")
     ap.add_argument("--confirm-tasks", type=int, default=300)
+    ap.add_argument("--snr-tasks", type=int, default=32,
+                    help="single-task meta-gradients behind the SNR")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()

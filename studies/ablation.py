@@ -64,7 +64,8 @@ LABELS = {"random": "random theta0 + rule",
           "stage1": "stage 1 + rule",
           "maml_random": "MAML from random + rule",
           "stage1_stage2": "stage 1 + stage 2 + rule",
-          "stage1_stage2_remade": "stage 1 (re-made) + stage 2 + rule"}
+          "stage1_stage2_remade": "stage 1 (re-made) + stage 2 + rule",
+          "stage1_stage2_deployed": "stage 1 + stage 2 with the deployed session inside + rule"}
 BASELINE = "stage1"              # the paired differences are against this row
 
 
@@ -154,8 +155,8 @@ def read_records(path: str | Path) -> list[dict]:
 
 
 def cpu_seconds(parts) -> tuple[float | None, list[dict]]:
-    """CPU seconds from training logs: parts = ((log, "stage1" | "best" | "last" | iteration),
-    ...).
+    """CPU seconds from training logs: parts = ((log, "stage1" | "best" | "last" | iteration
+    | "schedule"), ...). "schedule": log is a benchmarks/stage2_schedule.py candidate JSON.
     "stage1": the last stage-1 record's cpu_s (stage 1 from its first step, its validations
     included); an iteration: the stage-2 record's cpu_s there (stage 2 from the validation of
     its start on; the rule start's fit, data loading and calibration come before and are not
@@ -165,6 +166,14 @@ def cpu_seconds(parts) -> tuple[float | None, list[dict]]:
     if not parts:
         return None, detail
     for log, part in parts:
+        if part == "schedule":          # a stage2_schedule candidate's JSON: its training
+            with open(log) as fh:       # CPU seconds (its meta-val evaluations not counted)
+                d = json.load(fh)
+            got = {"log": str(log), "part": f"stage 2, candidate {d['candidate']['name']}",
+                   "iteration": int(d["candidate"]["iterations"]), "cpu_s": d["train_cpu_s"]}
+            total += float(got["cpu_s"])
+            detail.append(got)
+            continue
         recs = read_records(log)
         if part == "stage1":
             s1 = [r for r in recs if r.get("stage") == 1 and "cpu_s" in r]
