@@ -109,6 +109,14 @@ SHIPPED = {
                                     cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
                                          ("checkpoints/ablation/demo_stage2_metrics.jsonl.gz",
                                           100))),
+            "stage1_stage2_deployed": Source(
+                "checkpoints/ablation/demo_stage2_deployed.pt",
+                "stage 2 with the deployed session inside (benchmarks/stage2_schedule.py, "
+                "candidate mb16_all_3e-4: the fitted rule, 8 passes, meta-batch 16, 225 "
+                "iterations, outer lr 3e-4 relative with warm-up and cosine decay) from the "
+                "shipped theta0, its last iteration",
+                cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
+                     ("checkpoints/stage2/demo/mb16_all_3e-4.json", "schedule"))),
         }),
     "double_digits": DataSetRows(
         reference="checkpoints/double_digits/theta0.pt", split="test", rows={
