@@ -45,6 +45,9 @@ def main(argv=None) -> int:
                     help="row keys, comma-separated (default: all of the data set's: random, "
                          "stage1, maml_random, stage1_stage2, and for double_digits "
                          "stage1_stage2_remade); KEY=CHECKPOINT replaces a row's checkpoint")
+    ap.add_argument("--extra", default="",
+                    help="more rows, LABEL=CHECKPOINT comma-separated (a candidate body, "
+                         "deployed like the others; its CPU seconds are not known)")
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--threads", type=int, default=1, help="torch / BLAS / numba threads")
     ap.add_argument("--queries", type=int, default=10, help="queries per class")
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
     keys, paths = parse_rows(args.rows)
     res = run_shipped(args.dataset, tasks=args.tasks, seed=args.seed, keys=keys, paths=paths,
                       split=args.split, queries=args.queries, check_tasks=args.check_tasks,
-                      shots=args.shots,
+                      shots=args.shots, extra=parse_rows(args.extra)[1],
                       report=lambda s: print(s, file=sys.stderr, flush=True))
     res["command"] = " ".join(["benchmarks/ablation.py", *(argv or sys.argv[1:])])
     res["threads"] = args.threads

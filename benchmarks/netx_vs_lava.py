@@ -126,6 +126,7 @@ def machine_peaks(reps: int = 5) -> dict:
     m = torch.randn(1024, 1024)
     t_mm = best_of(lambda: m @ m, reps)
     return {"int32_adds_per_s": adds, "f32_macs_per_s": 1024 ** 3 / t_mm,
+            "int32_gadds_per_s": adds / 1e9, "f32_gmacs_per_s": 1024 ** 3 / t_mm / 1e9,
             "torch_threads": torch.get_num_threads()}
 
 
@@ -182,7 +183,11 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
             "events_per_step": events, "synapses_per_step": synapses,
             "events_per_step_by_layer": per_events, "synapses_per_step_by_layer": per_synapses,
             "floor_ms_per_step": floor * 1e3, "ratio_ceiling": lava_step / floor,
-            "sim_events_per_s_batch": events / (many / steps)}
+            "sim_events_per_s_batch": events / (many / steps),
+            "sim_gevents_per_s_batch": events / (many / steps) / 1e9,
+            "events_m_per_step_by_layer": [e / 1e6 for e in per_events],
+            "synapses_m_per_step_by_layer": [n / 1e6 for n in per_synapses],
+            "events_m_per_step": events / 1e6, "synapses_m_per_step": synapses / 1e6}
 
 
 def main() -> None:

@@ -296,9 +296,10 @@ def random_row(reference_checkpoint: str | Path, made: str, reference: Bundle,
 
 
 def shipped_rows(name: str, out: Path, keys=None, paths: dict | None = None, dataset=None,
-                 report=None) -> tuple[list[Row], Bundle, str]:
+                 report=None, extra: dict | None = None) -> tuple[list[Row], Bundle, str]:
     """The rows `keys` (None: all) of SHIPPED[name] (paths: key -> checkpoint overriding the
-    shipped one; its CPU seconds are then not known): (rows, reference bundle, split)."""
+    shipped one; its CPU seconds are then not known; extra: label -> checkpoint, rows beyond
+    the shipped ones, e.g. a candidate body): (rows, reference bundle, split)."""
     if name not in SHIPPED:
         raise UserError(f"no ablation rows for data set {name!r}; known: {', '.join(SHIPPED)}")
     spec = SHIPPED[name]
@@ -324,6 +325,13 @@ def shipped_rows(name: str, out: Path, keys=None, paths: dict | None = None, dat
         rows.append(checkpoint_row(key, ck, src.made if own else f"given: {ck}", ref,
                                    head_range, out, src.cpu if own else (),
                                    src.cpu_note if own else "not known (a checkpoint given)"))
+    for label, ck in (extra or {}).items():
+        if label in spec.rows or not Path(ck).is_file():
+            raise UserError(f"extra row {label!r}: the name of a shipped row, or checkpoint "
+                            f"{ck!r} not found")
+        say(f"row {label}: {ck}")
+        rows.append(checkpoint_row(label, ck, f"given: {ck}", ref, head_range, out, (),
+                                   "not known (a checkpoint given)"))
     return rows, ref, spec.split
 
 
@@ -522,8 +530,9 @@ def _sha(path) -> str | None:
 
 def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=None, paths: dict | None = None,
                 split: str | None = None, queries: int = 10, check_tasks: int = 2,
-                shots: int = 1, report=None) -> dict:
-    """The ablation of SHIPPED[name], bundles in a temporary folder."""
+                shots: int = 1, report=None, extra: dict | None = None) -> dict:
+    """The ablation of SHIPPED[name] (and `extra` rows: label -> checkpoint), bundles in a
+    temporary folder."""
     from metaloihi.offline import checkpoint, config
     from metaloihi.offline.train import load_data
     spec = SHIPPED.get(name)
@@ -531,7 +540,8 @@ def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=None, paths: di
         raise UserError(f"no ablation rows for data set {name!r}; known: {', '.join(SHIPPED)}")
     dataset = load_data(config.from_dict(checkpoint.load(spec.reference)["config"]))
     with tempfile.TemporaryDirectory() as tmp:
-        rows, _, default_split = shipped_rows(name, Path(tmp), keys, paths, dataset, report)
+        rows, _, default_split = shipped_rows(name, Path(tmp), keys, paths, dataset, report,
+                                              extra)
         return ablation(rows, dataset, split or default_split, tasks=tasks, seed=seed,
                         shots=shots, queries=queries, check_tasks=check_tasks, report=report)
 
