@@ -121,9 +121,8 @@ def collect(args) -> None:
                                seeds.validation(0))
     out["start_meta_val"] = runs[0]["curve"][0]["meta_val"]
     out["prototype_ceiling_meta_val"] = float(ceiling.mean())
-    out["gradient_snr"] = {c: ss.gradient_snr(start, ss.Candidate(c, meta_batch=m),
-                                              tasks=args.snr_tasks)
-                           for c, m in (("meta_batch_4", 4), ("meta_batch_16", 16))}
+    out["gradient_snr"] = ss.gradient_snr(start, ss.Candidate("all"), tasks=args.snr_tasks,
+                                          meta_batches=(4, 16))
     if best["best_iteration"] > 0 and (args.out / f"{best['candidate']['name']}.pt").exists():
         from metaloihi.offline import checkpoint
         cand = checkpoint.load(args.out / f"{best['candidate']['name']}.pt")["meta"]

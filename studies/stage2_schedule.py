@@ -140,11 +140,9 @@ def run_candidate(start: Start, c: Candidate, val_every: int, val_tasks: int, qu
     meta = {k: v.detach().clone() for k, v in start.meta.items()}
     for k in keys:
         meta[k].requires_grad_(True)
-    groups = []
-    for k in keys:
-        scale = float(meta[k].detach().pow(2).mean().sqrt()) if meta[k].numel() > 1 else 1.0
-        groups.append({"params": [meta[k]], "lr": c.lr * scale, "base": c.lr * scale})
-    opt = torch.optim.Adam(groups)
+    from metaloihi.offline.pretrain import adam_groups
+    opt = torch.optim.Adam(adam_groups(meta, keys, c.lr, relative_from=2))
+    base_lr = [g["lr"] for g in opt.param_groups]
     vseed = seeds.validation(seed)
     if base_val is None:
         base_val = meta_val(start, meta, mc, val_tasks, queries, vseed)
@@ -158,8 +156,8 @@ def run_candidate(start: Start, c: Candidate, val_every: int, val_tasks: int, qu
         torch.manual_seed(seeds.rounding(seed, it))
         grads, loss, _ = maml.meta_gradient(meta, batch, s.specs, s.neurons, mc, mode="loop")
         f = lr_factor(it, c)
-        for g in opt.param_groups:
-            g["lr"] = g["base"] * f
+        for g, lr in zip(opt.param_groups, base_lr):
+            g["lr"] = lr * f
         for k in keys:
             meta[k].grad = grads[k].detach()
         opt.step()
@@ -208,11 +206,13 @@ def prototype_val(start: Start, meta: dict, tasks: int, queries: int, seed: int,
     return np.asarray(accs, np.float64)
 
 
-def gradient_snr(start: Start, c: Candidate, tasks: int = 32, seed: int = 0) -> dict:
+def gradient_snr(start: Start, c: Candidate, tasks: int = 32, seed: int = 0,
+                 meta_batches: tuple[int, ...] = (4,)) -> dict:
     """The meta-gradient's signal-to-noise at the start, per tensor the outer loop moves: from
-    `tasks` single-task gradients g_t, |mean g|^2 / (the variance of the mean over a meta-batch
-    of c.meta_batch tasks, sum over elements of var(g_t) / meta_batch). Below 1, one meta-batch's
-    gradient is mostly noise. (|mean g|^2 is corrected for its own noise, var / tasks.)"""
+    `tasks` single-task gradients g_t (computed once), for each meta-batch size m,
+    |mean g|^2 / (the variance of the mean over m tasks, sum over elements of var(g_t) / m).
+    Below 1, one meta-batch's gradient is mostly noise. (|mean g|^2 is corrected for its own
+    noise, var / tasks.) Returns {"meta_batch_m": {key: {signal, noise, snr}}}."""
     s = start.setup
     keys, mc = outer_keys(start, c)
     batch = train.task_batch(s, s.cfg.data.train_split, tasks, seeds.meta_batch(seed, 10 ** 6))
@@ -222,12 +222,13 @@ def gradient_snr(start: Start, c: Candidate, tasks: int = 32, seed: int = 0) -> 
         torch.manual_seed(seeds.rounding(seed, t))
         g, _, _ = maml.meta_gradient(start.meta, one, s.specs, s.neurons, mc, mode="loop")
         per_task.append({k: g[k].detach().double().flatten() for k in keys})
-    out = {}
+    out = {f"meta_batch_{m}": {} for m in meta_batches}
     for k in keys:
         g = torch.stack([p[k] for p in per_task])
         mean, var = g.mean(0), float(g.var(0, unbiased=True).sum())
         # |mean|^2 over `tasks` overstates |E g|^2 by var / tasks: removed
         signal = max(float(mean.pow(2).sum()) - var / tasks, 0.0)
-        noise = var / c.meta_batch
-        out[k] = {"signal": signal, "noise": noise, "snr": signal / max(noise, 1e-300)}
+        for m in meta_batches:
+            out[f"meta_batch_{m}"][k] = {"signal": signal, "noise": var / m,
+                                         "snr": signal / max(var / m, 1e-300)}
     return out

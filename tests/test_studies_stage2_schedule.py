@@ -64,3 +64,14 @@ def test_a_candidate_run_records_its_curve_from_the_start():
     # the start is never changed by a run
     again = ss.meta_val(st, st.meta, st.mc, 3, 2, seed=1)
     assert np.array_equal(again, start_acc)
+
+
+def test_gradient_snr_derives_every_meta_batch_from_one_set_of_gradients():
+    torch.set_num_threads(1)
+    st = ss.deployed_start(DEMO)
+    r = ss.gradient_snr(st, ss.Candidate("x", layers="last2"), tasks=3, meta_batches=(4, 16))
+    a, b = r["meta_batch_4"], r["meta_batch_16"]
+    assert sorted(a) == ["theta0.layers.2.weight", "theta0.layers.3.weight"]
+    for k in a:
+        assert b[k]["signal"] == a[k]["signal"]
+        assert b[k]["noise"] == pytest.approx(a[k]["noise"] / 4)
