@@ -121,6 +121,8 @@ def collect(args) -> None:
                                seeds.validation(0))
     out["start_meta_val"] = runs[0]["curve"][0]["meta_val"]
     out["prototype_ceiling_meta_val"] = float(ceiling.mean())
+    out["prototype_raw_meta_val"] = float(ss.prototype_val(
+        start, start.meta, args.val_tasks, args.queries, seeds.validation(0), raw=True).mean())
     out["gradient_snr"] = ss.gradient_snr(start, ss.Candidate("all"), tasks=args.snr_tasks,
                                           meta_batches=(4, 16))
     if best["best_iteration"] > 0 and (args.out / f"{best['candidate']['name']}.pt").exists():

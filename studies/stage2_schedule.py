@@ -183,15 +183,16 @@ def run_candidate(start: Start, c: Candidate, val_every: int, val_tasks: int, qu
 
 
 def prototype_val(start: Start, meta: dict, tasks: int, queries: int, seed: int,
-                  chunk: int = 10) -> np.ndarray:
+                  chunk: int = 10, raw: bool = False) -> np.ndarray:
     """Per-task nearest-prototype (cosine) accuracy on the spike counts entering the head, on
     the same tasks as meta_val with the same seed: what any head rule could reach with these
-    features (the ceiling the deployed session is measured against)."""
+    features (the ceiling the deployed session is measured against); raw: on the encoded input
+    itself (the ceiling without any body)."""
     from metaloihi.offline import model
     from metaloihi.offline.maml import theta0_of
     from metaloihi.sim.prototype import prototype_accuracy
     s = start.setup
-    theta, head = theta0_of(meta), len(s.specs) - 1
+    theta, head = theta0_of(meta), 0 if raw else len(s.specs) - 1
     ways, accs = s.cfg.data.ways, []
     with torch.no_grad():
         for lo in range(0, tasks, chunk):
