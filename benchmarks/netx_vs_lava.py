@@ -6,8 +6,10 @@ slayer's exporter, measured side by side in one run:
   dense layers (100, 50, 10, 1);
 - mnist: a 784-input spike stream into three dense layers (256, 128, 10).
 For each: Lava's time per step for one input (its compile and start-up reported apart), sim/'s
-for one input and per input in a batch, the ratios, and whether the output layer's spikes of
-the Lava sample equal sim/'s (the full s/u/v identity is tests/test_bridge_netx_read.py's job).
+for one input and per input in a batch, the ratios, whether the output layer's spikes of the
+Lava sample equal sim/'s (the full s/u/v identity is tests/test_bridge_netx_read.py's job), and
+the path sim/ took per layer (sim/network_run.py: event-driven, or a dense float32 convolution
+for a busy conv).
 And the floor: what any exact kernel on this core needs per input and step, from the work the
 recorded spikes make (per layer, the cheaper of its synaptic events at the rate of an ideal
 event-driven kernel and its synapses at the rate of a one-thread float32 matmul, both rates
@@ -98,6 +100,25 @@ def work_per_step(net, x: np.ndarray, spikes: list[np.ndarray]) -> tuple[list, l
     return events, synapses
 
 
+def layer_paths(net, x: np.ndarray, spikes: list[np.ndarray]) -> list[str]:
+    """Per layer, the path sim/network_run.run took for this input: "dense" (a float32
+    convolution, then the LIF scan), "fused" (the event-driven kernel) or "general" (sums, then
+    the population's own scan: delays, recurrence, resets, graded or sigma-delta)."""
+    from metaloihi.sim import network_run as nr
+    inputs = spikes[:-1] if len(spikes) > len(net.layers) else [x] + spikes[:-1]
+    out = []
+    graded = (getattr(net.input_neuron, "graded_out", False) if net.input_neuron is not None
+              else net.graded_input)
+    for layer, s in zip(net.layers, inputs):
+        if graded or not nr.plain(layer):
+            out.append("general")
+        else:
+            out.append("dense" if nr.dense_wins(layer, float(np.mean(np.asarray(s) != 0)))
+                       else "fused")
+        graded = getattr(layer.neuron, "graded_out", False)
+    return out
+
+
 def machine_peaks(reps: int = 5) -> dict:
     """This core's rates, measured now: int32 adds of an ideal event-driven kernel (each event
     adds one cached weight row into an accumulator: the inner loop of any exact event-driven
@@ -150,7 +171,9 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
     one = best_of(lambda: run(net, x[:1]), reps)
     many = best_of(lambda: run(net, x), reps) / batch
     lava_step = timings["rest_s"] / (steps - 1)
-    per_events, per_synapses = work_per_step(net, x[:8], run(net, x[:8])["spikes"])
+    sample = run(net, x[:8])["spikes"]
+    per_events, per_synapses = work_per_step(net, x[:8], sample)
+    paths = layer_paths(net, x[:8], sample)
     # the floor: each layer at the cheaper of an ideal event kernel and an ideal dense one
     floor = sum(min(e / peaks["int32_adds_per_s"], n / peaks["f32_macs_per_s"])
                 for e, n in zip(per_events, per_synapses))
@@ -165,6 +188,7 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
     print(f"  sim/ batch of {batch}: {many / steps * 1e3:.4f} ms/step per input -> "
           f"{lava_step * steps / many:.0f}x")
     print(f"  output spikes of the Lava sample identical to sim/'s: {same}")
+    print(f"  sim/'s path per layer: {', '.join(paths)}")
     print(f"  work per input and step: {events / 1e6:.2f} M synaptic events, {synapses / 1e6:.2f} M "
           f"synapses; this core's floor {floor * 1e3:.4f} ms/step (each layer's events at "
           f"{peaks['int32_adds_per_s'] / 1e9:.1f} G adds/s or its synapses at "
@@ -180,7 +204,7 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
             "sim_ms_per_step_one": one / steps * 1e3,
             "sim_ms_per_step_batch": many / steps * 1e3,
             "ratio_batch": lava_step * steps / many, "identical": bool(same),
-            "events_per_step": events, "synapses_per_step": synapses,
+            "events_per_step": events, "synapses_per_step": synapses, "paths_by_layer": paths,
             "events_per_step_by_layer": per_events, "synapses_per_step_by_layer": per_synapses,
             "floor_ms_per_step": floor * 1e3, "ratio_ceiling": lava_step / floor,
             "sim_events_per_s_batch": events / (many / steps),

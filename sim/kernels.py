@@ -3,7 +3,9 @@ event-driven (work per input spike, not per synapse), with the connection's shif
 one-step delay and the LIF update folded in. Exact int64 arithmetic throughout.
 
 They implement exactly ``fixed.synaptic_sum`` + ``fixed.lif_step`` (the reference, written with
-torch and numpy and tested against Lava); tests hold the two paths equal. They exist because
+torch and numpy and tested against Lava); tests hold the two paths equal. ``sums_scan`` is the
+same LIF update fed by dense sums, for a conv whose input is so active that a float32
+convolution costs less than visiting every spike (sim/network_run.py chooses). They exist because
 the numpy step pays ~20 array passes per step and a dense conv pays for every silent synapse.
 Neuron order inside: conv populations are (H, W, C), channels last, so that one input spike
 adds one contiguous C_out-vector per kernel tap.
@@ -162,6 +164,24 @@ def layer_scan(in_spikes, in_chw, is_conv, w_dense, w_conv, tap_ptr, tap_out, ta
                 u_rec[b, t] = u
                 v_rec[b, t] = v
             a_prev, a_new = a_new, a_prev
+
+
+@nb.njit(cache=True)
+def sums_scan(sums, wrap_bits, fu, fv, bias, vth_eff, u, v, a_prev, spikes, u_rec, v_rec,
+              record):
+    """One sample's LIF over steps from synaptic sums computed densely elsewhere (a float32
+    convolution, exact below 2^24): sums [T, n] arrive one step later, wrapped to wrap_bits;
+    bias [n] int32; u, v, a_prev [n] int32: the state, carried from the previous chunk of
+    steps and updated; spikes [T, n] uint8 and, with record, u/v [T, n] out. The same
+    ``_lif_update`` as ``layer_scan``: only where the sums come from differs."""
+    nt, n = sums.shape
+    for t in range(nt):
+        _lif_update(a_prev, u, v, 0, wrap_bits, fu, fv, bias, vth_eff, spikes[t])
+        if record:
+            u_rec[t] = u
+            v_rec[t] = v
+        for i in range(n):
+            a_prev[i] = np.int32(sums[t, i])
 
 
 _MEMO: dict = {}

@@ -11,7 +11,10 @@ A plain layer (``plain``: binary spikes into a CUBA population without reset, de
 recurrence, its sums exact in int32, a conv's below 2^24) takes the fused event-driven kernel
 our own networks use instead (sim/kernels.py's scan: synaptic sums, delay, wrap and LIF in one
 pass, work per input spike), consecutive fused convs passing spikes in (H, W, C) order; an
-input population's image held over the steps is one bias, not one per step.
+input population's image held over the steps is one bias, not one per step. A plain conv whose
+input is so active that visiting every spike costs more than a float32 convolution
+(``dense_wins``: PilotNet's first layers) takes that convolution per sample instead, then the
+same LIF update (kernels.sums_scan); the choice changes the speed, never a bit of the result.
 """
 from __future__ import annotations
 
@@ -236,7 +239,10 @@ def run(net: SpikingNet, x, record_uv: bool = False) -> dict[str, list[np.ndarra
     native = None                        # a fused conv's spikes in (H, W, C) order, its shape
     for layer in net.layers:
         if not graded and plain(layer):  # binary spikes into a plain CUBA layer: fused kernel
-            s, native, u, v = _fused(layer, s, native, record_uv)
+            if dense_wins(layer, _density(s, native)):        # or, for an active conv, dense
+                s, native, u, v = _dense_conv(layer, s, native, record_uv)
+            else:
+                s, native, u, v = _fused(layer, s, native, record_uv)
             keep(s, u, v)
             continue
         native = None
@@ -286,3 +292,57 @@ def _fused(layer: NetLayer, s: np.ndarray, native, record_uv: bool):
     if record_uv:
         u, v = hwc_to_chw(u, shape), hwc_to_chw(v, shape)
     return hwc_to_chw(out, shape).view(bool), (out, shape), u, v
+
+
+# One thread on the 2-core development machine, PilotNet's conv layers (2026-12-05): the fused
+# kernel added 4-16 G synaptic events/s (slowest on the big first layers), torch's float32
+# convolution 8-41 G multiply-adds/s, plus the sums' pass into the scan per output and step.
+# Either path is exact; a wrong guess near the break-even costs little.
+EVENT_RATE, MAC_RATE, ELEM_S = 12e9, 30e9, 2e-9
+
+
+def _density(s: np.ndarray, native) -> float:
+    """The fraction of inputs spiking, over the batch and steps."""
+    a = native[0] if native is not None else s
+    return float(np.count_nonzero(a)) / max(a.size, 1)
+
+
+def dense_wins(layer: NetLayer, density: float) -> bool:
+    """Is a plain conv cheaper as a dense float32 convolution than event by event, with this
+    fraction of its inputs spiking? Events ~ density x synapses (up to the borders)."""
+    spec = layer.spec
+    if not isinstance(spec, ConvSpec):
+        return False
+    synapses = layer.n_out * (spec.in_shape[0] // spec.groups) * int(np.prod(spec.kernel))
+    return density * synapses / EVENT_RATE > synapses / MAC_RATE + layer.n_out * ELEM_S
+
+
+def _dense_conv(layer: NetLayer, s: np.ndarray, native, record_uv: bool):
+    """One plain conv as a float32 convolution (exact: plain() bounds its sums below 2^24) per
+    sample and chunk of steps, the sums fed to kernels.sums_scan. s, native as _fused takes
+    them; returns spikes (bool, torch order), None (no native order), u, v."""
+    from metaloihi.sim.kernels import hwc_to_chw, sums_scan
+    spec, nrn = layer.spec, layer.neuron
+    if native is not None:
+        s = hwc_to_chw(native[0], native[1])
+    u8 = np.ascontiguousarray(s).view(np.uint8) if s.dtype == bool else (s != 0).view(np.uint8)
+    b, t = u8.shape[:2]
+    n = layer.n_out
+    wt = torch.from_numpy(np.asarray(layer.weight, np.float32))
+    bias = np.broadcast_to(np.asarray(nrn.bias, np.int64), (n,)).astype(np.int32)
+    spikes = np.zeros((b, t, n), np.uint8)
+    u = np.zeros((b, t, n) if record_uv else (1, 1, 1), np.int64)
+    v = np.zeros_like(u)
+    chunk = max(1, _CHUNK // max(n, 1))
+    for i in range(b):
+        state = (np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32))
+        for t0 in range(0, t, chunk):
+            x = torch.from_numpy(u8[i, t0:t0 + chunk]).to(torch.float32)
+            y = F.conv2d(x.reshape(-1, *spec.in_shape), wt, stride=spec.stride,
+                         padding=spec.padding, dilation=spec.dilation, groups=spec.groups)
+            sl = slice(t0, t0 + chunk)
+            sums_scan(y.reshape(y.shape[0], n).numpy(), L.CONV_ACC_BITS, nrn.u_factor,
+                      nrn.v_factor, bias, nrn.effective_vth, *state, spikes[i, sl],
+                      u[i, sl] if record_uv else u[0], v[i, sl] if record_uv else v[0],
+                      record_uv)
+    return spikes.view(bool), None, u, v
