@@ -16,6 +16,7 @@ from metaloihi.sim.network import from_fixed
 from metaloihi.sim.network_run import run
 
 from helpers import netx_files as nf
+from helpers.cli import sim_compare
 from helpers.netx_files import assert_netx_sim_equals_lava, one_line, write_layers
 
 lava = pytest.mark.lava
@@ -142,14 +143,8 @@ def test_pool_from_slayer_is_refused_and_netx_refuses_what_we_refuse(tmp_path):
 def test_cli_sim_compare_writes_the_trace_and_says_identical(tmp_path, capsys):
     from metaloihi import cli
     path = nf.conv_net(tmp_path / "c.net", seed=1)
-    np.save(tmp_path / "x.npy", nf.rng_input((4, 10, 12), 6, kind="bias", batch=1)[:, 0])
-    args = ["sim", str(path), "--input", str(tmp_path / "x.npy"), "--steps", "6", "--compare",
-            "--out", str(tmp_path / "t.npz")]
-    assert cli.guarded(lambda: cli.app(args=args, standalone_mode=False)) == 0
-    text = capsys.readouterr().out
-    assert "layer 5 (dense): spikes identical, u identical, v identical" in text
-    assert "(identical)" in text
-    trace = np.load(tmp_path / "t.npz")
+    x = nf.rng_input((4, 10, 12), 6, kind="bias", batch=1)[:, 0]
+    _, trace = sim_compare(path, x, tmp_path, capsys, "layer 5 (dense)", "--steps", "6")
     assert trace["1_s"].shape == (1, 6, 6, 5, 6) and trace["4_v"].shape == (1, 6, 4)
     np.testing.assert_array_equal(trace["0_u"], 0)            # the input neuron gets no a_in
     bad = ["sim", str(path), "--input", str(tmp_path / "x.npy"), "--record", "q"]

@@ -13,6 +13,7 @@ from metaloihi.sim import sdnn
 from metaloihi.sim.network_run import run
 
 from helpers import netx_files as nf
+from helpers.cli import sim_compare
 from helpers.netx_files import assert_netx_sim_equals_lava, one_line, write_layers
 
 lava = pytest.mark.lava
@@ -195,14 +196,7 @@ def test_cli_sim_compare_on_an_sdnn_file(tmp_path, capsys):
     from metaloihi import cli
     path = nf.sdnn_net(tmp_path / "s.net", seed=1)
     x = nf.rng_frames((2, 6, 7), 6, seed=2)
-    np.save(tmp_path / "x.npy", x)
-    args = ["sim", str(path), "--input", str(tmp_path / "x.npy"), "--compare",
-            "--out", str(tmp_path / "t.npz")]
-    assert cli.guarded(lambda: cli.app(args=args, standalone_mode=False)) == 0
-    text = capsys.readouterr().out
-    assert "layer 6 (dense): spikes identical, u identical, v identical" in text
-    assert "(identical)" in text
-    trace = np.load(tmp_path / "t.npz")
+    _, trace = sim_compare(path, x, tmp_path, capsys, "layer 6 (dense)")
     assert trace["0_s"].shape == (1, 6, 2, 6, 7) and trace["1_u"].shape == (1, 6, 4, 3, 4)
     assert trace["0_s"].dtype.kind == "i" and np.abs(trace["0_s"]).max() > 1   # graded
     np.testing.assert_array_equal(trace["0_u"], x << 12)       # the input Delta's act

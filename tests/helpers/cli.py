@@ -34,3 +34,16 @@ def one_line_error(code: int, out: str, err: str, *fragments: str) -> str:
 
 def no_temps(folder: Path) -> None:
     assert not [p for p in folder.rglob("*") if ".tmp" in p.name], "a temporary file was left"
+
+
+def sim_compare(net: Path, x, folder: Path, capsys, last: str, *extra) -> tuple[str, dict]:
+    """`metaloihi sim NET --input X.npy --compare --out T.npz [extra]` on input array x: exit 0,
+    the last population `last` ("layer 5 (dense)") identical to Lava in s, u and v, and the
+    speed line says so; (stdout, the trace)."""
+    import numpy as np
+    np.save(folder / "x.npy", x)
+    code, out, err = run_cli(["sim", net, "--input", folder / "x.npy", "--compare", "--out",
+                              folder / "t.npz", *extra], capsys)
+    assert code == 0, err
+    assert f"{last}: spikes identical, u identical, v identical" in out and "(identical)" in out
+    return out, dict(np.load(folder / "t.npz"))
