@@ -6,7 +6,7 @@ iterations, evaluating meta-val (150 tasks, 10 queries per class, the same tasks
 every --val-every iterations. Run candidates one per process, one thread each:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stage2_schedule.py \
-        --checkpoint checkpoints/demo/theta0.pt --out runs/stage2/demo --candidate all_3e-4
+        --checkpoint checkpoints/demo_short/theta0.pt --out runs/stage2/demo --candidate all_3e-4
 
 writes runs/stage2/demo/all_3e-4.json (curve, CPU seconds, best iteration, paired difference to
 the start), all_3e-4_last.pt (its last iteration's meta-parameters) and, where it beat the
@@ -70,6 +70,7 @@ def run_one(args) -> None:
         st = checkpoint.load(args.checkpoint)
         st["meta"] = {k: v.detach() for k, v in meta.items()}
         st["stage2_schedule"] = {"candidate": res["candidate"], "iteration": it}
+        st["made_by"] = ss.made_by(st.get("made_by") or {}, c.name, it)
         checkpoint.save(args.out / f"{name}.pt", st)
     write_bytes(args.out / f"{c.name}.json", (json.dumps(res, indent=1) + "\n").encode(),
                 "candidate JSON")

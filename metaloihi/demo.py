@@ -46,11 +46,11 @@ WHERE = {"sim": "sim/", "lava": "Lava (Loihi2SimCfg)", "loihi2": "Loihi 2 (Loihi
 
 def _retrain(out: Path, seed: int) -> Path:
     from metaloihi.offline import config, train
-    # the shipped theta0 is the demo recipe's best checkpoint (checkpoints/demo/README.md):
+    # the shipped theta0 is the demo_long recipe's best checkpoint (checkpoints/demo/README.md):
     # both stages on iteration budgets, so a retrain redoes the same run
-    cfg = config.load("demo", {"train.seed": seed, **RETRAIN_SET})
-    console.print(f"[bold]retraining[/] theta0: metaloihi train --config demo --out {out} "
-                  "(both stages of the recipe, ~20 min on 2 cores)")
+    cfg = config.load("demo_long", {"train.seed": seed, **RETRAIN_SET})
+    console.print(f"[bold]retraining[/] theta0: metaloihi train --config demo_long --out {out} "
+                  "(the shipped recipe: ~36 CPU-min of stage 1 on one core)")
     train.train(cfg, out)
     return out / "best.pt"
 

@@ -8,14 +8,17 @@ Rows (ROWS; each a body, i.e. frozen layers, made a different way):
   stage1         stage 1 (cross-entropy + prototypical pretraining) and the rule start
   maml_random    MAML from a calibrated random start (the pre-recipe configs)
   stage1_stage2  stage 1, then stage 2 (MAML with the chip's rule in the inner loop)
+  stage1_long    (gestures) stage 1 given 2.5x the steps, a cosine decay and stronger
+                 augmentation: the shipped demo theta0 since 2026-12-05
+  stage1_long_stage2_deployed  (gestures) stage 2 with the deployed session inside from it
 
 and, where the stage-1 row's body is not the one the shipped stage 1 + stage 2 started from
 (double digits: stage 1 re-made), stage1_stage2_remade: stage 2 from the stage-1 row's own body,
 so the paired difference to the stage-1 row is stage 2's effect alone. SHIPPED says which
 checkpoint is each row's and where its CPU seconds are logged.
 
-"+ rule": every row deploys with the REFERENCE checkpoint's chip rule exactly as its exported
-bundle carries it (`metaloihi export --checkpoint REF`, bundle.head.rule: mant, exp, theta,
+"+ rule": every row deploys with the REFERENCE checkpoint's chip rule exactly as its shipped
+bundle beside it carries it (bundle.head.rule, fitted by `metaloihi fit-soel`: mant, exp, theta,
 targets, passes, rng seed) and with the reference's head: the silent start (zero weights, which
 the shipped theta0s have) on the reference's head grid (its head_range), the same head neuron. So
 the head layer of every row's bundle is the same, bit for bit (checked: `head_identical`), and
@@ -59,13 +62,16 @@ from metaloihi.sim.prototype import prototype_accuracy
 from metaloihi.sim.readout import ci95, predict_np
 
 FORMAT = "metaloihi.ablation/1"
-ROWS = ("random", "stage1", "maml_random", "stage1_stage2")
+ROWS = ("random", "stage1", "maml_random", "stage1_stage2", "stage1_long")
 LABELS = {"random": "random theta0 + rule",
           "stage1": "stage 1 + rule",
           "maml_random": "MAML from random + rule",
           "stage1_stage2": "stage 1 + stage 2 + rule",
           "stage1_stage2_remade": "stage 1 (re-made) + stage 2 + rule",
-          "stage1_stage2_deployed": "stage 1 + stage 2 with the deployed session inside + rule"}
+          "stage1_stage2_deployed": "stage 1 + stage 2 with the deployed session inside + rule",
+          "stage1_long": "stage 1, 2.5x the steps + rule",
+          "stage1_long_stage2_deployed": "stage 1, 2.5x the steps + stage 2 with the deployed "
+                                         "session inside + rule"}
 BASELINE = "stage1"              # the paired differences are against this row
 
 
@@ -93,10 +99,11 @@ SHIPPED = {
         reference="checkpoints/demo/theta0.pt", split="demo", rows={
             "random": Source(None, "offline.train.initial_meta of the demo config (seed 0): "
                                    "calibrated random weights, silent head; no training"),
-            "stage1": Source("checkpoints/demo/theta0.pt",
-                             "the shipped demo theta0: stage 1 (10000 steps) + the rule start; "
-                             "its record says iteration 0, best_iteration 0",
-                             cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),)),
+            "stage1": Source("checkpoints/demo_short/theta0.pt",
+                             "the demo theta0 until 2026-12-05: stage 1 (10000 steps, the demo "
+                             "config) + the rule start; its record says iteration 0, "
+                             "best_iteration 0",
+                             cpu=(("checkpoints/demo_short/metrics.jsonl.gz", "stage1"),)),
             "maml_random": Source("checkpoints/interim/demo_best.pt",
                                   "demo_maml (then `demo`): second-order MAML, one SGD inner "
                                   "step, from a calibrated random start, 2 threads; best "
@@ -105,8 +112,8 @@ SHIPPED = {
                                            "threads: at most 3161 CPU s)"),
             "stage1_stage2": Source("checkpoints/ablation/demo_stage2.pt",
                                     "stage 2 for the demo config's 100 iterations from the "
-                                    "shipped theta0 (train --init), its last iteration",
-                                    cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
+                                    "stage-1 row's theta0 (train --init), its last iteration",
+                                    cpu=(("checkpoints/demo_short/metrics.jsonl.gz", "stage1"),
                                          ("checkpoints/ablation/demo_stage2_metrics.jsonl.gz",
                                           100))),
             "stage1_stage2_deployed": Source(
@@ -114,9 +121,24 @@ SHIPPED = {
                 "stage 2 with the deployed session inside (benchmarks/stage2_schedule.py, "
                 "candidate mb16_all_3e-4: the fitted rule, 8 passes, meta-batch 16, 225 "
                 "iterations, outer lr 3e-4 relative with warm-up and cosine decay) from the "
-                "shipped theta0, its last iteration",
-                cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
+                "stage-1 row's theta0, its last iteration",
+                cpu=(("checkpoints/demo_short/metrics.jsonl.gz", "stage1"),
                      ("checkpoints/stage2/demo/mb16_all_3e-4.json", "schedule"))),
+            "stage1_long": Source("checkpoints/demo/theta0.pt",
+                                  "the shipped demo theta0: stage 1 for 25000 steps with a "
+                                  "cosine decay and stronger augmentation (demo_long config) + "
+                                  "the rule start + one stage-2 iteration (best.pt by 0.04 pp "
+                                  "of meta-val)",
+                                  cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
+                                       ("checkpoints/demo/metrics.jsonl.gz", 1))),
+            "stage1_long_stage2_deployed": Source(
+                "checkpoints/ablation/demo_long_stage2_deployed.pt",
+                "stage 2 with the deployed session inside, the same candidate (mb16_all_3e-4, "
+                "225 iterations) from the shipped demo theta0 (the stage1_long row), its last "
+                "iteration; meta-val did not show it better by a paired margin, so not shipped",
+                cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
+                     ("checkpoints/demo/metrics.jsonl.gz", 1),
+                     ("checkpoints/stage2/demo_long/mb16_all_3e-4.json", "schedule"))),
         }),
     "double_digits": DataSetRows(
         reference="checkpoints/double_digits/theta0.pt", split="test", rows={
@@ -223,13 +245,12 @@ class Row:
     made_by: dict | None = None      # the checkpoint's own record of what made it, if it has one
 
 
-def export_reference(checkpoint: str | Path, out: str | Path) -> tuple[Bundle, float | None]:
-    """The reference checkpoint exported as `metaloihi export --checkpoint` does (its fitted
-    rule, its head grid): (bundle, head_range)."""
-    from metaloihi.bridge.export import export_bundle, from_checkpoint
-    specs, theta0, neurons, learnt, meta = from_checkpoint(checkpoint)
-    path, _ = export_bundle(out, specs, theta0, neurons, rule=learnt, meta=meta)
-    return read_bundle(path), meta.get("head_range")
+def reference_bundle(checkpoint: str | Path) -> tuple[Bundle, float | None]:
+    """The shipped bundle beside the reference checkpoint (what is deployed: its fitted rule,
+    its head grid; a fit lives in the bundle, not always in the checkpoint): (bundle,
+    head_range)."""
+    b = read_bundle(Path(checkpoint).with_name("bundle.h5"))
+    return b, b.meta.get("head_range")
 
 
 def _same_head(a, b) -> bool:
@@ -309,7 +330,7 @@ def shipped_rows(name: str, out: Path, keys=None, paths: dict | None = None, dat
     if unknown:
         raise UserError(f"unknown row(s) {sorted(unknown)}; rows: {', '.join(spec.rows)}")
     say = report or (lambda *_: None)
-    ref, head_range = export_reference(spec.reference, out / "reference.h5")
+    ref, head_range = reference_bundle(spec.reference)
     rows = []
     for key in keys:
         src = spec.rows[key]

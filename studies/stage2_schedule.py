@@ -4,8 +4,8 @@ The inner loop is the session the bundle runs: the checkpoint's fitted rule (net
 eta, passes, head_range, as the fit wrote it) applied as the chip applies it (OnChip: eta on the
 learning engine's nearest step, the 16-bit accumulator, the 8-bit weights), from the silent head,
 the support set shot-major `passes` times. The float form of that session equals sim/'s fixed
-point to 0.1 pp on the shipped theta0s (checkpoints/demo/deployment_gap.json), so meta-val here
-is deployed meta-val. Only the head adapts, so the frozen layers run once per task.
+point to 0.1 pp on the theta0 the study started from (checkpoints/demo_short/
+deployment_gap.json), so meta-val here is deployed meta-val. Only the head adapts, so the frozen layers run once per task.
 
 A candidate is one schedule: outer Adam lr (relative to each tensor's initial RMS, as training's
 relative_lr), a linear warm-up then cosine decay over its iterations, the meta-batch, first or
@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,14 +76,35 @@ class Start:
     path: str
 
 
+def bundle_rule(path: str | Path, rule: dict) -> dict:
+    """network.rule `rule` with the fit that `metaloihi fit-soel` wrote into the bundle beside
+    the checkpoint at `path` (bundle.h5, exported from this very file), in float units: eta =
+    the chip's step over the head's scale; head_range the bundle's."""
+    from metaloihi.base.atomic import file_sha256
+    from metaloihi.bridge.bundle import read_bundle
+    where = Path(path).with_name("bundle.h5")
+    b = read_bundle(where) if where.is_file() else None
+    fit = b.meta.get("rule_fit") if b is not None else None
+    if not fit or "step" not in fit:
+        raise UserError(f"checkpoint {str(path)!r} records no fitted rule and {str(where)!r} "
+                        "holds no fit-soel fit: export it beside the checkpoint and fit it "
+                        "(metaloihi export, then metaloihi fit-soel)")
+    if b.meta.get("source_sha256") != file_sha256(path):
+        raise UserError(f"{str(where)!r} was not exported from {str(path)!r} (source_sha256 "
+                        "differs): its fit is another theta0's")
+    return {**rule, "theta": float(fit["theta"]), "target_on": int(fit["target_on"]),
+            "passes": int(fit["passes"]), "eta": float(fit["step"]) / b.scales[-1],
+            "head_range": float(b.meta["head_range"])}
+
+
 def deployed_start(path: str) -> Start:
+    """The deployed session as stage 2's inner loop: the checkpoint's fitted rule (recorded in
+    the checkpoint by an older fit, else the fit in the bundle beside it)."""
     st = checkpoint.load(path)
     cfg = config.from_dict(st["config"])
     rule = dict(st.get("network", {}).get("rule") or {})
-    if "passes" not in rule or "eta" not in rule:
-        raise UserError(f"checkpoint {path!r} has no fitted rule (network.rule with eta and "
-                        "passes): fit one first (metaloihi fit-soel on its bundle, then "
-                        "upgrade-checkpoint), or start from a shipped theta0")
+    if st.get("rule_fit") is None:
+        rule = bundle_rule(path, rule)
     mc = dataclasses.replace(
         cfg.maml, inner_steps=int(rule["passes"]), head_start="zero",
         rule=dataclasses.replace(cfg.maml.rule, learn=False, on_chip=True, fit_start=False,
@@ -94,6 +116,22 @@ def deployed_start(path: str) -> Start:
     meta.update(card.meta_params(mc.rule, scalar))
     meta.update(card.start_values(float(rule["eta"]), float(rule["head_range"]), scalar))
     return Start(train.setup(cfg), meta, mc, rule, str(path))
+
+
+def made_by(start_record: dict, candidate: str, iteration: int) -> dict:
+    """The "made_by" record of a candidate's checkpoint: its start's, plus `iteration` stage-2
+    iterations of `candidate` with the deployed session inside."""
+    rec = dict(start_record)
+    before = int(rec.get("stage2_iterations") or 0)
+    # a start with no stage-2 update is named by what made it ("stage 1"), not "no update"
+    label = rec.get("label", "not recorded") if before or not rec.get("stage1") else "stage 1"
+    summary = rec.get("summary", "not recorded") if before else rec.get("start", "not recorded")
+    rec["stage2_iterations"] = before + int(iteration)
+    rec["label"] = f"{label} + stage 2, deployed session x{iteration}"
+    rec["summary"] = (f"{summary}; then stage 2 with the deployed session inside "
+                      f"(benchmarks/stage2_schedule.py, candidate {candidate}): {iteration} "
+                      "iterations")
+    return rec
 
 
 def outer_keys(start: Start, c: Candidate) -> tuple[list[str], maml.MamlConfig]:

@@ -228,18 +228,20 @@ def test_ablation_section_shows_every_row_of_the_shipped_json(tmp_path):
     sec = html[html.index('id="ablation"'):]
     sec = sec[:sec.index("</section>")]
     # the shipped measurement (docs/figures.md, "Ablation: what made theta0"), row by row
-    for cell in ("random theta0 + rule", "34.8 ± 0.9%", "69.7 ± 0.7%", "-56.7 ± 1.0 pp",
+    for cell in ("random theta0 + rule", "37.3 ± 0.9%", "69.7 ± 0.7%", "-54.3 ± 1.0 pp",
                  "<td>3</td>", "stage 1 + rule", "91.6 ± 0.4%", "93.0 ± 0.4%", "<td>733</td>",
-                 "MAML from random + rule", "78.0 ± 0.6%", "79.4 ± 0.6%", "-13.6 ± 0.6 pp",
-                 "not logged (1580.5 s wall", "stage 1 + stage 2 + rule", "91.5 ± 0.4%",
-                 "92.6 ± 0.4%", "-0.0 ± 0.3 pp", "<td>885</td>", "77.4 ± 0.7%",
+                 "MAML from random + rule", "78.0 ± 0.6%", "79.4 ± 0.6%", "-13.5 ± 0.6 pp",
+                 "not logged (1580.5 s wall", "stage 1 + stage 2 + rule", "91.4 ± 0.4%",
+                 "92.6 ± 0.4%", "-0.2 ± 0.3 pp", "<td>885</td>", "77.4 ± 0.7%",
                  "<td>stage 1, no MAML update</td>", "MAML (SGD inner loop) from random x5500",
                  "--init + MAML (SOEL inner loop) x100",
                  "mant 7, exp -2, theta 1.0, target 8/0, 8 passes",
                  "stage 1 + stage 2 with the deployed session inside + rule", "93.1 ± 0.4%",
-                 "+0.0 ± 0.3 pp", "<td>1685</td>"):
+                 "+0.0 ± 0.3 pp", "<td>1685</td>", "stage 1, 2.5x the steps + rule",
+                 "95.3 ± 0.4%", "96.2 ± 0.3%", "+3.7 ± 0.5 pp", "<td>2177</td>",
+                 "stage 1 + MAML (SOEL inner loop) x1"):
         assert cell in sec, cell
-    assert sec.count("<tr>") == 1 + 6                      # header, 5 rows, the raw input
+    assert sec.count("<tr>") == 1 + 7                      # header, 6 rows, the raw input
     found = rp.default_inputs(SHIPPED_ABLATION.parents[1]).ablation
     assert SHIPPED_ABLATION in found
 

@@ -8,7 +8,7 @@ import torch
 from metaloihi.base.errors import UserError
 from metaloihi.studies import stage2_schedule as ss
 
-DEMO = "checkpoints/demo/theta0.pt"
+DEMO = "checkpoints/demo_short/theta0.pt"     # the theta0 the schedule study started from
 
 
 def test_schedule_warms_up_then_decays_to_zero():
@@ -75,3 +75,33 @@ def test_gradient_snr_derives_every_meta_batch_from_one_set_of_gradients():
     for k in a:
         assert b[k]["signal"] == a[k]["signal"]
         assert b[k]["noise"] == pytest.approx(a[k]["noise"] / 4)
+
+
+def test_a_checkpoint_without_a_fit_takes_the_fit_of_its_bundle(tmp_path):
+    """The shipped demo theta0 keeps its rule as trained (5 passes); fit-soel fitted its bundle
+    (7 2^-2 at head scale 31616.36, 8 passes): stage 2's inner loop is the bundle's session."""
+    import shutil
+    st = ss.deployed_start("checkpoints/demo/theta0.pt")
+    assert st.mc.inner_steps == 8 and st.rule["passes"] == 8 and st.rule["theta"] == 1.0
+    assert st.rule["eta"] == pytest.approx(0.21875 / 31616.3585560529, rel=1e-12)
+    assert st.rule["head_range"] == pytest.approx(0.008033815771341324)
+    # a bundle exported from another theta0 is refused, and so is a missing one
+    shutil.copy("checkpoints/demo/theta0.pt", tmp_path / "theta0.pt")
+    with pytest.raises(UserError, match="holds no fit-soel fit"):
+        ss.deployed_start(str(tmp_path / "theta0.pt"))
+    shutil.copy("checkpoints/demo_short/bundle.h5", tmp_path / "bundle.h5")
+    with pytest.raises(UserError, match="source_sha256 differs"):
+        ss.deployed_start(str(tmp_path / "theta0.pt"))
+
+
+def test_a_candidates_checkpoint_says_what_made_it():
+    stage1 = {"stage1": True, "stage2_iterations": 0, "start": "stage 1 (x)",
+              "label": "stage 1, no MAML update", "summary": "stage 1 (x); no stage-2 update"}
+    rec = ss.made_by(stage1, "mb16_all_3e-4", 225)
+    assert rec["stage2_iterations"] == 225 and rec["stage1"] is True
+    assert rec["label"] == "stage 1 + stage 2, deployed session x225"
+    assert rec["summary"].startswith("stage 1 (x); then stage 2 with the deployed session")
+    after = ss.made_by({**stage1, "stage2_iterations": 1, "label": "stage 1 + MAML x1",
+                        "summary": "s"}, "c", 10)
+    assert after["stage2_iterations"] == 11 and after["label"] == "stage 1 + MAML x1 + stage 2, " \
+        "deployed session x10"

@@ -27,7 +27,7 @@ def demo(
                                                "(default: the shipped checkpoints/demo/"
                                                "bundle.h5, theta0.pt exported and fitted)."),
     retrain: bool = typer.Option(False, "--retrain", help="First redo `metaloihi train "
-                                 "--config demo` (~30 min on 2 cores) and use its theta0."),
+                                 "--config demo_long` (~40 min on one core) and use its theta0."),
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the bundle, PNG and JSON."),
 ) -> None:
     """Five-way one-shot gesture learning on chip: the shipped Loihi 2 bundle (theta0 exported,
