@@ -451,8 +451,10 @@ def rule_record(bundle: Bundle) -> dict:
 
 def ablation(rows: list[Row], dataset, split: str, tasks: int = 600, seed: int = 0,
              ways: int = 5, shots: int = 1, queries: int = 10, check_tasks: int = 2,
-             report=None) -> dict:
-    """Every row on the same tasks -> a JSON-able dict (FORMAT; format_table prints it)."""
+             report=None, shipped: str | None = None) -> dict:
+    """Every row on the same tasks -> a JSON-able dict (FORMAT; format_table prints it).
+    shipped: the key of the shipped theta0's row, if one is; every other row then also gets
+    its paired difference to it ("minus_shipped_pp")."""
     from metaloihi.onchip.session import adapt
     if not rows:
         raise UserError("no rows to measure")
@@ -517,11 +519,13 @@ def ablation(rows: list[Row], dataset, split: str, tasks: int = 600, seed: int =
             "eval_wall_s": time.perf_counter() - w0,
             "per_task": [round(a, 4) for a in acc]})
         say(f"row {r.key}: deployed {np.mean(acc):.4f}, ceiling {np.mean(proto):.4f}")
-    if BASELINE in per_task:
+    for base, name in ((BASELINE, f"minus_{BASELINE}_pp"), (shipped, "minus_shipped_pp")):
+        if base not in per_task:
+            continue
         for row in out_rows:
-            if row["key"] != BASELINE:
-                m, c = ci95(100 * (per_task[row["key"]] - per_task[BASELINE]))
-                row[f"minus_{BASELINE}_pp"] = {"mean": m, "ci95": None if np.isnan(c) else c}
+            if row["key"] != base:
+                m, c = ci95(100 * (per_task[row["key"]] - per_task[base]))
+                row[name] = {"mean": m, "ci95": None if np.isnan(c) else c}
     head = ref.net[-1]
     return {
         "format": FORMAT, "dataset": ref.meta.get("dataset"), "split": split, "ways": ways,
@@ -563,8 +567,12 @@ def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=None, paths: di
     with tempfile.TemporaryDirectory() as tmp:
         rows, _, default_split = shipped_rows(name, Path(tmp), keys, paths, dataset, report,
                                               extra)
+        # the row deploying the reference checkpoint itself, unless replaced by another
+        shipped = next((k for k, src in spec.rows.items()
+                        if src.checkpoint == spec.reference and k not in (paths or {})), None)
         return ablation(rows, dataset, split or default_split, tasks=tasks, seed=seed,
-                        shots=shots, queries=queries, check_tasks=check_tasks, report=report)
+                        shots=shots, queries=queries, check_tasks=check_tasks, report=report,
+                        shipped=shipped)
 
 
 def _pm(r: dict | None) -> str:

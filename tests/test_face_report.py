@@ -239,9 +239,10 @@ def test_ablation_section_shows_every_row_of_the_shipped_json(tmp_path):
                  "stage 1 + stage 2 with the deployed session inside + rule", "93.1 ± 0.4%",
                  "+0.0 ± 0.3 pp", "<td>1685</td>", "stage 1, 2.5x the steps + rule",
                  "95.3 ± 0.4%", "96.2 ± 0.3%", "+3.7 ± 0.5 pp", "<td>2177</td>",
-                 "stage 1 + MAML (SOEL inner loop) x1"):
+                 "stage 1 + MAML (SOEL inner loop) x1", "95.8 ± 0.3%", "96.5 ± 0.3%",
+                 "+4.3 ± 0.5 pp", "<td>3008</td>"):
         assert cell in sec, cell
-    assert sec.count("<tr>") == 1 + 7                      # header, 6 rows, the raw input
+    assert sec.count("<tr>") == 1 + 8                      # header, 7 rows, the raw input
     found = rp.default_inputs(SHIPPED_ABLATION.parents[1]).ablation
     assert SHIPPED_ABLATION in found
 

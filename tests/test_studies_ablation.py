@@ -96,6 +96,15 @@ def test_every_row_runs_the_same_tasks_as_sample_task_draws_them(setup):
                            "from": "ref"}
     assert res["head"]["identical_across_rows"] and res["head"]["silent_start"]
     assert "stage1" in ab.format_table(res)
+    assert not any("minus_shipped_pp" in r for r in res["rows"])   # no shipped row named
+    # with the shipped theta0's row named, every other row's paired difference to it too
+    res = ab.ablation(rows, data, "test", tasks=7, seed=5, ways=WAYS, queries=2, check_tasks=0,
+                      shipped="same_as_stage1")
+    by = {r["key"]: r for r in res["rows"]}
+    assert by["stage1"]["minus_shipped_pp"] == {"mean": 0.0, "ci95": 0.0}
+    d = 100 * (np.array(by["random"]["per_task"]) - np.array(by["same_as_stage1"]["per_task"]))
+    assert by["random"]["minus_shipped_pp"]["mean"] == pytest.approx(d.mean(), abs=0.01)  # rounded
+    assert "minus_shipped_pp" not in by["same_as_stage1"]
 
 
 def cosine_by_hand(fs, ys, fq, yq, ways):
