@@ -16,7 +16,11 @@ event-driven kernel and its synapses at the rate of a one-thread float32 matmul,
 measured in this run), and the largest ratio to Lava that floor allows.
 
     .venv/bin/python benchmarks/netx_vs_lava.py [--steps 20] [--batch 64] [--net pilotnet mnist]
-        [--reps 3] [--lava-reps 1] [--json checkpoints/netx/netx_vs_lava.json]
+        [--reps 3] [--lava-reps 1] [--batch-threads 2] [--json checkpoints/netx/netx_vs_lava.json]
+
+Everything runs on one thread (OMP_NUM_THREADS=1 MKL_NUM_THREADS=1), sim/ included; with
+--batch-threads N (and NUMBA_NUM_THREADS=N) the batch is timed again with sim/ on N threads,
+since Lava's runtime already spreads its processes over the cores.
 
 The JSON holds every figure printed, the load average before and after (other work on the
 machine slows both sides, not always alike), and "rows" in the report's speed format (per
@@ -152,8 +156,16 @@ def machine_peaks(reps: int = 5) -> dict:
 
 
 
+def set_threads(n: int) -> None:
+    """sim/'s threads: numba's (the kernels' batch loop) and torch's (its convolutions)."""
+    import numba
+    import torch
+    numba.set_num_threads(n)
+    torch.set_num_threads(n)
+
+
 def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
-          lava_reps: int, peaks: dict) -> dict:
+          lava_reps: int, peaks: dict, batch_threads: int = 1) -> dict:
     if steps < 2:
         raise SystemExit("--steps must be >= 2 (Lava's first step includes its compile)")
     net = read_netx(path)
@@ -170,6 +182,11 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
     same = np.array_equal(ref["spikes"][0], ours["spikes"][-1])
     one = best_of(lambda: run(net, x[:1]), reps)
     many = best_of(lambda: run(net, x), reps) / batch
+    many_k = None
+    if batch_threads > 1:              # the batch again on more cores (Lava's runtime uses
+        set_threads(batch_threads)     # a process per Lava process: it is not one thread)
+        many_k = best_of(lambda: run(net, x), reps) / batch
+        set_threads(1)
     lava_step = timings["rest_s"] / (steps - 1)
     sample = run(net, x[:8])["spikes"]
     per_events, per_synapses = work_per_step(net, x[:8], sample)
@@ -187,6 +204,9 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
     print(f"  sim/ one input:     {one / steps * 1e3:.3f} ms/step -> {lava_step * steps / one:.0f}x")
     print(f"  sim/ batch of {batch}: {many / steps * 1e3:.4f} ms/step per input -> "
           f"{lava_step * steps / many:.0f}x")
+    if many_k is not None:
+        print(f"  sim/ batch of {batch}, {batch_threads} threads: {many_k / steps * 1e3:.4f} ms/step "
+              f"per input -> {lava_step * steps / many_k:.0f}x")
     print(f"  output spikes of the Lava sample identical to sim/'s: {same}")
     print(f"  sim/'s path per layer: {', '.join(paths)}")
     print(f"  work per input and step: {events / 1e6:.2f} M synaptic events, {synapses / 1e6:.2f} M "
@@ -204,6 +224,9 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
             "sim_ms_per_step_one": one / steps * 1e3,
             "sim_ms_per_step_batch": many / steps * 1e3,
             "ratio_batch": lava_step * steps / many, "identical": bool(same),
+            "batch_threads": batch_threads,
+            "sim_ms_per_step_batch_threads": None if many_k is None else many_k / steps * 1e3,
+            "ratio_batch_threads": None if many_k is None else lava_step * steps / many_k,
             "events_per_step": events, "synapses_per_step": synapses, "paths_by_layer": paths,
             "events_per_step_by_layer": per_events, "synapses_per_step_by_layer": per_synapses,
             "floor_ms_per_step": floor * 1e3, "ratio_ceiling": lava_step / floor,
@@ -224,7 +247,11 @@ def main() -> None:
     ap.add_argument("--net", nargs="+", default=["pilotnet", "mnist"],
                     choices=["pilotnet", "mnist"])
     ap.add_argument("--json", type=Path, help="Also write the figures here (atomic).")
+    ap.add_argument("--batch-threads", type=int, default=1,
+                    help="also time the batch with sim/ on this many threads (run with "
+                         "NUMBA_NUM_THREADS at least this; everything else is one thread)")
     args = ap.parse_args()
+    set_threads(1)
     makers = {"pilotnet": pilotnet, "mnist": mnist}
     load_before = os.getloadavg()
     peaks = machine_peaks()
@@ -235,7 +262,7 @@ def main() -> None:
         for name in args.net:
             path, kind = makers[name](Path(tmp) / f"{name}.net")
             results.append(bench(name, path, kind, args.steps, args.batch, args.reps,
-                                 args.lava_reps, peaks))
+                                 args.lava_reps, peaks, args.batch_threads))
     load_after = os.getloadavg()
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
     if args.json is not None:
@@ -248,11 +275,18 @@ def main() -> None:
                      {"what": f"{r['net']}: per input in a batch of {r['batch']}, per step",
                       "identical": r["identical"], "sim_s": r["sim_ms_per_step_batch"] / 1e3,
                       "lava_s": r["lava_ms_per_step"] / 1e3}]
-        out = {"command": "OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 MKL_NUM_THREADS=1 "
-                          ".venv/bin/python " + " ".join(["benchmarks/netx_vs_lava.py"]
+            if r["ratio_batch_threads"] is not None:
+                rows.append({"what": f"{r['net']}: per input in a batch of {r['batch']}, "
+                                     f"{r['batch_threads']} threads, per step",
+                             "identical": r["identical"],
+                             "sim_s": r["sim_ms_per_step_batch_threads"] / 1e3,
+                             "lava_s": r["lava_ms_per_step"] / 1e3})
+        numba_threads = os.environ.get("NUMBA_NUM_THREADS", "unset")
+        out = {"command": f"OMP_NUM_THREADS=1 NUMBA_NUM_THREADS={numba_threads} "
+                          "MKL_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/netx_vs_lava.py"]
                                                          + sys.argv[1:]),
                "machine": f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU; one "
-                          "thread",
+                          "thread (and --batch-threads for the second batch figure)",
                "threads": {k: os.environ.get(k, "unset") for k in
                            ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")},
                "load_average_before": list(load_before), "load_average_after": list(load_after),
