@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     ap.add_argument("--extra", default="",
                     help="more rows, LABEL=CHECKPOINT comma-separated (a candidate body, "
                          "deployed like the others; its CPU seconds are not known)")
+    ap.add_argument("--reference", default=None,
+                    help="a checkpoint whose bundle beside it gives every row's rule and head "
+                         "(default: the data set's shipped theta0)")
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--threads", type=int, default=1, help="torch / BLAS / numba threads")
     ap.add_argument("--queries", type=int, default=10, help="queries per class")
@@ -67,6 +70,7 @@ def main(argv=None) -> int:
     res = run_shipped(args.dataset, tasks=args.tasks, seed=args.seed, keys=keys, paths=paths,
                       split=args.split, queries=args.queries, check_tasks=args.check_tasks,
                       shots=args.shots, extra=parse_rows(args.extra)[1],
+                      reference=args.reference,
                       report=lambda s: print(s, file=sys.stderr, flush=True))
     res["command"] = " ".join(["benchmarks/ablation.py", *(argv or sys.argv[1:])])
     res["threads"] = args.threads

@@ -8,8 +8,9 @@ Rows (ROWS; each a body, i.e. frozen layers, made a different way):
   stage1         stage 1 (cross-entropy + prototypical pretraining) and the rule start
   maml_random    MAML from a calibrated random start (the pre-recipe configs)
   stage1_stage2  stage 1, then stage 2 (MAML with the chip's rule in the inner loop)
-  stage1_long    (gestures) stage 1 given 2.5x the steps, a cosine decay and stronger
-                 augmentation: the shipped demo theta0 since 2026-12-05
+  stage1_long    stage 1 given the budget: gestures 2.5x the steps, a cosine decay and stronger
+                 augmentation (the shipped demo theta0 since 2026-12-05); double digits 3x
+                 the steps and a cosine decay
   stage1_long_stage2_deployed  (gestures) stage 2 with the deployed session inside from it
 
 and, where the stage-1 row's body is not the one the shipped stage 1 + stage 2 started from
@@ -69,7 +70,7 @@ LABELS = {"random": "random theta0 + rule",
           "stage1_stage2": "stage 1 + stage 2 + rule",
           "stage1_stage2_remade": "stage 1 (re-made) + stage 2 + rule",
           "stage1_stage2_deployed": "stage 1 + stage 2 with the deployed session inside + rule",
-          "stage1_long": "stage 1, 2.5x the steps + rule",
+          "stage1_long": "stage 1, longer + rule",
           "stage1_long_stage2_deployed": "stage 1, 2.5x the steps + stage 2 with the deployed "
                                          "session inside + rule"}
 BASELINE = "stage1"              # the paired differences are against this row
@@ -174,6 +175,13 @@ SHIPPED = {
                                                  ".jsonl.gz", "stage1"),
                                                 ("checkpoints/ablation/dd_stage2_remade_metrics"
                                                  ".jsonl.gz", 100))),
+            "stage1_long": Source("checkpoints/double_digits_long/theta0.pt",
+                                  "stage 1 for 9000 steps with a cosine decay (the "
+                                  "double_digits_long config) + the rule start + one stage-2 "
+                                  "iteration; its own fitted rule is in the bundle beside it",
+                                  cpu=(("checkpoints/double_digits_long/metrics.jsonl.gz",
+                                        "stage1"),
+                                       ("checkpoints/double_digits_long/metrics.jsonl.gz", 1))),
         }),
 }
 
@@ -317,10 +325,13 @@ def random_row(reference_checkpoint: str | Path, made: str, reference: Bundle,
 
 
 def shipped_rows(name: str, out: Path, keys=None, paths: dict | None = None, dataset=None,
-                 report=None, extra: dict | None = None) -> tuple[list[Row], Bundle, str]:
+                 report=None, extra: dict | None = None,
+                 reference: str | None = None) -> tuple[list[Row], Bundle, str]:
     """The rows `keys` (None: all) of SHIPPED[name] (paths: key -> checkpoint overriding the
     shipped one; its CPU seconds are then not known; extra: label -> checkpoint, rows beyond
-    the shipped ones, e.g. a candidate body): (rows, reference bundle, split)."""
+    the shipped ones, e.g. a candidate body; reference: another checkpoint whose bundle beside
+    it gives every row's rule and head, e.g. a candidate's own fit): (rows, reference bundle,
+    split)."""
     if name not in SHIPPED:
         raise UserError(f"no ablation rows for data set {name!r}; known: {', '.join(SHIPPED)}")
     spec = SHIPPED[name]
@@ -330,14 +341,15 @@ def shipped_rows(name: str, out: Path, keys=None, paths: dict | None = None, dat
     if unknown:
         raise UserError(f"unknown row(s) {sorted(unknown)}; rows: {', '.join(spec.rows)}")
     say = report or (lambda *_: None)
-    ref, head_range = reference_bundle(spec.reference)
+    reference = reference or spec.reference
+    ref, head_range = reference_bundle(reference)
     rows = []
     for key in keys:
         src = spec.rows[key]
         ck = paths.get(key, src.checkpoint)
         say(f"row {key}: {ck or 'calibrated random theta0'}")
         if ck is None:
-            rows.append(random_row(spec.reference, src.made, ref, head_range, out, dataset))
+            rows.append(random_row(reference, src.made, ref, head_range, out, dataset))
             continue
         if not Path(ck).is_file():
             raise UserError(f"row {key}: checkpoint {ck!r} not found (run from the repository "
@@ -555,9 +567,10 @@ def _sha(path) -> str | None:
 
 def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=None, paths: dict | None = None,
                 split: str | None = None, queries: int = 10, check_tasks: int = 2,
-                shots: int = 1, report=None, extra: dict | None = None) -> dict:
+                shots: int = 1, report=None, extra: dict | None = None,
+                reference: str | None = None) -> dict:
     """The ablation of SHIPPED[name] (and `extra` rows: label -> checkpoint), bundles in a
-    temporary folder."""
+    temporary folder; reference: see shipped_rows."""
     from metaloihi.offline import checkpoint, config
     from metaloihi.offline.train import load_data
     spec = SHIPPED.get(name)
@@ -566,10 +579,12 @@ def run_shipped(name: str, tasks: int = 600, seed: int = 0, keys=None, paths: di
     dataset = load_data(config.from_dict(checkpoint.load(spec.reference)["config"]))
     with tempfile.TemporaryDirectory() as tmp:
         rows, _, default_split = shipped_rows(name, Path(tmp), keys, paths, dataset, report,
-                                              extra)
+                                              extra, reference)
         # the row deploying the reference checkpoint itself, unless replaced by another
-        shipped = next((k for k, src in spec.rows.items()
-                        if src.checkpoint == spec.reference and k not in (paths or {})), None)
+        ref = reference or spec.reference
+        own = {k: src.checkpoint for k, src in spec.rows.items() if k not in (paths or {})}
+        shipped = next((k for k, ck in {**own, **(extra or {})}.items()
+                        if ck == ref and k in {r.key for r in rows}), None)
         return ablation(rows, dataset, split or default_split, tasks=tasks, seed=seed,
                         shots=shots, queries=queries, check_tasks=check_tasks, report=report,
                         shipped=shipped)
