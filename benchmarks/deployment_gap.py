@@ -33,7 +33,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--bundle", help="keep the exported bundle here (default: a temp file)")
-    ap.add_argument("--theta", type=float, help="SOEL threshold (default: the checkpoint's)")
+    ap.add_argument("--theta", type=float,
+                    help="SOEL threshold (default: the checkpoint's fit, or the fit-soel fit in "
+                         "the bundle beside it; the same for --eta, --target-on, --passes)")
     ap.add_argument("--eta", type=float, help="SOEL eta, float weight units per n x")
     ap.add_argument("--target-on", type=int)
     ap.add_argument("--target-off", type=int)

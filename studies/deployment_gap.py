@@ -83,16 +83,20 @@ def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
            target_off: int | None = None, head_range: float | None = None,
            dataset=None, passes: int | None = None) -> Deployment:
     """Export `checkpoint` to the bundle `out` (bridge.export) with the SOEL parameters given
-    (None: the checkpoint's learnt or configured ones) and load both sides."""
+    (None: the checkpoint's fitted ones, from the checkpoint or else from the fit-soel fit in
+    the bundle beside it; without a fit, its learnt or configured ones) and load both sides."""
     from metaloihi.offline import checkpoint as ckpt
     from metaloihi.offline.config import from_dict
     from metaloihi.offline.train import load_data
+    from metaloihi.studies.rule_fit import checkpoint_fit
 
     specs, theta0, neurons, head, meta = from_checkpoint(checkpoint)
-    over = {k: v for k, v in (("theta", theta), ("eta", eta),
-                              ("target_on", target_on), ("target_off", target_off),
-                              ("passes", passes))
-            if v is not None}
+    fit = {} if meta.get("rule_fit") else (checkpoint_fit(checkpoint) or {})
+    over = {k: fit[k] for k in ("theta", "eta", "target_on", "passes") if k in fit}
+    over.update({k: v for k, v in (("theta", theta), ("eta", eta),
+                                   ("target_on", target_on), ("target_off", target_off),
+                                   ("passes", passes))
+                 if v is not None})
     head = replace(head, **over)
     export_bundle(out, specs, theta0, neurons, rule=head, meta=meta,
                   head_range=head_range if head_range is not None else meta.get("head_range"))

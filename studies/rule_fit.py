@@ -103,6 +103,27 @@ def table(rows: list[FitRow], top: int = 8) -> str:
     return "\n".join(lines)
 
 
+def checkpoint_fit(path) -> dict | None:
+    """The fit this module wrote into the bundle beside the checkpoint at `path` (bundle.h5,
+    exported from that very file), as the float rule's fields: theta, eta (the chip's step
+    over the head's scale), target_on, passes, head_range. None where no bundle there holds a
+    fit; a bundle exported from another file is refused by name."""
+    from pathlib import Path
+    from metaloihi.base.atomic import file_sha256
+    from metaloihi.bridge.bundle import read_bundle
+    where = Path(path).with_name("bundle.h5")
+    b = read_bundle(where) if where.is_file() else None
+    fit = b.meta.get("rule_fit") if b is not None else None
+    if not fit or "step" not in fit:
+        return None
+    if b.meta.get("source_sha256") != file_sha256(path):
+        raise UserError(f"{str(where)!r} was not exported from {str(path)!r} (source_sha256 "
+                        "differs): its fit is another theta0's")
+    return {"theta": float(fit["theta"]), "eta": float(fit["step"]) / b.scales[-1],
+            "target_on": int(fit["target_on"]), "passes": int(fit["passes"]),
+            "head_range": float(b.meta["head_range"])}
+
+
 def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
                dataset=None, split: str | None = None, progress=None, root=None
                ) -> tuple[dict, list[FitRow]]:

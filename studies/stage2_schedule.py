@@ -5,7 +5,8 @@ eta, passes, head_range, as the fit wrote it) applied as the chip applies it (On
 learning engine's nearest step, the 16-bit accumulator, the 8-bit weights), from the silent head,
 the support set shot-major `passes` times. The float form of that session equals sim/'s fixed
 point to 0.1 pp on the theta0 the study started from (checkpoints/demo_short/
-deployment_gap.json), so meta-val here is deployed meta-val. Only the head adapts, so the frozen layers run once per task.
+deployment_gap.json), so meta-val here is deployed meta-val. Only the head adapts, so the
+frozen layers run once per task.
 
 A candidate is one schedule: outer Adam lr (relative to each tensor's initial RMS, as training's
 relative_lr), a linear warm-up then cosine decay over its iterations, the meta-batch, first or
@@ -22,7 +23,6 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch
 from metaloihi import rules
 from metaloihi.base.errors import UserError
 from metaloihi.offline import checkpoint, config, maml, seeds, train
+from metaloihi.studies.rule_fit import checkpoint_fit
 from metaloihi.sim.readout import ci95
 
 LAYERS = ("all", "last2", "rule")
@@ -76,35 +77,19 @@ class Start:
     path: str
 
 
-def bundle_rule(path: str | Path, rule: dict) -> dict:
-    """network.rule `rule` with the fit that `metaloihi fit-soel` wrote into the bundle beside
-    the checkpoint at `path` (bundle.h5, exported from this very file), in float units: eta =
-    the chip's step over the head's scale; head_range the bundle's."""
-    from metaloihi.base.atomic import file_sha256
-    from metaloihi.bridge.bundle import read_bundle
-    where = Path(path).with_name("bundle.h5")
-    b = read_bundle(where) if where.is_file() else None
-    fit = b.meta.get("rule_fit") if b is not None else None
-    if not fit or "step" not in fit:
-        raise UserError(f"checkpoint {str(path)!r} records no fitted rule and {str(where)!r} "
-                        "holds no fit-soel fit: export it beside the checkpoint and fit it "
-                        "(metaloihi export, then metaloihi fit-soel)")
-    if b.meta.get("source_sha256") != file_sha256(path):
-        raise UserError(f"{str(where)!r} was not exported from {str(path)!r} (source_sha256 "
-                        "differs): its fit is another theta0's")
-    return {**rule, "theta": float(fit["theta"]), "target_on": int(fit["target_on"]),
-            "passes": int(fit["passes"]), "eta": float(fit["step"]) / b.scales[-1],
-            "head_range": float(b.meta["head_range"])}
-
-
 def deployed_start(path: str) -> Start:
     """The deployed session as stage 2's inner loop: the checkpoint's fitted rule (recorded in
     the checkpoint by an older fit, else the fit in the bundle beside it)."""
     st = checkpoint.load(path)
     cfg = config.from_dict(st["config"])
     rule = dict(st.get("network", {}).get("rule") or {})
-    if st.get("rule_fit") is None:
-        rule = bundle_rule(path, rule)
+    if st.get("rule_fit") is None:              # fitted by today's fit-soel: in the bundle
+        fit = checkpoint_fit(path)
+        if fit is None:
+            raise UserError(f"checkpoint {str(path)!r} records no fitted rule and no bundle.h5 "
+                            "beside it holds a fit-soel fit: export it there and fit it "
+                            "(metaloihi export, then metaloihi fit-soel)")
+        rule = {**rule, **fit}
     mc = dataclasses.replace(
         cfg.maml, inner_steps=int(rule["passes"]), head_start="zero",
         rule=dataclasses.replace(cfg.maml.rule, learn=False, on_chip=True, fit_start=False,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from metaloihi.bridge.bundle import read_bundle
 from metaloihi.bridge.quantize import quantize
 from metaloihi.base.errors import UserError
 from metaloihi.rules.soel.chip import truncate
@@ -87,3 +88,18 @@ def test_lava_equals_sim_on_five_tasks_of_a_trained_bundle(dep):
         top = a.query_counts == a.query_counts.max(1, keepdims=True)
         ties += int((top.sum(1) > 1).sum())
     assert ties > 0                             # some predictions were decided by v
+
+
+def test_a_checkpoint_fitted_in_its_bundle_deploys_with_that_fit(tmp_path):
+    """The shipped demo theta0 keeps its rule as trained (7 2^-3, 5 passes); fit-soel fitted
+    the bundle beside it (7 2^-2, 8 passes): the deployment gap runs the fitted one unless
+    told otherwise, and an option still overrides it."""
+    from metaloihi.studies.deployment_gap import deploy
+    demo = Path(__file__).parent.parent / "checkpoints" / "demo" / "theta0.pt"
+    dep = deploy(demo, tmp_path / "fitted.h5")
+    shipped = read_bundle(demo.with_name("bundle.h5"))
+    assert dep.bundle.head.rule == shipped.head.rule and dep.head.passes == 8
+    assert (dep.bundle.head.rule.mant, dep.bundle.head.rule.exp) == (7, -2)
+    assert dep.head.eta == pytest.approx(0.21875 / 31616.3585560529, rel=1e-12)
+    dep = deploy(demo, tmp_path / "five.h5", passes=5, dataset=dep.dataset)
+    assert dep.bundle.head.rule.passes == 5 and dep.bundle.head.rule.mant == 7

@@ -87,7 +87,7 @@ def test_a_checkpoint_without_a_fit_takes_the_fit_of_its_bundle(tmp_path):
     assert st.rule["head_range"] == pytest.approx(0.008033815771341324)
     # a bundle exported from another theta0 is refused, and so is a missing one
     shutil.copy("checkpoints/demo/theta0.pt", tmp_path / "theta0.pt")
-    with pytest.raises(UserError, match="holds no fit-soel fit"):
+    with pytest.raises(UserError, match="records no fitted rule"):
         ss.deployed_start(str(tmp_path / "theta0.pt"))
     shutil.copy("checkpoints/demo_short/bundle.h5", tmp_path / "bundle.h5")
     with pytest.raises(UserError, match="source_sha256 differs"):
