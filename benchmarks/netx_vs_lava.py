@@ -104,25 +104,6 @@ def work_per_step(net, x: np.ndarray, spikes: list[np.ndarray]) -> tuple[list, l
     return events, synapses
 
 
-def layer_paths(net, x: np.ndarray, spikes: list[np.ndarray]) -> list[str]:
-    """Per layer, the path sim/network_run.run took for this input: "dense" (a float32
-    convolution, then the LIF scan), "fused" (the event-driven kernel) or "general" (sums, then
-    the population's own scan: delays, recurrence, resets, graded or sigma-delta)."""
-    from metaloihi.sim import network_run as nr
-    inputs = spikes[:-1] if len(spikes) > len(net.layers) else [x] + spikes[:-1]
-    out = []
-    graded = (getattr(net.input_neuron, "graded_out", False) if net.input_neuron is not None
-              else net.graded_input)
-    for layer, s in zip(net.layers, inputs):
-        if graded or not nr.plain(layer):
-            out.append("general")
-        else:
-            out.append("dense" if nr.dense_wins(layer, float(np.mean(np.asarray(s) != 0)))
-                       else "fused")
-        graded = getattr(layer.neuron, "graded_out", False)
-    return out
-
-
 def machine_peaks(reps: int = 5) -> dict:
     """This core's rates, measured now: int32 adds of an ideal event-driven kernel (each event
     adds one cached weight row into an accumulator: the inner loop of any exact event-driven
@@ -188,9 +169,9 @@ def bench(name: str, path: Path, kind: str, steps: int, batch: int, reps: int,
         many_k = best_of(lambda: run(net, x), reps) / batch
         set_threads(1)
     lava_step = timings["rest_s"] / (steps - 1)
-    sample = run(net, x[:8])["spikes"]
-    per_events, per_synapses = work_per_step(net, x[:8], sample)
-    paths = layer_paths(net, x[:8], sample)
+    sample = run(net, x[:8])
+    per_events, per_synapses = work_per_step(net, x[:8], sample["spikes"])
+    paths = sample["paths"]
     # the floor: each layer at the cheaper of an ideal event kernel and an ideal dense one
     floor = sum(min(e / peaks["int32_adds_per_s"], n / peaks["f32_macs_per_s"])
                 for e, n in zip(per_events, per_synapses))

@@ -201,15 +201,17 @@ def _check_input(net: SpikingNet, x: np.ndarray) -> np.ndarray:
     return x.reshape(*x.shape[:2], -1)
 
 
-def run(net: SpikingNet, x, record_uv: bool = False) -> dict[str, list[np.ndarray]]:
+def run(net: SpikingNet, x, record_uv: bool = False) -> dict[str, list]:
     """x [B, T, *input_shape]: spikes (nonzero = spike), graded values (net.graded_input), or
     the input population's bias mantissa per step (net.input_neuron; a sigma-delta input
     population takes the values at its a_in). Returns per population (input population first, if
     any) "spikes" bool [B, T, n] and, with record_uv, "u" and "v" int64 [B, T, n] after the
     step's update and reset, torch flatten order. A sigma-delta population records its graded
-    messages (int64) as "spikes", sigma (a Delta: act) as "u" and residue as "v" (sim.sdnn)."""
+    messages (int64) as "spikes", sigma (a Delta: act) as "u" and residue as "v" (sim.sdnn).
+    "paths": per layer, the path that ran it: "dense" (a float32 convolution, then the LIF
+    scan), "fused" (the event-driven kernel) or "general" (sums, then the population's scan)."""
     x = _check_input(net, x)
-    rec: dict[str, list[np.ndarray]] = {"spikes": [], "u": [], "v": []}
+    rec: dict[str, list] = {"spikes": [], "u": [], "v": [], "paths": []}
 
     def keep(s, u, v):
         rec["spikes"].append(s)
@@ -239,12 +241,12 @@ def run(net: SpikingNet, x, record_uv: bool = False) -> dict[str, list[np.ndarra
     native = None                        # a fused conv's spikes in (H, W, C) order, its shape
     for layer in net.layers:
         if not graded and plain(layer):  # binary spikes into a plain CUBA layer: fused kernel
-            if dense_wins(layer, _density(s, native)):        # or, for an active conv, dense
-                s, native, u, v = _dense_conv(layer, s, native, record_uv)
-            else:
-                s, native, u, v = _fused(layer, s, native, record_uv)
+            dense = dense_wins(layer, _density(s, native))   # or, for an active conv, dense
+            s, native, u, v = (_dense_conv if dense else _fused)(layer, s, native, record_uv)
+            rec["paths"].append("dense" if dense else "fused")
             keep(s, u, v)
             continue
+        rec["paths"].append("general")
         native = None
         a = arrivals(layer, s.astype(np.int64) if graded else (s != 0).view(np.uint8), graded)
         if isinstance(layer.neuron, SigmaDelta):

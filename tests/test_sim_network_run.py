@@ -58,6 +58,8 @@ def test_dense_conv_path_equals_the_fused_kernel(monkeypatch, seed, dense_layers
         for i, (a, b) in enumerate(zip(fused[key], mixed[key])):
             assert a.shape == b.shape and a.dtype == b.dtype, (key, i)
             assert np.array_equal(a, b), (key, i, int((a != b).sum()))
+    assert fused["paths"] == ["fused"] * 5 + ["fused"]          # run() says which path ran
+    assert mixed["paths"][:5] == ["dense" if i in dense_layers else "fused" for i in range(5)]
     counts = [int(s.sum()) for s in fused["spikes"]]
     assert all(c > 0 for c in counts[1:]), counts          # every layer is active
     assert min(float(s.mean()) for s in fused["spikes"][1:6]) > 0.02, counts
@@ -106,5 +108,6 @@ def test_a_conv_on_the_dense_path_equals_lava(tmp_path):
     ours = nr.run(net, x)
     assert nr.plain(net.layers[0])
     assert nr.dense_wins(net.layers[0], float(np.mean(ours["spikes"][0])))
+    assert ours["paths"] == ["dense", "fused", "fused"]
     counts = nf.assert_netx_sim_equals_lava(path, x)
     assert all(k > 0 for k in counts), counts
