@@ -46,8 +46,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", default="",
                     help="row keys, comma-separated (default: all of the data set's: random, "
                          "stage1, maml_random, stage1_stage2, then for gestures "
-                         "stage1_stage2_deployed and stage1_long, for double_digits "
-                         "stage1_stage2_remade); KEY=CHECKPOINT replaces a row's checkpoint")
+                         "stage1_stage2_deployed, stage1_long and stage1_long_stage2_deployed, "
+                         "for double_digits stage1_stage2_remade and stage1_long); "
+                         "KEY=CHECKPOINT replaces a row's checkpoint")
     ap.add_argument("--extra", default="",
                     help="more rows, LABEL=CHECKPOINT comma-separated (a candidate body, "
                          "deployed like the others; its CPU seconds are not known)")

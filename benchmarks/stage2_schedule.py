@@ -34,18 +34,7 @@ from metaloihi.base.atomic import write_bytes
 from metaloihi.offline import seeds
 from metaloihi.studies import stage2_schedule as ss
 
-C = ss.Candidate
-CANDIDATES = {c.name: c for c in (
-    C("all_1e-4", lr=1e-4),
-    C("all_3e-4", lr=3e-4),
-    C("all_1e-3", lr=1e-3),
-    C("last2_3e-4", lr=3e-4, layers="last2"),
-    C("fo_all_3e-4", lr=3e-4, first_order=True, iterations=800),   # measured: no cheaper per
-                                                                 # iteration than second order
-    C("rule_1e-2", lr=1e-2, layers="rule"),
-    # four times the tasks per step (the meta-gradient's SNR at 4 is below 1), a quarter of the steps
-    C("mb16_all_3e-4", lr=3e-4, meta_batch=16, iterations=225),
-)}
+CANDIDATES = ss.CANDIDATES
 CONFIRM_SEED = 1000          # the fresh meta-val tasks of the final paired test
 
 
@@ -67,10 +56,7 @@ def run_one(args) -> None:
                            (last, f"{c.name}_last", c.iterations)):
         if meta is None:
             continue
-        st = checkpoint.load(args.checkpoint)
-        st["meta"] = {k: v.detach() for k, v in meta.items()}
-        st["stage2_schedule"] = {"candidate": res["candidate"], "iteration": it}
-        st["made_by"] = ss.made_by(st.get("made_by") or {}, c.name, it)
+        st = ss.candidate_state(start, meta, res["candidate"], it)
         checkpoint.save(args.out / f"{name}.pt", st)
     write_bytes(args.out / f"{c.name}.json", (json.dumps(res, indent=1) + "\n").encode(),
                 "candidate JSON")

@@ -9,9 +9,10 @@ Rows (ROWS; each a body, i.e. frozen layers, made a different way):
   maml_random    MAML from a calibrated random start (the pre-recipe configs)
   stage1_stage2  stage 1, then stage 2 (MAML with the chip's rule in the inner loop)
   stage1_long    stage 1 given the budget: gestures 2.5x the steps, a cosine decay and stronger
-                 augmentation (the shipped demo theta0 since 2026-12-05); double digits 3x
-                 the steps and a cosine decay
-  stage1_long_stage2_deployed  (gestures) stage 2 with the deployed session inside from it
+                 augmentation; double digits 3x the steps and a cosine decay (the shipped
+                 double-digits theta0 since 2026-12-06)
+  stage1_long_stage2_deployed  (gestures) stage 2 with the deployed session inside from it (the
+                 shipped demo theta0 since 2026-12-06)
 
 and, where the stage-1 row's body is not the one the shipped stage 1 + stage 2 started from
 (double digits: stage 1 re-made), stage1_stage2_remade: stage 2 from the stage-1 row's own body,
@@ -125,20 +126,20 @@ SHIPPED = {
                 "stage-1 row's theta0, its last iteration",
                 cpu=(("checkpoints/demo_short/metrics.jsonl.gz", "stage1"),
                      ("checkpoints/stage2/demo/mb16_all_3e-4.json", "schedule"))),
-            "stage1_long": Source("checkpoints/demo/theta0.pt",
-                                  "the shipped demo theta0: stage 1 for 25000 steps with a "
-                                  "cosine decay and stronger augmentation (demo_long config) + "
-                                  "the rule start + one stage-2 iteration (best.pt by 0.04 pp "
+            "stage1_long": Source("checkpoints/demo_long/theta0.pt",
+                                  "the demo theta0 of 2026-12-05: stage 1 for 25000 steps with "
+                                  "a cosine decay and stronger augmentation (demo_long config) "
+                                  "+ the rule start + one stage-2 iteration (best.pt by 0.04 pp "
                                   "of meta-val)",
-                                  cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
-                                       ("checkpoints/demo/metrics.jsonl.gz", 1))),
+                                  cpu=(("checkpoints/demo_long/metrics.jsonl.gz", "stage1"),
+                                       ("checkpoints/demo_long/metrics.jsonl.gz", 1))),
             "stage1_long_stage2_deployed": Source(
-                "checkpoints/ablation/demo_long_stage2_deployed.pt",
-                "stage 2 with the deployed session inside, the same candidate (mb16_all_3e-4, "
-                "225 iterations) from the shipped demo theta0 (the stage1_long row), its last "
-                "iteration; meta-val did not show it better by a paired margin, so not shipped",
-                cpu=(("checkpoints/demo/metrics.jsonl.gz", "stage1"),
-                     ("checkpoints/demo/metrics.jsonl.gz", 1),
+                "checkpoints/demo/theta0.pt",
+                "the shipped demo theta0: stage 2 with the deployed session inside, the same "
+                "candidate (mb16_all_3e-4, 225 iterations) from the stage1_long row's theta0, "
+                "its last iteration; better on 1200 fresh meta-val tasks by a paired margin",
+                cpu=(("checkpoints/demo_long/metrics.jsonl.gz", "stage1"),
+                     ("checkpoints/demo_long/metrics.jsonl.gz", 1),
                      ("checkpoints/stage2/demo_long/mb16_all_3e-4.json", "schedule"))),
         }),
     "double_digits": DataSetRows(
@@ -160,12 +161,13 @@ SHIPPED = {
                                   "(best on meta-val stayed its start, iteration 0)",
                                   cpu=(("checkpoints/ablation/dd_maml_random_metrics.jsonl.gz",
                                         "last"),)),
-            "stage1_stage2": Source("checkpoints/double_digits/theta0.pt",
-                                    "the shipped double-digits theta0: stage 1 (3052 steps) + "
-                                    "50 stage-2 iterations (best on meta-val)",
-                                    cpu=(("checkpoints/double_digits/metrics.jsonl.gz",
+            "stage1_stage2": Source("checkpoints/double_digits_short/theta0.pt",
+                                    "the double-digits theta0 until 2026-12-06: stage 1 (3052 "
+                                    "steps) + 50 stage-2 iterations (best on meta-val)",
+                                    cpu=(("checkpoints/double_digits_short/metrics.jsonl.gz",
                                           "stage1"),
-                                         ("checkpoints/double_digits/metrics.jsonl.gz", 50))),
+                                         ("checkpoints/double_digits_short/metrics.jsonl.gz",
+                                          50))),
             "stage1_stage2_remade": Source("checkpoints/ablation/dd_stage2_remade.pt",
                                            "stage 2 for the double_digits config's 100 "
                                            "iterations from the re-made stage 1 (train "
@@ -175,13 +177,13 @@ SHIPPED = {
                                                  ".jsonl.gz", "stage1"),
                                                 ("checkpoints/ablation/dd_stage2_remade_metrics"
                                                  ".jsonl.gz", 100))),
-            "stage1_long": Source("checkpoints/double_digits_long/theta0.pt",
-                                  "stage 1 for 9000 steps with a cosine decay (the "
-                                  "double_digits_long config) + the rule start + one stage-2 "
-                                  "iteration; its own fitted rule is in the bundle beside it",
-                                  cpu=(("checkpoints/double_digits_long/metrics.jsonl.gz",
+            "stage1_long": Source("checkpoints/double_digits/theta0.pt",
+                                  "the shipped double-digits theta0: stage 1 for 9000 steps "
+                                  "with a cosine decay (the double_digits_long config) + the "
+                                  "rule start + one stage-2 iteration",
+                                  cpu=(("checkpoints/double_digits/metrics.jsonl.gz",
                                         "stage1"),
-                                       ("checkpoints/double_digits_long/metrics.jsonl.gz", 1))),
+                                       ("checkpoints/double_digits/metrics.jsonl.gz", 1))),
         }),
 }
 

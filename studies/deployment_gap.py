@@ -22,7 +22,7 @@ trains with them): docs/deployment.md, "The deployment gap".
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,6 @@ import torch
 
 from metaloihi.bridge.bundle import Bundle, read_bundle
 from metaloihi.rules.soel import LearntRule
-from metaloihi.bridge.export import export_bundle, from_checkpoint
 from metaloihi.base.errors import UserError
 from metaloihi.sim.readout import ci95
 from metaloihi.offline.model import sub_params
@@ -88,18 +87,11 @@ def deploy(checkpoint: str | Path, out: str | Path, theta: float | None = None,
     from metaloihi.offline import checkpoint as ckpt
     from metaloihi.offline.config import from_dict
     from metaloihi.offline.train import load_data
-    from metaloihi.studies.rule_fit import checkpoint_fit
+    from metaloihi.studies.rule_fit import export_fitted
 
-    specs, theta0, neurons, head, meta = from_checkpoint(checkpoint)
-    fit = {} if meta.get("rule_fit") else (checkpoint_fit(checkpoint) or {})
-    over = {k: fit[k] for k in ("theta", "eta", "target_on", "passes") if k in fit}
-    over.update({k: v for k, v in (("theta", theta), ("eta", eta),
-                                   ("target_on", target_on), ("target_off", target_off),
-                                   ("passes", passes))
-                 if v is not None})
-    head = replace(head, **over)
-    export_bundle(out, specs, theta0, neurons, rule=head, meta=meta,
-                  head_range=head_range if head_range is not None else meta.get("head_range"))
+    specs, theta0, neurons, head, _ = export_fitted(
+        checkpoint, out, head_range=head_range, theta=theta, eta=eta, target_on=target_on,
+        target_off=target_off, passes=passes)
     b = read_bundle(out)
     cfg = from_dict(ckpt.load(checkpoint)["config"])
     dataset = load_data(cfg) if dataset is None else dataset

@@ -124,6 +124,24 @@ def checkpoint_fit(path) -> dict | None:
             "head_range": float(b.meta["head_range"])}
 
 
+def export_fitted(checkpoint, out, head_range: float | None = None, **given):
+    """Export `checkpoint` to the bundle `out` with its fitted rule: the fit recorded in the
+    checkpoint (an older fit-soel), else the one in the bundle beside it (checkpoint_fit), else
+    its learnt or configured rule; `given` (theta, eta, target_on, target_off, passes; None:
+    not given) overrides any of them. Returns from_checkpoint's (specs, theta0, neurons, head
+    rule as exported, meta)."""
+    from dataclasses import replace
+    from metaloihi.bridge.export import export_bundle, from_checkpoint
+    specs, theta0, neurons, head, meta = from_checkpoint(checkpoint)
+    fit = {} if meta.get("rule_fit") else (checkpoint_fit(checkpoint) or {})
+    over = {k: fit[k] for k in ("theta", "eta", "target_on", "passes") if k in fit}
+    over.update({k: v for k, v in given.items() if v is not None})
+    head = replace(head, **over)
+    export_bundle(out, specs, theta0, neurons, rule=head, meta=meta,
+                  head_range=head_range if head_range is not None else meta.get("head_range"))
+    return specs, theta0, neurons, head, meta
+
+
 def fit_bundle(path, out=None, tasks: int = 20, queries: int = 5, seed: int = 0,
                dataset=None, split: str | None = None, progress=None, root=None
                ) -> tuple[dict, list[FitRow]]:

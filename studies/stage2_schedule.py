@@ -58,6 +58,21 @@ class Candidate:
                             "0 <= warmup < 1")
 
 
+CANDIDATES = {c.name: c for c in (
+    Candidate("all_1e-4", lr=1e-4),
+    Candidate("all_3e-4", lr=3e-4),
+    Candidate("all_1e-3", lr=1e-3),
+    Candidate("last2_3e-4", lr=3e-4, layers="last2"),
+    # measured: first order is no cheaper per iteration than second order
+    Candidate("fo_all_3e-4", lr=3e-4, first_order=True, iterations=800),
+    Candidate("rule_1e-2", lr=1e-2, layers="rule"),
+    # four times the tasks per step (the meta-gradient's SNR at 4 is below 1), a quarter of
+    # the steps
+    Candidate("mb16_all_3e-4", lr=3e-4, meta_batch=16, iterations=225),
+)}
+SHIPPED = "mb16_all_3e-4"       # the shipped demo theta0's stage 2 (checkpoints/demo/README.md)
+
+
 def lr_factor(it: int, c: Candidate) -> float:
     """Iteration it (1..c.iterations): linear warm-up, then cosine decay to 0."""
     warm = max(1, round(c.warmup * c.iterations))
@@ -117,6 +132,21 @@ def made_by(start_record: dict, candidate: str, iteration: int) -> dict:
                       f"(benchmarks/stage2_schedule.py, candidate {candidate}): {iteration} "
                       "iterations")
     return rec
+
+
+def candidate_state(start: Start, meta: dict, candidate: dict, iteration: int) -> dict:
+    """The checkpoint of a candidate's iteration: the start's, its meta-parameters replaced, its
+    network record's rule the deployed session it was meta-trained with (so an export carries
+    that rule), with the candidate and a true made_by record."""
+    from metaloihi.offline.describe import network_description
+    st = checkpoint.load(start.path)
+    st["meta"] = {k: v.detach() for k, v in meta.items()}
+    cfg = dataclasses.replace(start.setup.cfg, maml=start.mc)
+    st["network"] = network_description(cfg, st["network"]["frame_shape"], start.setup.specs,
+                                        start.setup.neurons, st["meta"])
+    st["stage2_schedule"] = {"candidate": candidate, "iteration": iteration}
+    st["made_by"] = made_by(st.get("made_by") or {}, candidate["name"], iteration)
+    return st
 
 
 def outer_keys(start: Start, c: Candidate) -> tuple[list[str], maml.MamlConfig]:

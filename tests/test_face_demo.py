@@ -32,20 +32,27 @@ def test_shipped_demo_checkpoint_is_tensors_only_and_in_the_current_format():
     state = checkpoint.load(SHIPPED)
     assert state["format"] == "metaloihi.maml/1"
     assert state["config"]["data"]["dataset"] == "gestures"
-    # fit-soel fitted the rule in the bundle; the checkpoint keeps the rule as trained
+    # the checkpoint records the rule its stage 2 ran inside (the stage-1 body's fitted rule),
+    # and fit-soel on its export kept that very rule
     assert "soel_fit" not in state and "rule_fit" not in state
-    assert state["network"]["rule"]["passes"] == 5
+    rule = state["network"]["rule"]
+    assert (rule["passes"], rule["theta"], rule["target_on"]) == (8, 1.0, 8)
     fit = read_bundle(SHIPPED_BUNDLE).meta["rule_fit"]
     assert (fit["split"], fit["tasks"], fit["queries"], fit["seed"]) == ("val", 40, 5, 0)
-    assert fit["val_accuracy"] == pytest.approx(0.923, abs=1e-12)    # as fit-soel recorded it
+    assert fit["val_accuracy"] == pytest.approx(0.927, abs=1e-12)    # as fit-soel recorded it
     assert (fit["mant"], fit["exp"], fit["theta"], fit["target_on"], fit["passes"]) == \
         (7, -2, 1.0, 8, 8)
-    # stage 1 (demo_long) + the rule start + one stage-2 iteration, kept by 0.04 pp of meta-val
-    assert state["made_by"]["stage1"] is True and state["made_by"]["stage2_iterations"] == 1
+    assert fit["before"] == {"mant": 7, "exp": -2, "theta": 1.0, "target_on": 8, "passes": 8}
+    # stage 1 (demo_long) + one stage-2 iteration, then 225 of stage 2 with the deployed session
+    assert state["made_by"]["stage1"] is True and state["made_by"]["stage2_iterations"] == 226
+    assert state["stage2_schedule"] == {"candidate": {
+        "name": "mb16_all_3e-4", "lr": 3e-4, "layers": "all", "first_order": False,
+        "meta_batch": 16, "iterations": 225, "warmup": 0.05}, "iteration": 225}
     assert state["config"]["pretrain"]["iterations"] == 25000
 
 
-@pytest.mark.parametrize("name", ["demo", "double_digits", "double_digits_long"])
+@pytest.mark.parametrize("name", ["demo", "demo_long", "demo_short", "double_digits",
+                                  "double_digits_short"])
 def test_shipped_bundles_are_their_theta0_exported(tmp_path, name):
     """checkpoints/*/bundle.h5 (what the demo deploys, and the double-digits figures) are
     `export` of the shipped theta0.pt, array for array, with the fitted rule and its record."""
@@ -95,12 +102,23 @@ def test_demo_in_sim_learns_well_above_chance_and_says_what_made_theta0(tmp_path
     assert sim["prototype_raw"]["acc"] == pytest.approx(1149 / 1500, abs=1e-12)
     # the first task of the sim/ stream is the first on-chip task
     assert sim["deployed"]["per_task_first"][0] == out["on_chip"]["per_task"][0]
-    # the shipped theta0 is stage 1 + one stage-2 iteration: its record says so, and the demo
-    assert out["made_by"]["stage1"] is True and out["made_by"]["stage2_iterations"] == 1
-    assert "stage 2: 1 iterations" in out["made_by"]["summary"]
+    # the shipped theta0 is stage 1 + stage 2: its record says so, and the demo
+    assert out["made_by"]["stage1"] is True and out["made_by"]["stage2_iterations"] == 226
+    assert "candidate mb16_all_3e-4): 225 iterations" in out["made_by"]["summary"]
     assert (tmp_path / "demo_seed3.png").stat().st_size > 50_000
     saved = json.loads((tmp_path / "demo_seed3.json").read_text())
     assert saved["tasks"] == 3 and saved["sim_tasks"] == 60
+
+
+def test_demo_of_a_checkpoint_deploys_the_fit_in_the_bundle_beside_it(tmp_path):
+    """--checkpoint exports with the fit-soel fit beside it (demo_long: 7 2^-2, 8 passes), not
+    the checkpoint's unfitted rule (7 2^-3, 5 passes)."""
+    ckpt = SHIPPED.parent.parent / "demo_long" / "theta0.pt"
+    run_demo(seed=0, tasks=1, queries=2, out=tmp_path, checkpoint=ckpt, backend="sim",
+             sim_tasks=1)
+    rule = read_bundle(tmp_path / "bundle.h5").head.rule
+    assert rule == read_bundle(ckpt.with_name("bundle.h5")).head.rule
+    assert (rule.mant, rule.exp, rule.passes) == (7, -2, 8)
 
 
 def test_demo_table_fits_80_columns():
@@ -135,15 +153,22 @@ def test_retrain_path_trains_fits_exports_and_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "RETRAIN_SET", {
         "pretrain.iterations": 3, "pretrain.val_tasks": 10, "train.iterations": 3,
         "train.val_tasks": 4, "train.val_every": 3})
+    monkeypatch.setattr(demo, "RETRAIN_STAGE2", {"iterations": 2, "meta_batch": 2})
+    monkeypatch.setattr(demo, "STAGE2_VAL_TASKS", 2)
     monkeypatch.setattr(demo, "FIT_TASKS", 2)
     out = run_demo(seed=0, tasks=1, queries=2, out=tmp_path, retrain=True, backend="sim",
                    sim_tasks=2)
-    state = checkpoint.load(tmp_path / "train" / "best.pt")
-    assert "soel_fit" not in state and out["checkpoint"].endswith("best.pt")   # never written
+    state = checkpoint.load(tmp_path / "train" / "stage2" / "theta0.pt")
+    assert "soel_fit" not in state and out["checkpoint"].endswith("stage2/theta0.pt")
+    body = read_bundle(tmp_path / "train" / "bundle.h5")     # stage 2 ran the body's fitted rule
+    assert body.meta["rule_fit"]["tasks"] == 2
+    assert state["stage2_schedule"]["candidate"]["name"] == "mb16_all_3e-4"
+    assert state["stage2_schedule"]["iteration"] == 2
     fit = read_bundle(tmp_path / "bundle.h5").meta["rule_fit"]       # the bundle holds the fit
     assert fit["tasks"] == 2 and fit["split"] == "val"
     assert out["on_chip"]["identical_to_sim"] is True
-    assert out["made_by"]["stage1"] is True and out["made_by"]["stage2_iterations"] == 0
+    assert out["made_by"]["stage1"] is True and out["made_by"]["stage2_iterations"] == 2
+    assert out["timings"]["retrain_s"] > 0
 
 
 def test_export_picks_a_head_weight_exponent_only_when_the_threshold_needs_it():

@@ -91,11 +91,11 @@ def test_lava_equals_sim_on_five_tasks_of_a_trained_bundle(dep):
 
 
 def test_a_checkpoint_fitted_in_its_bundle_deploys_with_that_fit(tmp_path):
-    """The shipped demo theta0 keeps its rule as trained (7 2^-3, 5 passes); fit-soel fitted
+    """The demo_long theta0 keeps its rule as trained (7 2^-3, 5 passes); fit-soel fitted
     the bundle beside it (7 2^-2, 8 passes): the deployment gap runs the fitted one unless
     told otherwise, and an option still overrides it."""
     from metaloihi.studies.deployment_gap import deploy
-    demo = Path(__file__).parent.parent / "checkpoints" / "demo" / "theta0.pt"
+    demo = Path(__file__).parent.parent / "checkpoints" / "demo_long" / "theta0.pt"
     dep = deploy(demo, tmp_path / "fitted.h5")
     shipped = read_bundle(demo.with_name("bundle.h5"))
     assert dep.bundle.head.rule == shipped.head.rule and dep.head.passes == 8

@@ -78,15 +78,15 @@ def test_gradient_snr_derives_every_meta_batch_from_one_set_of_gradients():
 
 
 def test_a_checkpoint_without_a_fit_takes_the_fit_of_its_bundle(tmp_path):
-    """The shipped demo theta0 keeps its rule as trained (5 passes); fit-soel fitted its bundle
+    """The demo_long theta0 keeps its rule as trained (5 passes); fit-soel fitted its bundle
     (7 2^-2 at head scale 31616.36, 8 passes): stage 2's inner loop is the bundle's session."""
     import shutil
-    st = ss.deployed_start("checkpoints/demo/theta0.pt")
+    st = ss.deployed_start("checkpoints/demo_long/theta0.pt")
     assert st.mc.inner_steps == 8 and st.rule["passes"] == 8 and st.rule["theta"] == 1.0
     assert st.rule["eta"] == pytest.approx(0.21875 / 31616.3585560529, rel=1e-12)
     assert st.rule["head_range"] == pytest.approx(0.008033815771341324)
     # a bundle exported from another theta0 is refused, and so is a missing one
-    shutil.copy("checkpoints/demo/theta0.pt", tmp_path / "theta0.pt")
+    shutil.copy("checkpoints/demo_long/theta0.pt", tmp_path / "theta0.pt")
     with pytest.raises(UserError, match="records no fitted rule"):
         ss.deployed_start(str(tmp_path / "theta0.pt"))
     shutil.copy("checkpoints/demo_short/bundle.h5", tmp_path / "bundle.h5")
@@ -105,3 +105,24 @@ def test_a_candidates_checkpoint_says_what_made_it():
                         "summary": "s"}, "c", 10)
     assert after["stage2_iterations"] == 11 and after["label"] == "stage 1 + MAML x1 + stage 2, " \
         "deployed session x10"
+
+
+def test_a_candidates_checkpoint_records_the_rule_its_inner_loop_ran(tmp_path):
+    """candidate_state writes the deployed session's rule into the network record, so that
+    `metaloihi export` of a candidate carries the rule it was meta-trained with (the start's
+    record had the stage-1 body's unfitted 7 2^-3 and 5 passes)."""
+    from metaloihi.bridge.bundle import read_bundle
+    from metaloihi.bridge.export import export_bundle, from_checkpoint
+    from metaloihi.offline import checkpoint
+    st = ss.deployed_start("checkpoints/demo_long/theta0.pt")
+    assert checkpoint.load(st.path)["network"]["rule"]["passes"] == 5
+    state = ss.candidate_state(st, st.meta, {"name": "c"}, 3)
+    rule = state["network"]["rule"]
+    assert (rule["passes"], rule["theta"], rule["target_on"]) == (8, 1.0, 8)
+    assert rule["eta"] == pytest.approx(st.rule["eta"], rel=1e-6)
+    assert state["stage2_schedule"] == {"candidate": {"name": "c"}, "iteration": 3}
+    checkpoint.save(tmp_path / "c.pt", state)
+    specs, params, neurons, learnt, meta = from_checkpoint(tmp_path / "c.pt")
+    chip = read_bundle(export_bundle(tmp_path / "c.h5", specs, params, neurons, rule=learnt,
+                                     meta=meta)[0]).head.rule
+    assert (chip.mant, chip.exp, chip.passes) == (7, -2, 8)
