@@ -277,7 +277,10 @@ def test_export_runs_without_offline_or_the_data_set(tmp_path, gestures, name):
     assert not [m for m in out["modules"] if m.startswith("metaloihi.offline")]
     assert "metaloihi.datasets.registry" not in out["modules"]
     assert list(cache.iterdir()) == []
-    if name == "demo/theta0.pt":          # one shipped file, against the old path, in-process
+    # one file that `train` wrote, against the old path, in-process (the shipped demo theta0 is
+    # a stage-2 candidate: its record holds the deployed session it trained with, which its
+    # config does not say, so the old path cannot give its rule)
+    if name == "demo_long/theta0.pt":
         old = _old_from_checkpoint(path, gestures)
         _same_export(tmp_path, old, ex.from_checkpoint(path))
 

@@ -26,8 +26,10 @@ def demo(
     checkpoint: Path = typer.Option(None, help="A theta0 checkpoint to export and deploy "
                                                "(default: the shipped checkpoints/demo/"
                                                "bundle.h5, theta0.pt exported and fitted)."),
-    retrain: bool = typer.Option(False, "--retrain", help="First redo `metaloihi train "
-                                 "--config demo_long` (~40 min on one core) and use its theta0."),
+    retrain: bool = typer.Option(False, "--retrain", help="First redo the shipped recipe "
+                                 "(stage 1 of `--config demo_long`, the rule's fit, stage 2 "
+                                 "with the deployed session inside; ~50 CPU-min on one core) "
+                                 "and use its theta0."),
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the bundle, PNG and JSON."),
 ) -> None:
     """Five-way one-shot gesture learning on chip: the shipped Loihi 2 bundle (theta0 exported,
