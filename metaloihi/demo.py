@@ -51,20 +51,17 @@ def _retrain(out: Path, seed: int, ds) -> Path:
     redoes the same run: stage 1 of demo_long, its rule fitted into the bundle beside it, then
     stage 2 with that deployed session inside (the shipped candidate's last iteration)."""
     import dataclasses
-    from metaloihi.bridge.export import export_bundle, from_checkpoint
     from metaloihi.offline import checkpoint, config, train
     from metaloihi.studies import stage2_schedule as ss
-    from metaloihi.studies.rule_fit import fit_bundle
+    from metaloihi.studies.rule_fit import export_fitted, fit_bundle
     cfg = config.load("demo_long", {"train.seed": seed, **RETRAIN_SET})
     console.print(f"[bold]retraining[/] theta0: metaloihi train --config demo_long --out {out} "
                   f"then stage 2 ({ss.SHIPPED}), the shipped recipe: ~50 CPU-min on one core")
     train.train(cfg, out)
     body = out / "best.pt"
     with console.status("fitting the on-chip SOEL step of the stage-1 body (sim/)"):
-        specs, params, neurons, learnt, meta = from_checkpoint(body)
-        bundle, _ = export_bundle(out / "bundle.h5", specs, params, neurons, rule=learnt,
-                                  meta=meta)
-        fit_bundle(bundle, tasks=FIT_TASKS, dataset=ds)
+        export_fitted(body, out / "bundle.h5")       # beside the body: deployed_start reads it
+        fit_bundle(out / "bundle.h5", tasks=FIT_TASKS, dataset=ds)
     c = dataclasses.replace(ss.CANDIDATES[ss.SHIPPED], **RETRAIN_STAGE2)
     start = ss.deployed_start(str(body))
     res = ss.run_candidate(start, c, val_every=c.iterations,
