@@ -175,6 +175,18 @@ def _dist() -> tuple[int, int]:
     return (torch.distributed.get_rank() if world > 1 else 0), world
 
 
+def leave_group() -> None:
+    """Sync the processes, then destroy the group, without torch < 2.8's teardown deadlock:
+    barrier() keeps weak refs to the last all_reduce's work, so that work (and its tensor, which
+    Python has dropped) is freed in a gloo thread that needs the GIL, while destroy_process_group
+    holds the GIL joining that thread. An all_reduce of a tensor Python holds until the group is
+    gone syncs the same and leaves the gloo threads nothing to free (pytorch/pytorch#154976)."""
+    token = torch.zeros(1)
+    torch.distributed.all_reduce(token)
+    torch.distributed.destroy_process_group()
+    del token
+
+
 def dist_timeout():
     """How long joining the group or a collective (all_reduce) waits for the other processes
     before it fails instead of hanging: METALOIHI_DIST_TIMEOUT_S seconds, default 1800 (torch's
@@ -532,8 +544,7 @@ def _train(cfg: Config, out: str | Path, resume: bool, progress: bool, dataset,
                   ("test", cfg.data.test_split))}
     it, stopped = _stage2(run, progress)
     if run.world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+        leave_group()
     return {"iterations": it, "best_val": run.best_val, "best_iteration": run.best_it,
             "rank": run.rank, "stopped": stopped, "wall_s": time.perf_counter() - run.t_start,
             "out": str(run.out), "stage1": stage1, "cpu_s": time.process_time()}

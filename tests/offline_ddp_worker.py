@@ -32,5 +32,4 @@ if __name__ == "__main__":
         torch.save({"grads": grads, "loss": loss, "world": world}, sys.argv[1])
     # leave the group before exiting: gloo's threads still running at exit abort the process
     # ("terminate called without an active exception"), now and then
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    train.leave_group()
