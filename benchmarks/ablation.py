@@ -1,9 +1,8 @@
 """What made theta0: the ablation table (studies/ablation.py), deployed in sim/'s bit-exact fixed
 point on the same 5-way 1-shot tasks for every row: random theta0, stage 1, MAML from random,
-stage 1 + stage 2 (and, for gestures, stage 2 with the deployed session inside and the longer
-stage 1 that is the shipped demo theta0), each with the shipped theta0's on-chip rule and
-silent head (from its bundle), beside the
-prototype ceiling on each body's features and on the raw input.
+stage 1 + stage 2, a longer stage 1 and the same + stage 2 with the deployed session inside (the
+shipped theta0s), each with the shipped theta0's on-chip rule and silent head (from its
+bundle), beside the prototype ceiling on each body's features and on the raw input.
 
     .venv/bin/python benchmarks/ablation.py --dataset gestures [--split demo] [--tasks 600]
         [--seed 0] [--rows random,stage1,...] [--json out.json]
@@ -47,7 +46,8 @@ def main(argv=None) -> int:
                     help="row keys, comma-separated (default: all of the data set's: random, "
                          "stage1, maml_random, stage1_stage2, then for gestures "
                          "stage1_stage2_deployed, stage1_long and stage1_long_stage2_deployed, "
-                         "for double_digits stage1_stage2_remade and stage1_long); "
+                         "for double_digits stage1_stage2_remade, stage1_long and "
+                         "stage1_long_stage2_deployed); "
                          "KEY=CHECKPOINT replaces a row's checkpoint")
     ap.add_argument("--extra", default="",
                     help="more rows, LABEL=CHECKPOINT comma-separated (a candidate body, "

@@ -9,10 +9,9 @@ Rows (ROWS; each a body, i.e. frozen layers, made a different way):
   maml_random    MAML from a calibrated random start (the pre-recipe configs)
   stage1_stage2  stage 1, then stage 2 (MAML with the chip's rule in the inner loop)
   stage1_long    stage 1 given the budget: gestures 2.5x the steps, a cosine decay and stronger
-                 augmentation; double digits 3x the steps and a cosine decay (the shipped
-                 double-digits theta0 since 2026-12-06)
-  stage1_long_stage2_deployed  (gestures) stage 2 with the deployed session inside from it (the
-                 shipped demo theta0 since 2026-12-06)
+                 augmentation; double digits 3x the steps and a cosine decay
+  stage1_long_stage2_deployed  stage 2 with the deployed session inside from it (the shipped
+                 demo and double-digits theta0s since 2026-12-06)
 
 and, where the stage-1 row's body is not the one the shipped stage 1 + stage 2 started from
 (double digits: stage 1 re-made), stage1_stage2_remade: stage 2 from the stage-1 row's own body,
@@ -177,13 +176,21 @@ SHIPPED = {
                                                  ".jsonl.gz", "stage1"),
                                                 ("checkpoints/ablation/dd_stage2_remade_metrics"
                                                  ".jsonl.gz", 100))),
-            "stage1_long": Source("checkpoints/double_digits/theta0.pt",
-                                  "the shipped double-digits theta0: stage 1 for 9000 steps "
-                                  "with a cosine decay (the double_digits_long config) + the "
-                                  "rule start + one stage-2 iteration",
-                                  cpu=(("checkpoints/double_digits/metrics.jsonl.gz",
+            "stage1_long": Source("checkpoints/double_digits_long/theta0.pt",
+                                  "the double-digits theta0 of 2026-12-06: stage 1 for 9000 "
+                                  "steps with a cosine decay (the double_digits_long config) "
+                                  "+ the rule start + one stage-2 iteration",
+                                  cpu=(("checkpoints/double_digits_long/metrics.jsonl.gz",
                                         "stage1"),
-                                       ("checkpoints/double_digits/metrics.jsonl.gz", 1))),
+                                       ("checkpoints/double_digits_long/metrics.jsonl.gz", 1))),
+            "stage1_long_stage2_deployed": Source(
+                "checkpoints/double_digits/theta0.pt",
+                "the shipped double-digits theta0: stage 2 with the deployed session inside "
+                "(candidate mb16_all_3e-4) from the stage1_long row's theta0, its best "
+                "iteration (200 of 225); better on 1200 fresh meta-val tasks by a paired margin",
+                cpu=(("checkpoints/double_digits_long/metrics.jsonl.gz", "stage1"),
+                     ("checkpoints/double_digits_long/metrics.jsonl.gz", 1),
+                     ("checkpoints/stage2/dd_long/mb16_all_3e-4.json", "schedule"))),
         }),
 }
 

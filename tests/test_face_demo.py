@@ -52,7 +52,7 @@ def test_shipped_demo_checkpoint_is_tensors_only_and_in_the_current_format():
 
 
 @pytest.mark.parametrize("name", ["demo", "demo_long", "demo_short", "double_digits",
-                                  "double_digits_short"])
+                                  "double_digits_long", "double_digits_short"])
 def test_shipped_bundles_are_their_theta0_exported(tmp_path, name):
     """checkpoints/*/bundle.h5 (what the demo deploys, and the double-digits figures) are
     `export` of the shipped theta0.pt, array for array, with the fitted rule and its record."""
