@@ -51,14 +51,24 @@ def test_shipped_demo_checkpoint_is_tensors_only_and_in_the_current_format():
     assert state["config"]["pretrain"]["iterations"] == 25000
 
 
-@pytest.mark.parametrize("name", ["demo", "demo_long", "demo_short", "double_digits",
-                                  "double_digits_long", "double_digits_short"])
+# every checkpoints/<folder>/ with a bundle beside its theta0
+CHECKPOINTS = SHIPPED.parent.parent
+SHIPPED_BUNDLES = sorted(p.parent.name for p in CHECKPOINTS.glob("*/bundle.h5")
+                         if p.with_name("theta0.pt").exists())
+
+
+def test_every_theta0_folder_with_a_bundle_is_checked():
+    assert {"demo", "demo_long", "demo_short", "double_digits", "double_digits_long",
+            "double_digits_short"} <= set(SHIPPED_BUNDLES)
+
+
+@pytest.mark.parametrize("name", SHIPPED_BUNDLES)
 def test_shipped_bundles_are_their_theta0_exported(tmp_path, name):
     """checkpoints/*/bundle.h5 (what the demo deploys, and the double-digits figures) are
     `export` of the shipped theta0.pt, array for array, with the fitted rule and its record."""
     import numpy as np
     from metaloihi.bridge.export import export_bundle, from_checkpoint
-    ckpt = SHIPPED.parent.parent / name / "theta0.pt"
+    ckpt = CHECKPOINTS / name / "theta0.pt"
     specs, params, neurons, rule, meta = from_checkpoint(ckpt)
     fresh = read_bundle(export_bundle(tmp_path / "b.h5", specs, params, neurons, rule=rule,
                                       meta=meta)[0])
